@@ -1,0 +1,1 @@
+"""Sandboxed execution of untrusted completions. See ``sandbox.api`` for the contract."""
