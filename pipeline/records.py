@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from pipeline.errors import UserError
 
-class BadInput(ValueError):
+
+class BadInput(UserError, ValueError):
     """Malformed input file; the message names file, line and field."""
 
 

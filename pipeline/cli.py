@@ -1,0 +1,57 @@
+"""The ``capforecast`` command: one subcommand per stage, each defined next to the stage it runs.
+
+Every module listed in COMMAND_MODULES exposes ``register(subparsers)``, which adds its
+subcommand(s) with ``set_defaults(func=...)``; ``func(args)`` returns an exit code.
+Modules are imported only to build the parser, and keep their heavy imports inside ``func``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pipeline.errors import UserError
+
+COMMAND_MODULES = [
+    "pipeline.run",
+    "pipeline.generate",
+    "pipeline.execute",
+    "pipeline.fit",
+    "pipeline.report",
+]
+
+OPTIONAL_COMMAND_MODULES: list[str] = []  # modules that may be absent in a partial install
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="capforecast",
+        description="Forecast a large code model's HumanEval capability and loss from smaller checkpoints.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES + OPTIONAL_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if name in OPTIONAL_COMMAND_MODULES and exc.name == name:
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"capforecast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"capforecast {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
