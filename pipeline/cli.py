@@ -16,8 +16,10 @@ COMMAND_MODULES = [
     "pipeline.run",
     "pipeline.generate",
     "pipeline.execute",
+    "pipeline.counts",
     "pipeline.fit",
     "pipeline.report",
+    "pipeline.tinyfamily",
 ]
 
 OPTIONAL_COMMAND_MODULES: list[str] = []  # modules that may be absent in a partial install

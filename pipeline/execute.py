@@ -1,0 +1,196 @@
+"""Execute stage: run every sample's completion against its problem's tests in a sandbox, write verdicts.
+
+Verdict rows carry every field of the sample row except ``completion``, plus ``passed``,
+``status``, ``sample_line`` (1-based line in the samples file), ``detail`` and ``duration_s``.
+Resumable: samples that already have a verdict are skipped; a ``sandbox error`` verdict is retried
+on the next run and the last verdict for a sample wins.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.records import JsonlAppender, read_jsonl, require_fields
+
+SANDBOX_ERROR = "sandbox error"
+
+
+@dataclass(frozen=True)
+class ExecuteOptions:
+    """How to execute: which sandbox, how many workers, which limits."""
+
+    sandbox: str = "auto"
+    workers: int | None = None
+    cpu_seconds: float = 3.0
+    wall_seconds: float = 10.0
+    memory_mb: int = 1024
+    calibrate: bool = True
+    dedupe: bool = True
+    retries: int = 2
+
+
+@dataclass
+class ExecuteSummary:
+    samples: int = 0
+    already_done: int = 0
+    executed_programs: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    backend: str = ""
+    limits: dict = field(default_factory=dict)
+    cpu_limits: dict[str, float] = field(default_factory=dict)
+
+
+def sample_key(row: dict, line: int) -> tuple:
+    """Identity of a sample: (checkpoint, task_id, sample_index) when present, else its line."""
+    if "sample_index" in row:
+        return (row.get("checkpoint"), row["task_id"], row["sample_index"])
+    return ("line", line)
+
+
+def read_samples(path: Path, problems: dict[str, dict]) -> list[tuple[int, dict]]:
+    rows = []
+    for number, row in read_jsonl(path):
+        require_fields(path, number, row, {"task_id": str, "completion": str})
+        if row["task_id"] not in problems:
+            raise UserError(f"{path}, line {number}: field 'task_id': '{row['task_id']}' is not a problem "
+                            f"of the problem set (pass --problems FILE for another benchmark)")
+        rows.append((number, row))
+    return rows
+
+
+def finished_keys(out_path: Path) -> dict[tuple, str]:
+    """Key -> last status of samples already judged in out_path."""
+    done: dict[tuple, str] = {}
+    if out_path.exists():
+        for _, row in read_jsonl(out_path):
+            line = row.get("sample_line", 0)
+            done[sample_key(row, line)] = row.get("status", SANDBOX_ERROR)
+    return done
+
+
+def latest_verdicts(path: Path) -> list[dict]:
+    """Verdict rows with the last verdict per sample winning (resume may have retried some)."""
+    latest: dict[tuple, dict] = {}
+    for _, row in read_jsonl(path):
+        latest[sample_key(row, row.get("sample_line", 0))] = row
+    return list(latest.values())
+
+
+def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict],
+                    options: ExecuteOptions) -> ExecuteSummary:
+    """Judge every sample of samples_path not yet judged in out_path; append verdicts."""
+    import sandbox
+    from sandbox.api import Limits, Program
+
+    from pipeline.progress import progress
+
+    samples_path, out_path = Path(samples_path), Path(out_path)
+    rows = read_samples(samples_path, problems)
+    done = finished_keys(out_path)
+    todo = [(n, r) for n, r in rows
+            if done.get(sample_key(r, n), SANDBOX_ERROR) == SANDBOX_ERROR]
+    summary = ExecuteSummary(samples=len(rows), already_done=len(rows) - len(todo))
+    if not todo:
+        return summary
+    limits = Limits(cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
+                    memory_mb=options.memory_mb)
+    summary.limits = limits.as_dict()
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
+    for number, row in todo:
+        key = (row["task_id"], row["completion"]) if options.dedupe else ("line", number)
+        groups.setdefault(key, []).append((number, row))
+    start = time.perf_counter()
+    with sandbox.open_backend(options.sandbox, limits=limits, workers=options.workers) as backend:
+        summary.backend = backend.name
+        cpu = {}
+        if options.calibrate:
+            needed = {row["task_id"]: problems[row["task_id"]] for _, row in todo}
+            cpu = sandbox.calibrate_cpu_limits(needed, backend, base=limits)
+        summary.cpu_limits = cpu
+        programs = {}
+        for gid, (key, members) in enumerate(groups.items()):
+            row = members[0][1]
+            problem = problems[row["task_id"]]
+            programs[str(gid)] = (members, Program(
+                id=str(gid), candidate=problem["prompt"] + row["completion"], test=problem["test"],
+                entry_point=problem["entry_point"], cpu_seconds=cpu.get(row["task_id"])))
+        pending = dict(programs)
+        with JsonlAppender(out_path) as out:
+            bar = progress(total=len(todo), desc=f"execute {samples_path.stem}")
+            for attempt in range(options.retries + 1):
+                retry = {}
+                final = attempt == options.retries
+                for outcome in backend.run([p for _, p in pending.values()]):
+                    members, program = pending[outcome.id]
+                    if outcome.status == SANDBOX_ERROR and not final:
+                        retry[outcome.id] = pending[outcome.id]
+                        continue
+                    summary.executed_programs += 1
+                    for number, row in members:
+                        verdict = {k: v for k, v in row.items() if k != "completion"}
+                        verdict.update(sample_line=number, passed=outcome.status == "passed",
+                                       status=outcome.status, detail=outcome.detail[:500],
+                                       duration_s=round(outcome.duration_s, 6))
+                        out.write(verdict)
+                        summary.statuses[outcome.status] = summary.statuses.get(outcome.status, 0) + 1
+                    bar.update(len(members))
+                pending = retry
+                if not pending:
+                    break
+            bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "execute", help="run completions against their tests in a sandbox and write verdicts",
+        description="Judge each sample (task_id, completion) in a sandbox; write one verdict per sample. "
+                    "Resumes: samples already judged in --out are skipped.")
+    parser.add_argument("--samples", required=True, type=Path, help="samples JSONL (task_id, completion, ...)")
+    parser.add_argument("--out", required=True, type=Path, help="verdicts JSONL to append to")
+    parser.add_argument("--problems", default="humaneval",
+                        help="HumanEval-format JSONL/JSONL.GZ with the tests (default: HumanEval)")
+    parser.add_argument("--sandbox", default="auto",
+                        help="docker | bwrap | auto (docker, else bwrap) | unsafe-no-isolation (NOT a sandbox)")
+    parser.add_argument("--workers", type=int, default=None, help="parallel sandboxed workers (default: CPUs)")
+    parser.add_argument("--cpu-seconds", type=float, default=3.0, help="CPU-time limit floor per program")
+    parser.add_argument("--wall-seconds", type=float, default=10.0, help="wall-clock backstop per program")
+    parser.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="don't scale the CPU limit from each problem's canonical solution runtime")
+    parser.add_argument("--no-dedupe", action="store_true",
+                        help="run identical (task_id, completion) pairs separately")
+    parser.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    from pipeline.problems import load_problems, resolve_benchmark
+
+    problems = load_problems(resolve_benchmark(args.problems))
+    if not args.samples.is_file():
+        raise UserError(f"{args.samples}: samples file not found")
+    options = ExecuteOptions(sandbox=args.sandbox, workers=args.workers, cpu_seconds=args.cpu_seconds,
+                             wall_seconds=args.wall_seconds, memory_mb=args.memory_mb,
+                             calibrate=not args.no_calibrate, dedupe=not args.no_dedupe)
+    summary = execute_samples(args.samples, args.out, problems, options)
+    return report_summary(args.out, summary)
+
+
+def report_summary(out: Path, summary: ExecuteSummary) -> int:
+    """Print a one-line summary; non-zero exit when sandbox errors persisted after retries."""
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.statuses.items())) or "nothing new"
+    rate = summary.executed_programs / summary.seconds if summary.seconds else 0.0
+    print(f"{out}: {summary.samples} samples ({summary.already_done} already judged); {counts}; "
+          f"{summary.executed_programs} programs in {summary.seconds:.1f}s ({rate:.0f}/s) "
+          f"on {summary.backend or '-'}", file=sys.stderr)
+    errors = summary.statuses.get(SANDBOX_ERROR, 0)
+    if errors:
+        print(f"{out}: {errors} samples hit a persistent sandbox error; they are not counted as failures "
+              f"and will be retried when you rerun this command", file=sys.stderr)
+        return 3
+    return 0

