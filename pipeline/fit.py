@@ -1,0 +1,273 @@
+"""Capability fit and forecast: -E_P[log pass_rate(C)] = alpha * C^(-k), per bucket and overall.
+
+``forecast_from_counts`` turns pass counts into the forecast JSON (docs/forecasting.md has every field);
+``capforecast fit`` runs it on a run directory or a bare pass-counts CSV. The target checkpoint, when its
+counts are present, is never used in the fit: only to report ``actual``.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.records import PassCount
+
+HUMANEVAL_PROBLEMS, HUMANEVAL_HARDEST = 164, 15
+
+
+@dataclass
+class FitOptions:
+    """How to fit: interval level, which checkpoints and method, buckets, bootstrap size, seed."""
+
+    level: float = 0.9
+    max_fit_compute_fraction: float | None = None   # use only checkpoints with compute <= fraction * target
+    method: str = "default"                          # "default", "aggregate" (the report's), "per-problem"
+    buckets: int = 6
+    hardest_excluded: int | None = None              # H; None = 15/164 of the problem count
+    bootstrap: int = 1000
+    seed: int = 0
+    alternatives: bool = True                        # also report the other methods' forecasts
+
+
+@dataclass
+class FitData:
+    """The fit's inputs after choosing target, fit checkpoints and the P/M restriction."""
+
+    table: object            # estimate.CountTable over fit checkpoints (all problems)
+    target_name: str | None
+    target_compute: float
+    target_table: object | None   # the target's own counts, when present
+    restriction: object      # estimate.Restriction
+    excluded: list[dict]
+
+
+def prepare(counts: list[PassCount], target_name: str | None, target_compute: float | None,
+            options: FitOptions) -> FitData:
+    """Choose the target and the fit checkpoints, and apply the report's P/M rule."""
+    from pipeline.estimate import count_table, restrict_solved_by_all
+
+    table = count_table(counts)
+    if target_name is not None and target_name not in table.checkpoints and target_compute is None:
+        raise UserError(f"target {target_name!r} is not in the pass counts; give --target-compute for a "
+                        f"model without counts (checkpoints: {', '.join(table.checkpoints)})")
+    if target_name is None and target_compute is None:
+        target_name = table.checkpoints[int(np.argmax(table.compute))]
+    if target_name is None:
+        same = [c for c, x in zip(table.checkpoints, table.compute) if np.isclose(x, target_compute, rtol=1e-9)]
+        target_name = same[0] if same else None
+    if target_compute is None:
+        target_compute = float(table.compute[table.checkpoints.index(target_name)])
+    if not target_compute > 0:
+        raise UserError(f"target compute must be positive FLOPs, got {target_compute}")
+    excluded, fit_names = [], []
+    limit = target_compute * options.max_fit_compute_fraction if options.max_fit_compute_fraction else None
+    for name, compute in zip(table.checkpoints, table.compute):
+        if name == target_name:
+            excluded.append({"kind": "model", "id": name, "reason": "is the target (never used in the fit)"})
+        elif compute >= target_compute:
+            excluded.append({"kind": "model", "id": name, "reason": "compute not below the target's"})
+        elif limit is not None and compute > limit:
+            excluded.append({"kind": "model", "id": name,
+                             "reason": f"compute above {options.max_fit_compute_fraction:g} x target"})
+        else:
+            fit_names.append(name)
+    if len(fit_names) < 3:
+        raise UserError(f"need at least 3 checkpoints below the target to fit alpha and k; got {len(fit_names)}"
+                        f" ({', '.join(fit_names) or 'none'})")
+    fit_table = table.select(fit_names)
+    restriction = restrict_solved_by_all(fit_table)
+    excluded += restriction.excluded
+    if len(restriction.models) < 3:
+        raise UserError(f"need at least 3 checkpoints that solve some problem; got {len(restriction.models)}")
+    if not restriction.problems:
+        raise UserError("no problem qualifies: none is solved at least once by every fit checkpoint "
+                        f"({', '.join(restriction.models)}); draw more samples or drop the smallest checkpoints")
+    target_table = table.select([target_name]) if target_name in table.checkpoints else None
+    return FitData(fit_table, target_name, float(target_compute), target_table, restriction, excluded)
+
+
+def run_method(method: str, table, models: list[str], problems: list[str], target_compute: float,
+               options: FitOptions, seed_offset: int = 0):
+    """Fit one method on the given models x problems; returns a fit_methods.MethodFit."""
+    from pipeline.fit_methods import METHODS
+
+    sub = table.select(models, problems)
+    rng = np.random.default_rng([options.seed, seed_offset])
+    x = np.log(sub.compute / target_compute)
+    return METHODS[method](x, sub.n.astype(float), sub.passed.astype(float), options.level, options.bootstrap, rng)
+
+
+def forecast_from_counts(counts: list[PassCount], target_name: str | None, target_compute: float | None,
+                         options: FitOptions) -> dict:
+    """The forecast JSON for the target; raises UserError (clear message) when no fit is possible."""
+    from pipeline.buckets import bucket_forecasts
+    from pipeline.fit_methods import METHODS, resolve_method
+    from pipeline.problem_laws import falling_problems
+
+    if not 0 < options.level < 1:
+        raise UserError(f"interval level must be between 0 and 1, got {options.level}")
+    method = resolve_method(options.method)
+    data = prepare(counts, target_name, target_compute, options)
+    models, problems = data.restriction.models, data.restriction.problems
+    fit = run_method(method, data.table, models, problems, data.target_compute, options)
+    model_table = data.table.select(models)
+    x_all = np.log(model_table.compute / data.target_compute)
+    falling = falling_problems(x_all, model_table.n.astype(float), model_table.passed.astype(float))
+    out = {
+        "method": method,
+        "target": {"name": data.target_name, "compute": data.target_compute},
+        "alpha": fit.alpha, "alpha_interval": list(fit.alpha_interval),
+        "k": fit.k, "k_interval": list(fit.k_interval),
+        "problems": problems, "models": models,
+        "prediction": {"value": fit.prediction, "interval": list(fit.interval), "level": options.level},
+    }
+    actual = actual_value(data, problems, method, fit, options)
+    if actual is not None:
+        out["actual"] = actual
+    out["points"] = checkpoint_points(data, problems, options)
+    out["curve"] = [{"normalized_compute": float(np.exp(x)), "compute": float(np.exp(x) * data.target_compute),
+                     "value": float(v), "interval": [float(lo), float(hi)]}
+                    for x, v, lo, hi in zip(fit.curve_x, fit.curve, fit.curve_lo, fit.curve_hi)]
+    out["law"] = fit.details | {"method": method}
+    out["excluded"] = data.excluded
+    out["non_monotone"] = [model_table.task_ids[i] for i in falling]
+    out["buckets"], out["hardest_excluded"] = bucket_forecasts(data, method, options)
+    if options.alternatives:
+        out["alternatives"] = {}
+        for other in METHODS:
+            if other == method:
+                continue
+            try:
+                alt = run_method(other, data.table, models, problems, data.target_compute, options)
+                out["alternatives"][other] = {"alpha": alt.alpha, "k": alt.k, "prediction": {
+                    "value": alt.prediction, "interval": list(alt.interval), "level": options.level}}
+            except UserError as exc:
+                out["alternatives"][other] = {"error": str(exc)}
+    out["options"] = asdict(options)
+    return out
+
+
+def actual_value(data: FitData, problems: list[str], method: str, fit, options: FitOptions) -> dict | None:
+    """The target's measured E_P[log(c/n)]; on the problems it solves, with the forecast redone on those."""
+    if data.target_table is None:
+        return None
+    t = data.target_table.select(task_ids=[p for p in problems if p in data.target_table.task_ids])
+    solved = [task for task, n, c in zip(t.task_ids, t.n[0], t.passed[0]) if n > 0 and c > 0]
+    missing = [p for p in problems if p not in solved]
+    if not solved:
+        return {"value": None, "n_problems": 0, "unsolved_by_target": missing,
+                "note": "the target solves none of the fit problems at its sample budget"}
+    s = t.select(task_ids=solved)
+    actual = {"value": float(np.mean(np.log(s.passed[0] / s.n[0]))), "n_problems": len(solved),
+              "unsolved_by_target": missing}
+    if missing:
+        same = run_method(method, data.table, data.restriction.models, solved, data.target_compute, options)
+        actual["prediction_on_same_problems"] = {"value": same.prediction, "interval": list(same.interval),
+                                                 "level": options.level}
+        actual["note"] = ("the target never solved some fit problems at its sample budget (log 0); value and "
+                          "prediction_on_same_problems use only the problems it solved")
+    return actual
+
+
+def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -> list[dict]:
+    """Measured E_P[log(c/n)] per checkpoint (fit checkpoints and the target) with bootstrap intervals."""
+    from pipeline.estimate import bootstrap_mean_log, percentile_interval
+
+    rng = np.random.default_rng([options.seed, 99])
+    used = set(data.restriction.models)
+    tables = [data.table] + ([data.target_table] if data.target_table is not None else [])
+    points = []
+    for table in tables:
+        for j, name in enumerate(table.checkpoints):
+            sub = table.select([name], [p for p in problems if p in table.task_ids])
+            keep = (sub.n[0] > 0) & (sub.passed[0] > 0)
+            point = {"checkpoint": name, "compute": float(table.compute[j]),
+                     "normalized_compute": float(table.compute[j] / data.target_compute),
+                     "n_problems": int(keep.sum()), "used_in_fit": name in used,
+                     "is_target": name == data.target_name}
+            if keep.any():
+                n, c = sub.n[:, keep].astype(float), sub.passed[:, keep].astype(float)
+                point["mean_log_pass_rate"] = float(np.mean(np.log(c / n)))
+                lo, hi = percentile_interval(bootstrap_mean_log(n, c, min(options.bootstrap, 500), rng)[:, 0],
+                                             options.level)
+                point["interval"] = [float(lo), float(hi)]
+            else:
+                point["mean_log_pass_rate"] = None
+            points.append(point)
+    return points
+
+
+def forecast_or_error(counts: list[PassCount], target_name: str | None, target_compute: float | None,
+                      options: FitOptions) -> dict:
+    """Like forecast_from_counts, but a UserError becomes {"error": message, ...} so a report can still be written."""
+    try:
+        return forecast_from_counts(counts, target_name, target_compute, options)
+    except UserError as exc:
+        return {"error": str(exc), "method": options.method,
+                "target": {"name": target_name, "compute": target_compute}, "options": asdict(options)}
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by fit and backtest."""
+    parser.add_argument("--method", default="default", help="default, aggregate (the report's) or per-problem")
+    parser.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    parser.add_argument("--buckets", type=int, default=6, help="difficulty buckets (default 6)")
+    parser.add_argument("--hardest-excluded", type=int, default=None,
+                        help="H hardest problems left out of the buckets (default 15/164 of the problems)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates / posterior draws")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
+                        help="fit only checkpoints with compute <= FRACTION x target compute")
+
+
+def options_from_args(args) -> FitOptions:
+    return FitOptions(level=args.level, max_fit_compute_fraction=args.max_fit_compute_fraction,
+                      method=args.method, buckets=args.buckets, hardest_excluded=args.hardest_excluded,
+                      bootstrap=args.bootstrap, seed=args.seed)
+
+
+def counts_source(args) -> tuple[Path, Path | None]:
+    """(pass-counts CSV, run directory or None) from --pass-counts / --run."""
+    if args.run:
+        run = Path(args.run)
+        if not run.is_dir():
+            raise UserError(f"{run}: run directory not found")
+        return run / "pass_counts.csv", run
+    if not args.pass_counts:
+        raise UserError("give --pass-counts FILE.csv or --run DIR")
+    return Path(args.pass_counts), None
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("fit", help="fit the capability law and forecast the target",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
+    parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes forecast.json)")
+    parser.add_argument("--out", help="forecast JSON to write (default: RUN/forecast.json)")
+    parser.add_argument("--target", help="target checkpoint name (default: the largest compute in the CSV)")
+    parser.add_argument("--target-compute", type=float, help="target training FLOPs (raw)")
+    add_fit_arguments(parser)
+    parser.set_defaults(func=handle_fit)
+
+
+def handle_fit(args) -> int:
+    from pipeline.records import atomic_write_json, read_pass_counts
+
+    csv_path, run = counts_source(args)
+    out = Path(args.out) if args.out else (run / "forecast.json" if run else None)
+    if out is None:
+        raise UserError("give --out FILE.json (or --run DIR to write DIR/forecast.json)")
+    result = forecast_from_counts(read_pass_counts(csv_path), args.target, args.target_compute,
+                                  options_from_args(args))
+    atomic_write_json(out, result)
+    p = result["prediction"]
+    line = (f"{result['method']}: E_P[log pass rate] at {result['target']['name'] or 'target'} = {p['value']:.4f} "
+            f"[{p['interval'][0]:.4f}, {p['interval'][1]:.4f}] ({p['level']:.0%}); alpha={result['alpha']:.4g} "
+            f"k={result['k']:.3g}; {len(result['problems'])} problems")
+    if "actual" in result and result["actual"]["value"] is not None:
+        line += f"; actual {result['actual']['value']:.4f}"
+    print(line + f"\nwrote {out}")
+    return 0

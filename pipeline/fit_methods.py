@@ -1,0 +1,136 @@
+"""Capability-law fitting methods over a restricted [checkpoint, problem] count grid.
+
+- ``aggregate``: the GPT-4 report's fit, least squares of log(-E_P[log(c/n)]) on log C (one power law),
+  intervals by bootstrap over problems and samples.
+- ``per-problem``: every problem's own law fitted to its binomial counts with exponents pooled across
+  problems (pipeline.problem_laws), then the extrapolations averaged; intervals from each problem's
+  posterior (a parametric bootstrap over samples). A sum of power laws is not a power law; this method
+  does not pretend it is.
+
+Both return a ``MethodFit`` on the normalised axis (target C = 1); x = log C <= 0 at the checkpoints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.estimate import bootstrap_mean_log, percentile_interval
+from pipeline.problem_laws import fit_hierarchical
+
+MIN_POINTS = 3
+
+
+@dataclass
+class MethodFit:
+    """One method's law: alpha, k (with intervals), the forecast at C = 1 and a curve with its band."""
+
+    method: str
+    alpha: float
+    alpha_interval: tuple[float, float]
+    k: float
+    k_interval: tuple[float, float]
+    prediction: float                      # E_P[log pass rate] at the target (negative)
+    interval: tuple[float, float]
+    curve_x: np.ndarray                    # log normalised compute grid
+    curve: np.ndarray                      # predicted E_P[log pass rate] on the grid
+    curve_lo: np.ndarray
+    curve_hi: np.ndarray
+    details: dict = field(default_factory=dict)
+
+
+def curve_grid(x: np.ndarray, points: int = 25) -> np.ndarray:
+    """Log-compute grid from the smallest checkpoint to the target (x = 0)."""
+    return np.linspace(min(float(np.min(x)), 0.0), 0.0, points)
+
+
+def _check(x: np.ndarray, n: np.ndarray, passed: np.ndarray) -> None:
+    if len(x) < MIN_POINTS:
+        raise UserError(f"need at least {MIN_POINTS} checkpoints below the target to fit alpha and k; got {len(x)}")
+    if len(np.unique(x)) < 2:
+        raise UserError("all fit checkpoints have the same compute; the exponent k cannot be fitted")
+    if n.shape[1] == 0:
+        raise UserError("no problem qualifies for the fit (none is solved at least once by every checkpoint)")
+
+
+def fit_aggregate(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float, bootstrap: int,
+                  rng: np.random.Generator) -> MethodFit:
+    """The report's method: one power law fitted by least squares in log space to E_P[log(c/n)]."""
+    _check(x, n, passed)
+    if np.any(passed < 1):
+        raise UserError("the aggregate fit needs every problem solved by every checkpoint (log 0 otherwise)")
+    mean_log = np.mean(np.log(passed / n), axis=1)
+    if np.any(mean_log >= 0):
+        bad = int(np.flatnonzero(mean_log >= 0)[0])
+        raise UserError(f"checkpoint {bad + 1} of the fit solves every problem in every sample: -log pass rate "
+                        "is 0 there and log(0) has no value; add harder problems or more samples")
+    slope, intercept = np.polyfit(x, np.log(-mean_log), 1)
+    reps = bootstrap_mean_log(n, passed, bootstrap, rng)           # [reps, ckpt]
+    y_rep = np.log(np.maximum(-reps, 1e-12)).T                      # [ckpt, reps]
+    slopes, intercepts = np.polyfit(x, y_rep, 1)
+    grid = curve_grid(x)
+    curve = -np.exp(intercept + slope * grid)
+    curve_rep = -np.exp(intercepts[None, :] + slopes[None, :] * grid[:, None])
+    lo, hi = percentile_interval(curve_rep, level, axis=1)
+    alpha_rep, k_rep = np.exp(intercepts), -slopes
+    return MethodFit(
+        "aggregate", float(np.exp(intercept)), _interval(alpha_rep, level), float(-slope), _interval(k_rep, level),
+        float(-np.exp(intercept)), _interval(-alpha_rep, level), grid, curve, lo, hi,
+        {"residual_sd": float(np.std(np.log(-mean_log) - (intercept + slope * x), ddof=min(2, len(x) - 1)))},
+    )
+
+
+def fit_per_problem(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float, bootstrap: int,
+                    rng: np.random.Generator) -> MethodFit:
+    """Per-problem laws with pooled exponents; forecast = mean of the problems' extrapolated -log p."""
+    _check(x, n, passed)
+    laws = fit_hierarchical(x, n, passed)
+    grid = curve_grid(x)
+    draws = max(bootstrap, 200)
+    chol = np.linalg.cholesky(laws.cov + 1e-12 * np.eye(2))
+    theta = np.stack([laws.v, laws.k], axis=1)
+    sampled = theta[None] + np.einsum("pij,bpj->bpi", chol, rng.standard_normal((draws, len(theta), 2)))
+    dx = grid - laws.x_bar                                               # [grid]
+    log_lam = sampled[:, :, 0, None] - sampled[:, :, 1, None] * dx[None, None, :]   # [draw, problem, grid]
+    lam = np.exp(np.minimum(log_lam, 30.0))
+    curve_draws = -lam.mean(axis=1)                                     # [draw, grid]
+    mean_ll, var_ll = _log_lambda_grid(laws, grid)
+    curve = -np.mean(np.exp(mean_ll + var_ll / 2), axis=0)              # posterior mean of each -log p
+    lo, hi = percentile_interval(curve_draws, level, axis=0)
+    lam0 = lam[:, :, -1]                                                 # at the target, x = 0
+    alpha_draws = lam0.mean(axis=1)
+    k_draws = np.sum(sampled[:, :, 1] * lam0, axis=1) / np.sum(lam0, axis=1)
+    mu0, var0 = laws.log_lambda(0.0)
+    lam_point = np.exp(mu0 + var0 / 2)
+    alpha = float(lam_point.mean())
+    k_eff = float(np.sum(laws.k * lam_point) / np.sum(lam_point))
+    return MethodFit(
+        "per-problem", alpha, _interval(alpha_draws, level), k_eff, _interval(k_draws, level),
+        -alpha, (float(lo[-1]), float(hi[-1])), grid, curve, lo, hi,
+        {"k_pooled": laws.k_prior, "k_spread": laws.tau,
+         "problem_k": laws.k.tolist(), "problem_log_lambda_at_target": mu0.tolist(),
+         "problem_log_lambda_se": np.sqrt(var0).tolist()},
+    )
+
+
+def _log_lambda_grid(laws, grid):
+    pairs = [laws.log_lambda(float(g)) for g in grid]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    lo, hi = percentile_interval(np.asarray(values), level)
+    return float(lo), float(hi)
+
+
+METHODS = {"aggregate": fit_aggregate, "per-problem": fit_per_problem}
+DEFAULT_METHOD = "per-problem"   # chosen by the simulation study and backtests (docs/forecasting.md)
+
+
+def resolve_method(name: str) -> str:
+    """Map 'default' to the default method and reject unknown names with the list of known ones."""
+    name = DEFAULT_METHOD if name == "default" else name
+    if name not in METHODS:
+        raise UserError(f"unknown fit method {name!r}; choose one of: default, {', '.join(METHODS)}")
+    return name
