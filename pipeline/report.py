@@ -1,0 +1,57 @@
+"""The report stage: ``capforecast report RUN_DIR`` writes report.md, report.html and figures/ from stored results.
+
+It reads what earlier stages wrote, recomputes nothing expensive, and writes only report.md, report.html and
+figures/*.png; absent inputs (no forecast yet, no loss, no backtest) are stated plainly in the report.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+FIGURES = "figures"
+
+
+def write_report(run_dir: Path, html: bool = True) -> Path:
+    """Write the run's report; returns the path of report.md."""
+    from pipeline.records import atomic_write_text
+    from pipeline.report_document import to_markdown
+    from pipeline.report_figures import all_figures
+    from pipeline.report_inputs import load_run
+    from pipeline.report_sections import build_document
+    from pipeline.report_tables import all_tables
+
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    figures = all_figures(run, run_dir / FIGURES)
+    doc = build_document(run, figures, all_tables(run))
+    md_path = run_dir / REPORT_MD
+    atomic_write_text(md_path, to_markdown(doc, relative_to=run_dir))
+    if html:
+        from pipeline.report_html import to_html
+
+        atomic_write_text(run_dir / REPORT_HTML, to_html(doc))
+    return md_path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write report.md, report.html and figures/ for a run directory",
+        description="Write report.md, a self-contained report.html and figures/*.png from a run directory's "
+                    "stored results (manifest.json, pass_counts.csv, forecast.json, loss.json, backtest.json, "
+                    "forecasts/, verdicts/). Recomputes nothing expensive; never changes the results.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory, e.g. results/<family>-<time>")
+    parser.add_argument("--no-html", action="store_true", help="write report.md and figures only")
+    parser.set_defaults(func=handle_report)
+
+
+def handle_report(args) -> int:
+    md_path = write_report(args.run_dir, html=not args.no_html)
+    print(md_path)
+    if not args.no_html:
+        print(md_path.with_name(REPORT_HTML))
+    print(f"figures in {md_path.parent / FIGURES}", file=sys.stderr)
+    return 0

