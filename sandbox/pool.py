@@ -1,0 +1,228 @@
+"""Host side of the fork-server protocol: one thread per sandbox, retries, replacement of dead sandboxes."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+from sandbox.api import SANDBOX_ERROR, Limits, Outcome, Program, SandboxUnavailable
+
+HDR_SIZE = 4
+HOST_GRACE_S = 15.0   # beyond the wall limit, before the host declares a sandbox hung
+ATTEMPTS = 3          # a program is tried this often on fresh sandboxes before "sandbox error"
+START_TIMEOUT_S = 60.0
+
+
+def server_source() -> str:
+    """The fork server as one ``python3 -c`` source: judge.py, then forkserver.py without its import."""
+    here = Path(__file__).parent
+    server = [ln for ln in (here / "forkserver.py").read_text().splitlines() if not ln.endswith("# inline")]
+    return (here / "judge.py").read_text() + "\n" + "\n".join(server) + "\n"
+
+
+class SandboxDied(RuntimeError):
+    """The sandbox process went away or stopped answering."""
+
+
+class Transport(Protocol):
+    """A byte channel to one fork server."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv_exact(self, n: int, deadline: float) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def diagnostics(self) -> str: ...
+
+
+class PipeTransport:
+    """Talks to a fork server that is a local subprocess (bwrap or no isolation) over its stdin/stdout."""
+
+    def __init__(self, proc: subprocess.Popen, stderr_file):
+        self.proc, self.stderr_file = proc, stderr_file
+        self.out_fd = proc.stdout.fileno()
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise SandboxDied(f"cannot write to the sandbox: {exc}") from None
+
+    def recv_exact(self, n: int, deadline: float) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.out_fd], [], [], remaining)[0]:
+                raise SandboxDied("the sandbox stopped answering")
+            data = os.read(self.out_fd, n - got)
+            if not data:
+                raise SandboxDied("the sandbox exited")
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def diagnostics(self) -> str:
+        try:
+            self.stderr_file.seek(0)
+            text = self.stderr_file.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+        return text[-2000:]
+
+
+class Sandbox:
+    """One running fork server."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self.alive = True
+        self.hello = self._recv(time.monotonic() + START_TIMEOUT_S)
+        if not self.hello.get("ready"):
+            raise SandboxDied(f"unexpected greeting {self.hello!r}")
+
+    def _recv(self, deadline: float) -> dict:
+        (n,) = int.from_bytes(self.transport.recv_exact(HDR_SIZE, deadline), "big"),
+        return json.loads(self.transport.recv_exact(n, deadline))
+
+    def judge(self, program: Program, limits: Limits, processes: int) -> Outcome:
+        cpu = program.cpu_seconds if program.cpu_seconds is not None else limits.cpu_seconds
+        wall = wall_limit(cpu, limits)
+        candidate, test = program.candidate.encode(), program.test.encode()
+        header = json.dumps({
+            "id": program.id, "entry_point": program.entry_point, "cpu_seconds": cpu, "wall_seconds": wall,
+            "memory_mb": limits.memory_mb, "file_size_mb": limits.file_size_mb, "open_files": limits.open_files,
+            "processes": processes, "output_bytes": limits.output_bytes,
+            "candidate_len": len(candidate), "test_len": len(test),
+        }).encode()
+        try:
+            self.transport.send(len(header).to_bytes(HDR_SIZE, "big") + header + candidate + test)
+            reply = self._recv(time.monotonic() + wall + HOST_GRACE_S)
+        except SandboxDied:
+            self.close()
+            raise
+        except (ValueError, json.JSONDecodeError) as exc:
+            self.close()
+            raise SandboxDied(f"garbled reply from the sandbox: {exc}") from None
+        if reply.get("damaged"):
+            self.close()
+        if reply.get("id") != program.id:
+            self.close()
+            raise SandboxDied(f"reply for {reply.get('id')!r} while judging {program.id!r}")
+        return Outcome(id=program.id, status=reply["status"], detail=reply["detail"],
+                       duration_s=reply["duration_s"],
+                       extra={"cpu_s": round(reply["cpu_s"], 4), "output": reply["output"]})
+
+    def close(self) -> None:
+        if self.alive:
+            self.alive = False
+            self.transport.close()
+
+
+def wall_limit(cpu: float, limits: Limits) -> float:
+    """Wall-clock backstop for one program: the configured wall limit, never less than CPU limit + 1 s."""
+    return max(limits.wall_seconds, cpu + 1.0)
+
+
+class ForkServerPool:
+    """A Backend made of ``workers`` long-lived sandboxes, each driven by one host thread."""
+
+    def __init__(self, name: str, start: Callable[[int], Transport], limits: Limits, workers: int,
+                 processes: Callable[[int], int] | None = None):
+        self.name, self._start, self.limits, self.workers = name, start, limits, max(1, workers)
+        self._processes = processes or (lambda slot: limits.processes)
+        self._sandboxes: dict[int, Sandbox] = {}
+        self.restarts = 0
+
+    def _sandbox(self, slot: int) -> Sandbox:
+        box = self._sandboxes.get(slot)
+        if box is None or not box.alive:
+            last = ""
+            for _ in range(ATTEMPTS):
+                transport = self._start(slot)
+                try:
+                    box = Sandbox(transport)
+                    break
+                except (SandboxDied, ValueError) as exc:
+                    last = f"{exc}; {transport.diagnostics()}"
+                    transport.close()
+            else:
+                raise SandboxUnavailable(f"the {self.name} sandbox does not start: {last}")
+            if slot in self._sandboxes:
+                self.restarts += 1
+            self._sandboxes[slot] = box
+        return box
+
+    def judge(self, slot: int, program: Program) -> Outcome:
+        """Judge one program on this slot's sandbox, retrying on fresh sandboxes after infrastructure faults."""
+        faults = []
+        for _ in range(ATTEMPTS):
+            box = self._sandbox(slot)
+            try:
+                return box.judge(program, self.limits, self._processes(slot))
+            except SandboxDied as exc:
+                faults.append(f"{exc} {box.transport.diagnostics()}".strip())
+        return Outcome(id=program.id, status=SANDBOX_ERROR, detail=" | ".join(faults)[-1000:])
+
+    def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
+        source, lock, results, stop = iter(programs), threading.Lock(), queue.Queue(), threading.Event()
+        done = object()
+
+        def worker(slot: int) -> None:
+            try:
+                while not stop.is_set():
+                    with lock:
+                        program = next(source, None)
+                    if program is None:
+                        break
+                    results.put(self.judge(slot, program))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                results.put(exc)
+            finally:
+                results.put(done)
+
+        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(self.workers)]
+        for t in threads:
+            t.start()
+        running = len(threads)
+        try:
+            while running:
+                item = results.get()
+                if item is done:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+
+    def close(self) -> None:
+        for box in self._sandboxes.values():
+            box.close()
+        self._sandboxes.clear()
+
+    def __enter__(self) -> "ForkServerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

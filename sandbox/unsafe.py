@@ -1,0 +1,46 @@
+"""The ``unsafe-no-isolation`` backend: the fork server as a plain subprocess, rlimits only. Never a default."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+from sandbox.api import Limits
+from sandbox.bwrap import processes_of
+from sandbox.pool import ForkServerPool, PipeTransport, server_source
+
+WARNING = ("UNSAFE: running untrusted code WITHOUT isolation (no namespaces, host filesystem, network and "
+           "environment visible to the candidate). Use only on a throwaway machine.")
+
+
+def start(slot: int, limits: Limits, scratch_root: str) -> PipeTransport:
+    scratch = tempfile.mkdtemp(prefix=f"slot{slot}-", dir=scratch_root)
+    stderr = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", server_source(), "--scratch", scratch],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, close_fds=True,
+                            env={"PATH": os.defpath, "LANG": "C.UTF-8"}, cwd=scratch, start_new_session=True)
+    return PipeTransport(proc, stderr)
+
+
+class UnsafePool(ForkServerPool):
+    """Fork servers with rlimits but no namespaces; their scratch dirs are removed on close."""
+
+    def __init__(self, limits: Limits, workers: int):
+        warnings.warn(WARNING, stacklevel=3)
+        print(WARNING, file=sys.stderr)
+        self.scratch_root = tempfile.mkdtemp(prefix="capforecast-unsafe-")
+        # RLIMIT_NPROC is ignored for root; for a user it counts all of that user's processes
+        processes = 0 if os.geteuid() == 0 else processes_of(os.getuid()) + limits.processes
+        super().__init__("unsafe-no-isolation", lambda slot: start(slot, limits, self.scratch_root), limits,
+                         workers, lambda slot: processes)
+
+    def close(self) -> None:
+        super().close()
+        import shutil
+        shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+
+def open_unsafe(limits: Limits, workers: int) -> UnsafePool:
+    return UnsafePool(limits, workers)
