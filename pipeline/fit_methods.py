@@ -85,12 +85,16 @@ def fit_per_problem(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: flo
                     rng: np.random.Generator) -> MethodFit:
     """Per-problem laws with pooled exponents; forecast = mean of the problems' extrapolated -log p."""
     _check(x, n, passed)
-    laws = fit_hierarchical(x, n, passed)
+    laws = fit_hierarchical(x, n, passed, truncated=bool(np.all(passed >= 1)))
     grid = curve_grid(x)
     draws = max(bootstrap, 200)
     chol = np.linalg.cholesky(laws.cov + 1e-12 * np.eye(2))
     theta = np.stack([laws.v, laws.k], axis=1)
     sampled = theta[None] + np.einsum("pij,bpj->bpi", chol, rng.standard_normal((draws, len(theta), 2)))
+    if laws.prior_cov is not None:   # the pooled prior is itself estimated: a shift shared by all problems
+        shift_b = rng.multivariate_normal(np.zeros(len(laws.prior_cov)), laws.prior_cov, size=draws)
+        prior_shift = shift_b @ laws.prior_design.T                                   # [draw, problem]
+        sampled += prior_shift[:, :, None] * (laws.cov[:, :, 1] / laws.k_prior_sd[:, None] ** 2)[None]  # d posterior / d prior mean
     dx = grid - laws.x_bar                                               # [grid]
     log_lam = sampled[:, :, 0, None] - sampled[:, :, 1, None] * dx[None, None, :]   # [draw, problem, grid]
     lam = np.exp(np.minimum(log_lam, 30.0))
@@ -108,7 +112,7 @@ def fit_per_problem(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: flo
     return MethodFit(
         "per-problem", alpha, _interval(alpha_draws, level), k_eff, _interval(k_draws, level),
         -alpha, (float(lo[-1]), float(hi[-1])), grid, curve, lo, hi,
-        {"k_pooled": laws.k_prior, "k_spread": laws.tau,
+        {"k_pooled": float(np.mean(laws.k_prior)), "k_spread": laws.tau,
          "problem_k": laws.k.tolist(), "problem_log_lambda_at_target": mu0.tolist(),
          "problem_log_lambda_se": np.sqrt(var0).tolist()},
     )

@@ -15,6 +15,7 @@ import numpy as np
 ETA_MIN, ETA_MAX = -30.0, 6.0   # -log p between 1e-13 and ~400: beyond that counts carry no information
 V_PRIOR_SD = 5.0                 # weak prior on v_i, only to keep always-solved problems finite
 TAU_MIN = 0.005                  # floor on the estimated exponent spread
+T_DOF, T_ITERATIONS = 4.0, 3     # Student-t prior on exponents (degrees of freedom, EM rounds)
 
 
 @dataclass
@@ -25,8 +26,11 @@ class ProblemLaws:
     k: np.ndarray        # exponent per problem
     cov: np.ndarray      # [problem, 2, 2] covariance of (v, k) (inverse penalised information)
     x_bar: float
-    k_prior: float
-    tau: float
+    k_prior: np.ndarray  # prior mean of each k_i
+    k_prior_sd: np.ndarray  # prior sd of each k_i (t-prior: wider for outlying problems)
+    tau: float = 1.0                         # pooled spread of the exponents
+    prior_design: np.ndarray | None = None   # rows X_i with prior mean X_i @ b (hierarchical fits)
+    prior_cov: np.ndarray | None = None      # cov(b): uncertainty of the pooled prior, shared by all problems
 
     def log_lambda(self, x: float) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of log(-log p_i) at x, per problem."""
@@ -37,27 +41,33 @@ class ProblemLaws:
         return np.sqrt(self.cov[:, 1, 1])
 
 
-def _loglik(eta, n, c):
+def _loglik(eta, n, c, truncated):
     lam = np.exp(eta)
-    return -c * lam + (n - c) * np.log(-np.expm1(-lam))
+    log_q = np.log(-np.expm1(-lam))                     # log(1 - p)
+    value = -c * lam + (n - c) * log_q
+    if truncated:   # selected because c >= 1: condition on it, else hard problems look easy
+        value = value - np.log(-np.expm1(n * log_q))
+    return value
 
 
-def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior: float, tau: float,
-                     iterations: int = 100) -> ProblemLaws:
-    """MAP fit of every problem's (v, k) with k ~ N(k_prior, tau^2); x [ckpt], n/passed [ckpt, problem]."""
+def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, tau,
+                     truncated: bool = False, iterations: int = 100) -> ProblemLaws:
+    """MAP fit of every problem's (v, k) with k_i ~ N(k_prior_i, tau^2); x [ckpt], n/passed [ckpt, problem]."""
     x = np.asarray(x, dtype=float)
     n, c = np.asarray(n, dtype=float), np.asarray(passed, dtype=float)
     x_bar = float(np.sum(x * n.sum(axis=1)) / max(n.sum(), 1.0))
     xc = x - x_bar
     rate = np.clip((c + 0.5) / (n + 1.0), 1e-6, 1 - 1e-6)
     v0 = np.log(-np.log(np.mean(rate, axis=0)))
-    theta = np.stack([v0, np.full(n.shape[1], k_prior)], axis=1)
+    k_prior = np.broadcast_to(np.asarray(k_prior, dtype=float), v0.shape).copy()
+    theta = np.stack([v0, k_prior], axis=1)
     prior_mean = theta.copy()
-    prior_prec = np.array([1 / V_PRIOR_SD**2, 1 / tau**2])
+    k_sd = np.broadcast_to(np.asarray(tau, dtype=float), v0.shape)
+    prior_prec = np.stack([np.full(v0.shape, 1 / V_PRIOR_SD**2), 1 / k_sd**2], axis=1)
 
     def objective(th):
         eta = np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
-        return (_loglik(eta, n, c).sum(axis=0)
+        return (_loglik(eta, n, c, truncated).sum(axis=0)
                 - 0.5 * np.sum(prior_prec * (th - prior_mean) ** 2, axis=1))
 
     current = objective(theta)
@@ -66,6 +76,9 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior: 
         lam = np.exp(eta)
         em1 = np.expm1(lam)
         g = lam * (-c + (n - c) / em1)
+        if truncated:
+            log_q = np.log(-np.expm1(-lam))
+            g = g + n * np.exp((n - 1) * log_q - lam) * lam / -np.expm1(n * log_q)
         w = n * lam**2 / em1
         grad = np.stack([g.sum(0), -(g * xc[:, None]).sum(0)], axis=1) - prior_prec * (theta - prior_mean)
         info = _information(w, xc, prior_prec)
@@ -89,33 +102,56 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior: 
     eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
     lam = np.exp(eta)
     cov = np.linalg.inv(_information(n * lam**2 / np.expm1(lam), xc, prior_prec))
-    return ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, tau)
+    return ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy())
 
 
 def _information(w, xc, prior_prec):
     """Fisher information of (v, k) per problem plus the prior precision: [problem, 2, 2]."""
-    i00 = w.sum(0) + prior_prec[0]
+    i00 = w.sum(0) + prior_prec[:, 0]
     i01 = -(w * xc[:, None]).sum(0)
-    i11 = (w * xc[:, None] ** 2).sum(0) + prior_prec[1]
+    i11 = (w * xc[:, None] ** 2).sum(0) + prior_prec[:, 1]
     return np.stack([np.stack([i00, i01], -1), np.stack([i01, i11], -1)], -2)
 
 
-def exponent_pool(k: np.ndarray, k_var: np.ndarray) -> tuple[float, float]:
-    """DerSimonian-Laird random-effects mean and spread (tau) of per-problem exponents."""
+def exponent_pool(v: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Random-effects meta-regression of exponents on difficulty: k_i ~ N(b0 + b1 (v_i - mean v), tau^2).
+
+    Returns (b, cov(b), tau), tau by the DerSimonian-Laird moment estimator. Regressing on v matters:
+    the problems that dominate the mean -log p at the target are the ones that improve slowly, and a
+    prior that ignores this pulls their exponents up and the forecast too high.
+    """
+    design = np.stack([np.ones_like(v), v - np.mean(v)], axis=1)
     w = 1.0 / k_var
-    k_fixed = np.sum(w * k) / np.sum(w)
-    q = np.sum(w * (k - k_fixed) ** 2)
-    denom = np.sum(w) - np.sum(w**2) / np.sum(w)
-    tau2 = max(TAU_MIN**2, (q - (len(k) - 1)) / denom) if denom > 0 else TAU_MIN**2
+    xtwx = design.T @ (w[:, None] * design)
+    b_fixed = np.linalg.solve(xtwx, design.T @ (w * k))
+    q = np.sum(w * (k - design @ b_fixed) ** 2)
+    trace = np.sum(w) - np.trace(np.linalg.solve(xtwx, design.T @ (w[:, None] ** 2 * design)))
+    tau2 = max(TAU_MIN**2, (q - (len(k) - 2)) / trace) if trace > 0 else TAU_MIN**2
     w_re = 1.0 / (k_var + tau2)
-    return float(np.sum(w_re * k) / np.sum(w_re)), float(np.sqrt(tau2))
+    cov = np.linalg.inv(design.T @ (w_re[:, None] * design))
+    return cov @ (design.T @ (w_re * k)), cov, float(np.sqrt(tau2))
 
 
-def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: float = 0.3) -> ProblemLaws:
+def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: float = 0.3,
+                     truncated: bool = False) -> ProblemLaws:
     """Two-stage empirical Bayes: near-free per-problem fits, pool the exponents, refit with that prior."""
-    free = fit_problem_laws(x, n, passed, k_prior=k_start, tau=1.0)
-    k_mean, tau = exponent_pool(free.k, free.cov[:, 1, 1])
-    return fit_problem_laws(x, n, passed, k_prior=k_mean, tau=tau)
+    free = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_start, tau=1.0)
+    if len(free.k) < 3:
+        k_mean = float(np.sum(free.k / free.cov[:, 1, 1]) / np.sum(1 / free.cov[:, 1, 1]))
+        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_mean, tau=1.0)
+        laws.prior_design, laws.prior_cov = np.ones((len(free.k), 1)), np.array([[1.0 / np.sum(1 / free.cov[:, 1, 1])]])
+        return laws
+    b, b_cov, tau = exponent_pool(free.v, free.k, free.cov[:, 1, 1])
+    design = np.stack([np.ones_like(free.v), free.v - np.mean(free.v)], axis=1)
+    k_sd = np.full(len(free.k), tau)
+    for _ in range(T_ITERATIONS):   # Student-t prior by EM: outlying exponents (falling problems) shrink less
+        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd)
+        r = ((laws.k - design @ b) ** 2 + laws.cov[:, 1, 1]) / tau**2
+        k_sd = tau / np.sqrt((T_DOF + 1) / (T_DOF + r))
+    laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd)
+    laws.tau = tau
+    laws.prior_design, laws.prior_cov = design, b_cov
+    return laws
 
 
 def falling_problems(x: np.ndarray, n: np.ndarray, passed: np.ndarray, z: float = 2.576) -> np.ndarray:
