@@ -152,6 +152,8 @@ def forecast_from_counts(counts: list[PassCount], target_name: str | None, targe
 
 def actual_value(data: FitData, problems: list[str], method: str, fit, options: FitOptions) -> dict | None:
     """The target's measured E_P[log(c/n)]; on the problems it solves, with the forecast redone on those."""
+    from pipeline.estimate import log_pass_rate
+
     if data.target_table is None:
         return None
     t = data.target_table.select(task_ids=[p for p in problems if p in data.target_table.task_ids])
@@ -162,7 +164,8 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
                 "note": "the target solves none of the fit problems at its sample budget"}
     s = t.select(task_ids=solved)
     actual = {"value": float(np.mean(np.log(s.passed[0] / s.n[0]))), "n_problems": len(solved),
-              "unsolved_by_target": missing}
+              "unsolved_by_target": missing,
+              "value_bias_corrected": float(np.mean(log_pass_rate(s.passed[0], s.n[0], bias_correction=True)))}
     if missing:
         same = run_method(method, data.table, data.restriction.models, solved, data.target_compute, options)
         actual["prediction_on_same_problems"] = {"value": same.prediction, "interval": list(same.interval),
@@ -210,9 +213,12 @@ def forecast_or_error(counts: list[PassCount], target_name: str | None, target_c
                 "target": {"name": target_name, "compute": target_compute}, "options": asdict(options)}
 
 
-def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by fit and backtest."""
-    parser.add_argument("--method", default="default", help="default, aggregate (the report's) or per-problem")
+def add_fit_arguments(parser: argparse.ArgumentParser, methods: bool = False) -> None:
+    """Options shared by fit and backtest (backtest takes a comma-separated list of methods, or all)."""
+    if methods:
+        parser.add_argument("--method", default="all", help="comma-separated methods to score (default: all)")
+    else:
+        parser.add_argument("--method", default="default", help="default, aggregate (the report's) or per-problem")
     parser.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
     parser.add_argument("--buckets", type=int, default=6, help="difficulty buckets (default 6)")
     parser.add_argument("--hardest-excluded", type=int, default=None,
@@ -224,8 +230,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args) -> FitOptions:
-    return FitOptions(level=args.level, max_fit_compute_fraction=args.max_fit_compute_fraction,
-                      method=args.method, buckets=args.buckets, hardest_excluded=args.hardest_excluded,
+    return FitOptions(level=args.level, max_fit_compute_fraction=getattr(args, "max_fit_compute_fraction", None),
+                      method=args.method if "," not in args.method and args.method != "all" else "default", buckets=args.buckets, hardest_excluded=args.hardest_excluded,
                       bootstrap=args.bootstrap, seed=args.seed)
 
 

@@ -1,0 +1,139 @@
+"""Backtest: hold out the largest m checkpoints in turn, forecast each from the rest, and score.
+
+This is how a user learns whether to trust a forecast on their family: for every held-out checkpoint
+and every method, the forecast error against its measured E_P[log(c/n)] and whether the interval covered
+it. ``capforecast backtest`` runs it on a run directory or a bare pass-counts CSV.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.records import PassCount
+
+
+def backtest(counts: list[PassCount], options, methods: list[str] | None = None,
+             max_holdout: int | None = None) -> dict:
+    """Rows (holdout m, target, method) with prediction, actual, error, coverage; plus a per-method summary."""
+    from pipeline.estimate import count_table
+    from pipeline.fit import actual_value, prepare, run_method
+    from pipeline.fit_methods import METHODS, resolve_method
+
+    methods = [resolve_method(m) for m in (methods or list(METHODS))]
+    table = count_table(counts)
+    names = table.checkpoints
+    most = len(names) - 3
+    if most < 1:
+        raise UserError(f"a backtest needs at least 4 checkpoints (3 to fit, 1 to hold out); got {len(names)}")
+    if max_holdout is not None:
+        if max_holdout < 1:
+            raise UserError(f"--max-holdout must be >= 1, got {max_holdout}")
+        most = min(most, max_holdout)
+    options = replace(options, max_fit_compute_fraction=None, alternatives=False)
+    rows = []
+    for m in range(1, most + 1):
+        fit_names, held = names[:-m], names[-m:]
+        for target in held:
+            subset = [c for c in counts if c.checkpoint in fit_names or c.checkpoint == target]
+            for method in methods:
+                rows.append(_score(subset, target, method, m, options, prepare, run_method, actual_value))
+    return {"rows": rows, "summary": summarize(rows), "options": asdict(options), "methods": methods}
+
+
+def _score(subset, target, method, m, options, prepare, run_method, actual_value) -> dict:
+    row = {"holdout": m, "target": target, "method": method}
+    try:
+        data = prepare(subset, target, None, options)
+        problems = data.restriction.problems
+        fit = run_method(method, data.table, data.restriction.models, problems, data.target_compute, options)
+        actual = actual_value(data, problems, method, fit, options)
+    except UserError as exc:
+        return row | {"error": str(exc)}
+    pred = actual.get("prediction_on_same_problems", {"value": fit.prediction, "interval": list(fit.interval)})
+    largest = float(np.max(data.table.select(data.restriction.models).compute))
+    row |= {"target_compute": data.target_compute, "extrapolation": data.target_compute / largest,
+            "n_problems": actual["n_problems"], "unsolved_by_target": len(actual["unsolved_by_target"]),
+            "prediction": pred["value"], "interval": list(pred["interval"]), "actual": actual["value"]}
+    if actual["value"] is None:
+        return row | {"error": actual["note"]}
+    solved = data.target_table.select(task_ids=[p for p in problems if p not in actual["unsolved_by_target"]])
+    p_hat = solved.passed[0] / solved.n[0]
+    row["actual_se"] = float(np.sqrt(np.sum((1 - p_hat) / (solved.n[0] * p_hat))) / len(p_hat))
+    row["error"] = None
+    row["signed_error"] = pred["value"] - actual["value"]
+    row["relative_error"] = abs(row["signed_error"]) / max(abs(actual["value"]), 1e-12)
+    row["covered"] = bool(pred["interval"][0] <= actual["value"] <= pred["interval"][1])
+    return row
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per method: forecasts scored, median absolute and relative error, mean signed error, coverage."""
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        scored = [r for r in rows if r["method"] == method and r.get("error") is None]
+        failed = sum(1 for r in rows if r["method"] == method and r.get("error") is not None)
+        if not scored:
+            out[method] = {"scored": 0, "failed": failed}
+            continue
+        out[method] = {
+            "scored": len(scored), "failed": failed,
+            "median_abs_error": float(np.median([abs(r["signed_error"]) for r in scored])),
+            "median_relative_error": float(np.median([r["relative_error"] for r in scored])),
+            "mean_signed_error": float(np.mean([r["signed_error"] for r in scored])),
+            "coverage": float(np.mean([r["covered"] for r in scored])),
+        }
+    return out
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table of the rows and the summary."""
+    lines = [f"{'m':>2} {'target':<16} {'x':>7} {'method':<12} {'prediction':>10} {'interval':>21} "
+             f"{'actual':>9} {'rel.err':>7} covered"]
+    for r in result["rows"]:
+        if r.get("error") is not None:
+            lines.append(f"{r['holdout']:>2} {r['target']:<16} {'':>7} {r['method']:<12} error: {r['error']}")
+            continue
+        lo, hi = r["interval"]
+        lines.append(f"{r['holdout']:>2} {r['target']:<16} {r['extrapolation']:>6.1f}x {r['method']:<12} "
+                     f"{r['prediction']:>10.4f} [{lo:>9.4f},{hi:>9.4f}] {r['actual']:>9.4f} "
+                     f"{r['relative_error']:>6.1%} {'yes' if r['covered'] else 'NO'}")
+    for method, s in result["summary"].items():
+        if s["scored"]:
+            lines.append(f"{method}: {s['scored']} forecasts, median relative error {s['median_relative_error']:.1%}, "
+                         f"coverage {s['coverage']:.0%} (level {result['options']['level']:.0%}), {s['failed']} failed")
+        else:
+            lines.append(f"{method}: no forecast could be scored ({s['failed']} failed)")
+    return "\n".join(lines)
+
+
+def register(subparsers) -> None:
+    from pipeline.fit import add_fit_arguments
+
+    parser = subparsers.add_parser("backtest", help="hold out the largest checkpoints in turn and score forecasts",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
+    parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes backtest.json)")
+    parser.add_argument("--out", help="backtest JSON to write (default: RUN/backtest.json; none for a bare CSV)")
+    parser.add_argument("--max-holdout", type=int, default=None,
+                        help="hold out at most this many of the largest checkpoints (default: all but 3)")
+    add_fit_arguments(parser, methods=True)
+    parser.set_defaults(func=handle_backtest)
+
+
+def handle_backtest(args: argparse.Namespace) -> int:
+    from pipeline.fit import counts_source, options_from_args
+    from pipeline.records import atomic_write_json, read_pass_counts
+
+    csv_path, run = counts_source(args)
+    methods = None if args.method in ("all", None) else [m.strip() for m in args.method.split(",") if m.strip()]
+    result = backtest(read_pass_counts(csv_path), options_from_args(args), methods, args.max_holdout)
+    print(format_table(result))
+    out = Path(args.out) if args.out else (run / "backtest.json" if run else None)
+    if out is not None:
+        atomic_write_json(out, result)
+        print(f"wrote {out}")
+    return 0
