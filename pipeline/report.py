@@ -29,11 +29,22 @@ def write_report(run_dir: Path, html: bool = True) -> Path:
     doc = build_document(run, figures, all_tables(run))
     md_path = run_dir / REPORT_MD
     atomic_write_text(md_path, to_markdown(doc, relative_to=run_dir))
+    _readable(md_path)
     if html:
         from pipeline.report_html import to_html
 
         atomic_write_text(run_dir / REPORT_HTML, to_html(doc))
+        _readable(run_dir / REPORT_HTML)
     return md_path
+
+
+def _readable(path: Path) -> None:
+    """Atomic writes create 0600 temp files; a report is meant to be shared (honour the umask)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 def register(subparsers) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report_fields import actual_value, interval, level_label, level_of, number, series
+from pipeline.report_fields import comparison, interval, level_label, level_of, number, series
 from pipeline.report_inputs import RunInputs
 
 DPI = 130
@@ -90,6 +90,22 @@ def law_curve(forecast: dict, xs: np.ndarray, target_compute: float | None) -> n
     return -alpha * xs ** (-k)
 
 
+def per_problem_curve(forecast: dict, problems: list[str] | None, xs: np.ndarray) -> np.ndarray | None:
+    """−mean_i exp(μ_i − k_i·ln x) from the stored per-problem laws (forecast["law"]), over ``problems``."""
+    law = forecast.get("law") if isinstance(forecast.get("law"), dict) else {}
+    ks, mus, order = law.get("problem_k"), law.get("problem_log_lambda_at_target"), forecast.get("problems")
+    if not (isinstance(ks, list) and isinstance(mus, list) and isinstance(order, list)
+            and len(ks) == len(mus) == len(order) and order):
+        return None
+    wanted = set(problems if problems is not None else order)
+    index = [i for i, t in enumerate(order) if t in wanted]
+    if not index:
+        return None
+    k, mu = np.asarray(ks, dtype=float)[index], np.asarray(mus, dtype=float)[index]
+    log_lam = mu[None, :] - k[None, :] * np.log(xs)[:, None]
+    return -np.mean(np.exp(np.minimum(log_lam, 30.0)), axis=1)
+
+
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=0.05, abs_tol=1e-3)
 
@@ -140,12 +156,14 @@ def _draw_capability(ax, forecast: dict, target_compute: float | None, title: st
         ax.fill_between(x, lo, hi, color=FIT_COLOR, alpha=0.18, lw=0, label=f"fit, {level} band")
         if mid is not None:
             ax.plot(x, mid, color=FIT_COLOR, lw=1.8, label="fitted law  −α·C^(−k)")
-    draw_law = stored is None or (stored[3] is None and forecast.get("method") in (None, "aggregate"))
-    if draw_law:
+    if stored is None or stored[3] is None:
         xs = np.geomspace(lo_x, 1.0, 200)
-        ys = law_curve(forecast, xs, target_compute)
+        ys = per_problem_curve(forecast, forecast.get("curve_problems"), xs)
+        label = "mean of per-problem laws"
+        if ys is None and (stored is None or forecast.get("method") in (None, "aggregate")):
+            ys, label = law_curve(forecast, xs, target_compute), "fitted law  −α·C^(−k)"
         if ys is not None:
-            ax.plot(xs, ys, color=FIT_COLOR, lw=1.8, label="fitted law  −α·C^(−k)")
+            ax.plot(xs, ys, color=FIT_COLOR, lw=1.8, label=label)
     for used in (True, False):
         group = [p for p in points if p["used"] == used]
         if not group:
@@ -160,7 +178,11 @@ def _draw_capability(ax, forecast: dict, target_compute: float | None, title: st
         yerr = [[value - band[0]], [band[1] - value]] if band else None
         ax.errorbar([1.0], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
                     capsize=7, lw=2, label=f"forecast, {level} interval", zorder=4)
-    actual = actual_value(forecast)
+    actual, judged_by, same_problems = comparison(forecast)
+    if same_problems and judged_by:
+        mid = (judged_by[0] + judged_by[1]) / 2
+        ax.errorbar([1.18], [mid], yerr=[[mid - judged_by[0]], [judged_by[1] - mid]], fmt="none",
+                    ecolor=EXCLUDED_COLOR, capsize=4, lw=2, label="forecast on the problems the target solved")
     if actual is not None:
         ax.plot([1.0], [actual], marker="*", color=ACTUAL_COLOR, ms=10, ls="none",
                 label="actual (target)", zorder=5)
@@ -190,7 +212,83 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "capability.png")
 
 
-FIGURE_MAKERS = {"capability": capability_figure}
+
+def bucket_points(run: RunInputs, problems: list[str], models: set[str]) -> list[dict]:
+    """Measured E_P[log(c/n)] per fit checkpoint over one bucket's problems (cheap: from pass_counts.csv)."""
+    from pipeline.report_tables import counts_by_checkpoint
+
+    target_c, wanted, out = run.target_compute, set(problems), []
+    if not target_c:
+        return out
+    for name, g in counts_by_checkpoint(run.counts).items():
+        if name not in models:
+            continue
+        keep = np.array([t in wanted for t in g["task_ids"]]) & (g["passed"] > 0) & (g["n"] > 0)
+        if keep.sum() == len(wanted) and keep.any():
+            y = float(np.mean(np.log(g["passed"][keep] / g["n"][keep])))
+            out.append({"checkpoint": name, "normalized_compute": g["compute"] / target_c,
+                        "mean_log_pass_rate": y, "used_in_fit": True})
+    return out
+
+
+def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
+    """Small multiples: the capability forecast per difficulty bucket (easiest first)."""
+    forecast = run.forecast or {}
+    buckets = [b for b in forecast.get("buckets") or [] if isinstance(b, dict)]
+    if run.forecast_error or not buckets:
+        return None
+    plt = _pyplot()
+    cols = min(3, len(buckets))
+    rows = math.ceil(len(buckets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True)
+    models = set(forecast.get("models") or [p.get("checkpoint") for p in forecast.get("points") or []
+                                             if isinstance(p, dict) and p.get("used_in_fit")])
+    level = level_label(level_of(forecast))
+    for ax, (i, bucket) in zip(axes.flat, enumerate(buckets, start=1)):
+        problems = [str(t) for t in bucket.get("problems") or []]
+        rates = interval(bucket.get("pass_rate_range")) if bucket.get("pass_rate_range") else None
+        title = f"bucket {bucket.get('bucket', i)}: {len(problems)} problems"
+        if rates:
+            title += f"\nfit-model pass rate {rates[0]:.0%}–{rates[1]:.0%}"
+        panel = {"points": bucket_points(run, problems, models), "alpha": bucket.get("alpha"),
+                 "k": bucket.get("k"), "prediction": bucket.get("prediction") or {},
+                 "actual": bucket.get("actual"), "method": forecast.get("method"),
+                 "law": forecast.get("law"), "problems": forecast.get("problems"), "curve_problems": problems}
+        if bucket.get("error") or not _draw_capability(ax, panel, run.target_compute, title):
+            ax.set_title(title)
+            ax.text(0.5, 0.5, "no fit:\n" + _wrap(str(bucket.get("error") or "no data"), 34),
+                    transform=ax.transAxes, ha="center", va="center", fontsize=9, color=EXCLUDED_COLOR)
+            ax.set_xscale("log")
+        ax.title.set_fontsize(11)
+    for ax in list(axes.flat)[len(buckets):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("compute ÷ target's (log)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean log pass rate")
+    handles, labels = next(a for a in axes.flat if a.get_legend_handles_labels()[0]).get_legend_handles_labels() \
+        if any(a.get_legend_handles_labels()[0] for a in axes.flat) else ([], [])
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
+                   bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle(f"Forecast per difficulty bucket ({level} intervals; 1 = easiest)", fontsize=13)
+    fig.tight_layout()
+    return _save(fig, out_dir / "buckets.png")
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:4])
+
+
+def figure_makers() -> dict:
+    """Figure name -> maker, in the report's order."""
+    from pipeline.report_figures_atlas import atlas_figure
+    from pipeline.report_figures_loss import backtest_figure, loss_figure
+
+    return {"capability": capability_figure, "buckets": buckets_figure, "loss": loss_figure,
+            "atlas": atlas_figure, "backtest": backtest_figure}
 
 
 def all_figures(run: RunInputs, out_dir: Path) -> dict[str, Path | None]:
@@ -198,7 +296,7 @@ def all_figures(run: RunInputs, out_dir: Path) -> dict[str, Path | None]:
     import sys
 
     made: dict[str, Path | None] = {}
-    for name, maker in FIGURE_MAKERS.items():
+    for name, maker in figure_makers().items():
         stale = out_dir / f"{name}.png"
         try:
             made[name] = maker(run, out_dir)

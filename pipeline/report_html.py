@@ -26,7 +26,7 @@ nav a { color: var(--accent); margin-right: 12px; text-decoration: none; }
 .warning { background: #fdecea; border-left: 5px solid var(--bad); padding: 12px 16px; margin: 10px 0; }
 .note { color: var(--muted); font-size: 14px; margin: 8px 0; }
 figure { margin: 16px 0 24px; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--rule); }
+figure img { width: 100%; max-width: 980px; height: auto; border: 1px solid var(--rule); }
 figcaption { color: var(--muted); font-size: 13.5px; margin-top: 4px; }
 .table-wrap { overflow-x: auto; margin: 8px 0 4px; }
 table { border-collapse: collapse; font-size: 13.5px; font-variant-numeric: tabular-nums; min-width: 50%; }
@@ -47,6 +47,7 @@ def _inline(text: str) -> str:
     out = html.escape(str(text), quote=False)
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"×10\^(−?\d+)", r"×10<sup>\1</sup>", out)
     out = out.replace("✓", '<span class="ok">✓</span>').replace("✗", '<span class="bad">✗</span>')
     return out
 

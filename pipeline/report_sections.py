@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.report_document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_flops, fmt_interval,
                                       fmt_percent)
-from pipeline.report_fields import actual_value, interval, level_label, level_of, number
+from pipeline.report_fields import actual_value, comparison, interval, level_label, level_of, number
 from pipeline.report_inputs import RunInputs
 
 
@@ -79,8 +79,13 @@ def headline(run: RunInputs) -> list[Paragraph]:
         registered = [r for r in _registered_for_target(run) if registered_at(r)]
         if registered:
             text += f"; registered {registered_at(registered[0])}"
-        text += f"; {_check(actual_value(forecast), band)}."
-        out.append(Paragraph(text, kind="headline"))
+        actual, judged_by, same_problems = comparison(forecast)
+        text += f"; {_check(actual, judged_by)}"
+        if same_problems:
+            n_solved = (forecast.get("actual") or {}).get("n_problems")
+            text += (f" (compared on the {n_solved} problems the target solved at least once, where the forecast "
+                     f"is {fmt_interval(judged_by)})")
+        out.append(Paragraph(text + ".", kind="headline"))
     loss = run.loss
     if isinstance(loss, dict) and "error" not in loss and isinstance(loss.get("prediction"), dict):
         band = interval(loss["prediction"])
@@ -132,7 +137,7 @@ def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict
                     "target is 1 (as in the GPT-4 report's Figure 2), with the fitted law, its interval, the forecast "
                     "and, when known, the actual target value.", "capability forecast"))
     doc.add(_figure(figures, "buckets", "Figure 2. The same per difficulty bucket (1 = easiest).", None))
-    doc.add(tables.get("buckets"), tables.get("parameters"))
+    doc.add(tables.get("buckets"), tables.get("parameters"), tables.get("methods"))
     doc.add(Heading("Loss"))
     doc.add(_figure(figures, "loss", "Figure 3. Final loss L(C) against training compute with the fitted "
                     "a·C^b + c (as in the GPT-4 report's Figure 1).", "loss forecast (loss.json)"))

@@ -7,7 +7,7 @@ import numpy as np
 
 from pipeline.records import PassCount
 from pipeline.report_document import Table, fmt, fmt_flops, fmt_interval, fmt_percent
-from pipeline.report_fields import actual_value, interval, level_label, level_of, number, param
+from pipeline.report_fields import actual_value, comparison, interval, level_label, level_of, number, param
 from pipeline.report_inputs import STATUSES, RunInputs
 
 PASS_AT = (1, 10, 100)
@@ -130,6 +130,16 @@ def subset_table(run: RunInputs) -> Table | None:
              _id_list(used)]]
     rows += [["excluded", kind, str(len(ids)), reason, _id_list(ids)]
              for (kind, reason), ids in sorted(groups.items(), key=lambda kv: (kv[0][0] != "model", -len(kv[1])))]
+    hardest = forecast.get("hardest_excluded")
+    if isinstance(hardest, dict) and hardest.get("problems"):
+        rows.append(["not bucketed", "problem", str(len(hardest["problems"])),
+                     "among the hardest (left out of the difficulty buckets, as in the GPT-4 report)",
+                     _id_list(hardest["problems"])])
+    falling = [str(t.get("task_id") if isinstance(t, dict) else t) for t in forecast.get("non_monotone") or []]
+    if isinstance(forecast.get("non_monotone"), list):
+        rows.append(["flagged", "problem", str(len(falling)),
+                     "pass rate falls with scale (significant negative trend; kept in the fit)",
+                     _id_list(falling) or "none"])
     return Table("Problem subset and exclusions", ["", "kind", "count", "reason", "which"], rows,
                  note="The GPT-4 report's rule: keep problems P and models M such that every model in M solves every "
                       "problem in P at least once (log pass rate is undefined at zero passes).", slug="subset")
@@ -150,11 +160,41 @@ def bucket_table(run: RunInputs) -> Table | None:
         pred = b.get("prediction") if isinstance(b.get("prediction"), dict) else {}
         actual = actual_value(b)
         band = interval(pred)
+        actual, judged_by, _ = comparison(b)
+        rates = interval(b.get("pass_rate_range"))
         rows.append([str(b.get("name") or b.get("bucket") or i), str(len(b.get("problems") or [])),
-                     fmt(number(pred.get("value"))), fmt_interval(band), fmt(actual), _verdict(actual, band)])
+                     f"{rates[0]:.0%}–{rates[1]:.0%}" if rates else "—",
+                     fmt(number(pred.get("value"))), fmt_interval(interval(pred)), fmt(actual),
+                     _verdict(actual, judged_by) if not b.get("error") else f"no fit: {b['error']}"])
     return Table("Forecast per difficulty bucket (1 = easiest)",
-                 ["bucket", "problems", "forecast", level_label(level_of(run.forecast)), "actual", "inside?"],
-                 rows, slug="buckets")
+                 ["bucket", "problems", "fit-model pass rate", "forecast", level_label(level_of(run.forecast)),
+                  "actual", "inside?"], rows,
+                 note="Buckets split the problems by the fit checkpoints' pooled pass rate; each bucket has its own "
+                      "fit and forecast.", slug="buckets")
+
+
+def methods_table(run: RunInputs) -> Table | None:
+    """The forecast under every fitting method the fit stage tried (the chosen one first)."""
+    forecast = run.forecast or {}
+    others = forecast.get("alternatives")
+    if run.forecast_error or not isinstance(others, dict) or not others:
+        return None
+    level = level_label(level_of(forecast))
+    rows = [[f"{forecast.get('method', '?')} (used)", fmt(number(forecast["prediction"].get("value"))),
+             fmt_interval(interval(forecast["prediction"])), fmt(number(forecast.get("alpha"))),
+             fmt(number(forecast.get("k")))]]
+    for name, alt in others.items():
+        if not isinstance(alt, dict):
+            continue
+        if "error" in alt:
+            rows.append([name, "—", "—", "—", f"no fit: {alt['error']}"])
+            continue
+        pred = alt.get("prediction") if isinstance(alt.get("prediction"), dict) else {}
+        rows.append([name, fmt(number(pred.get("value"))), fmt_interval(interval(pred)),
+                     fmt(number(alt.get("alpha"))), fmt(number(alt.get("k")))])
+    return Table("Forecast by fitting method", ["method", "forecast", level, "α", "k"], rows,
+                 note="'aggregate' is the GPT-4 report's method (one law fitted to the mean log pass rate); "
+                      "'per-problem' fits each problem's law with pooled exponents.", slug="methods")
 
 
 def _verdict(actual: float | None, band) -> str:
@@ -316,5 +356,6 @@ def all_tables(run: RunInputs) -> dict[str, Table | None]:
     level = level_of(run.forecast, 0.9) or 0.9
     return {"checkpoints": checkpoint_table(run, level), "outcomes": status_table(run),
             "subset": subset_table(run), "buckets": bucket_table(run), "parameters": parameter_table(run),
+            "methods": methods_table(run),
             "backtest": backtest_table(run), "registered": registered_table(run),
             "provenance": provenance_table(run)}

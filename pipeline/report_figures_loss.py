@@ -1,0 +1,159 @@
+"""Loss (the GPT-4 report's Figure 1) and backtest figures."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.report_fields import actual_value, interval, level_label, level_of, number, param
+from pipeline.report_figures import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, _flops_axis,
+                                     _pyplot, _save)
+from pipeline.report_inputs import RunInputs
+
+LOSS_LABEL = "final loss on held-out code  (nats per token)"
+
+
+def loss_points(loss: dict, target_compute: float | None) -> list[dict]:
+    """Measured (x = normalised compute, loss, used) per checkpoint."""
+    out = []
+    for p in loss.get("points") or []:
+        if not isinstance(p, dict) or p.get("is_target"):
+            continue
+        y = number(p.get("loss") if "loss" in p else p.get("value"))
+        x = number(p.get("normalized_compute"))
+        if x is None and target_compute and number(p.get("compute")):
+            x = number(p["compute"]) / target_compute
+        if x and y is not None:
+            out.append({"x": x, "y": y, "used": p.get("used_in_fit", True) is not False,
+                        "interval": interval(p)})
+    return sorted(out, key=lambda p: p["x"])
+
+
+def loss_curve(loss: dict, xs: np.ndarray, target_compute: float | None) -> np.ndarray | None:
+    """a·C^b + c, on whichever axis (normalised or raw FLOPs) reproduces the stored prediction."""
+    a, b, c = (param(loss, name)[0] for name in ("a", "b", "c"))
+    if a is None or b is None or c is None:
+        return None
+    predicted = number((loss.get("prediction") or {}).get("value"))
+    normalised = a * xs ** b + c
+    if predicted is not None and target_compute and not math.isclose(a + c, predicted, rel_tol=0.02):
+        if math.isclose(a * target_compute ** b + c, predicted, rel_tol=0.02):
+            return a * (xs * target_compute) ** b + c
+    return normalised
+
+
+def loss_figure(run: RunInputs, out_dir: Path) -> Path | None:
+    """L(C) for the checkpoints, the fitted a·C^b + c with its band, the forecast and the actual loss."""
+    loss = run.loss
+    if not isinstance(loss, dict) or "error" in loss:
+        return None
+    points = loss_points(loss, run.target_compute)
+    prediction = loss.get("prediction") if isinstance(loss.get("prediction"), dict) else {}
+    value, band = number(prediction.get("value")), interval(prediction)
+    if not points and value is None:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    level = level_label(level_of(loss))
+    lo_x = min([p["x"] for p in points] + [1.0]) / 2.0
+    curve = loss.get("curve")
+    if isinstance(curve, list) and curve:
+        rows = sorted((number(r.get("normalized_compute")), interval(r)) for r in curve if isinstance(r, dict)
+                      and number(r.get("normalized_compute")) and interval(r))
+        if rows:
+            ax.fill_between([r[0] for r in rows], [r[1][0] for r in rows], [r[1][1] for r in rows],
+                            color=FIT_COLOR, alpha=0.18, lw=0, label=f"fit, {level} band")
+    xs = np.geomspace(lo_x, 1.0, 200)
+    ys = loss_curve(loss, xs, run.target_compute)
+    if ys is not None:
+        ax.plot(xs, ys, color=FIT_COLOR, lw=1.8, label="fitted  L(C) = a·C^b + c")
+    c_value = param(loss, "c")[0]
+    if c_value is not None:
+        ax.axhline(c_value, color=EXCLUDED_COLOR, ls="--", lw=1, label=f"irreducible loss c = {c_value:.3g}")
+    for used in (True, False):
+        group = [p for p in points if p["used"] == used]
+        if group:
+            ax.plot([p["x"] for p in group], [p["y"] for p in group], "o" if used else "s",
+                    color=FIT_COLOR if used else EXCLUDED_COLOR, mfc=None if used else "white", ms=7,
+                    label="checkpoints (fit)" if used else "checkpoints (not in fit)", zorder=3)
+    if value is not None:
+        yerr = [[value - band[0]], [band[1] - value]] if band else None
+        ax.errorbar([1.0], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
+                    capsize=7, lw=2, label=f"forecast, {level} interval", zorder=4)
+    actual = actual_value(loss)
+    if actual is not None:
+        ax.plot([1.0], [actual], "*", color=ACTUAL_COLOR, ms=10, label="actual (target)", zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlim(lo_x, 2.0)
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title(f"Loss forecast for {run.target_name}")
+    _flops_axis(ax, run.target_compute)
+    ax.legend(loc="upper right", frameon=True)
+    return _save(fig, out_dir / "loss.png")
+
+
+def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
+    """Forecast error (forecast − actual) against extrapolation factor; filled = actual inside the interval."""
+    from pipeline.report_sections import backtest_rows
+
+    rows = []
+    for r in backtest_rows(run):
+        factor = number(r.get("extrapolation_factor") or r.get("factor"))
+        pred = r.get("forecast") if isinstance(r.get("forecast"), dict) else r.get("prediction")
+        value, actual = number(pred), number(r.get("actual"))
+        error = number(r.get("error"))
+        if error is None and value is not None and actual is not None:
+            error = value - actual
+        if factor is None or error is None:
+            continue
+        band = interval(pred) if isinstance(pred, dict) else interval(r)
+        err_band = (band[0] - actual, band[1] - actual) if band and actual is not None else None
+        covered = r.get("covered")
+        if not isinstance(covered, bool):
+            covered = err_band[0] <= 0 <= err_band[1] if err_band else None
+        rows.append({"factor": factor, "error": error, "band": err_band, "covered": covered,
+                     "name": str(r.get("held_out") or r.get("checkpoint") or "")})
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    level = level_label(level_of(run.backtest) or level_of(run.forecast))
+    for covered, color, label in ((True, FIT_COLOR, f"actual inside the {level} interval"),
+                                  (False, FORECAST_COLOR, f"actual outside the {level} interval"),
+                                  (None, EXCLUDED_COLOR, "coverage unknown")):
+        group = [r for r in rows if r["covered"] is covered]
+        if not group:
+            continue
+        yerr = np.array([[r["error"] - r["band"][0], r["band"][1] - r["error"]] if r["band"] else [0, 0]
+                         for r in group]).T
+        ax.errorbar([r["factor"] for r in group], [r["error"] for r in group], yerr=np.clip(yerr, 0, None),
+                    fmt="o", color=color, mfc=color if covered else "white", mew=2, ms=8, capsize=4,
+                    label=label, zorder=3)
+    for r in rows:
+        ax.annotate(r["name"], (r["factor"], r["error"]), textcoords="offset points", xytext=(6, 6), fontsize=8,
+                    color="#444444")
+    ax.axhline(0.0, color=ACTUAL_COLOR, lw=1)
+    ax.set_xscale("log")
+    factors = [r["factor"] for r in rows]
+    _factor_ticks(ax, min(factors) / 1.8, max(factors) * 1.8)
+    ax.set_xlabel("extrapolation factor  (held-out compute ÷ largest compute in its fit, log scale)")
+    ax.set_ylabel("forecast − actual\n(mean log pass rate)")
+    known = [r["covered"] for r in rows if r["covered"] is not None]
+    ax.set_title(f"Backtest: {sum(known)} of {len(known)} held-out checkpoints inside their {level} interval"
+                 if known else "Backtest: forecast error by extrapolation")
+    ax.legend(loc="best", frameon=True)
+    return _save(fig, out_dir / "backtest.png")
+
+
+def _factor_ticks(ax, lo: float, hi: float) -> None:
+    """Plain '3×', '10×', '100×' ticks on a log axis (no 3×10^0 clutter)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+             for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
