@@ -80,6 +80,13 @@ def fmt_flops(value) -> str:
     return f"{fmt(value, 3)} FLOPs"
 
 
+def fmt_factor(value) -> str:
+    """An extrapolation factor: '3.2×', '95×', '1,000×'."""
+    if value is None:
+        return "—"
+    return f"{value:.2g}×" if value < 10 else f"{value:,.0f}×"
+
+
 def fmt_percent(value, digits: int = 1) -> str:
     if value is None:
         return "—"

@@ -94,55 +94,46 @@ def loss_figure(run: RunInputs, out_dir: Path) -> Path | None:
     return _save(fig, out_dir / "loss.png")
 
 
+METHOD_STYLE = [("o", "#1f77b4"), ("s", "#ff7f0e"), ("^", "#2ca02c"), ("D", "#9467bd")]
+
+
 def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
     """Forecast error (forecast − actual) against extrapolation factor; filled = actual inside the interval."""
     from pipeline.report_sections import backtest_rows
 
-    rows = []
-    for r in backtest_rows(run):
-        factor = number(r.get("extrapolation_factor") or r.get("factor"))
-        pred = r.get("forecast") if isinstance(r.get("forecast"), dict) else r.get("prediction")
-        value, actual = number(pred), number(r.get("actual"))
-        error = number(r.get("error"))
-        if error is None and value is not None and actual is not None:
-            error = value - actual
-        if factor is None or error is None:
-            continue
-        band = interval(pred) if isinstance(pred, dict) else interval(r)
-        err_band = (band[0] - actual, band[1] - actual) if band and actual is not None else None
-        covered = r.get("covered")
-        if not isinstance(covered, bool):
-            covered = err_band[0] <= 0 <= err_band[1] if err_band else None
-        rows.append({"factor": factor, "error": error, "band": err_band, "covered": covered,
-                     "name": str(r.get("held_out") or r.get("checkpoint") or "")})
+    rows = [r for r in backtest_rows(run) if r["factor"] and r["error"] is not None and r["failure"] is None]
     if not rows:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    level = level_label(level_of(run.backtest) or level_of(run.forecast))
-    for covered, color, label in ((True, FIT_COLOR, f"actual inside the {level} interval"),
-                                  (False, FORECAST_COLOR, f"actual outside the {level} interval"),
-                                  (None, EXCLUDED_COLOR, "coverage unknown")):
-        group = [r for r in rows if r["covered"] is covered]
-        if not group:
-            continue
-        yerr = np.array([[r["error"] - r["band"][0], r["band"][1] - r["error"]] if r["band"] else [0, 0]
-                         for r in group]).T
-        ax.errorbar([r["factor"] for r in group], [r["error"] for r in group], yerr=np.clip(yerr, 0, None),
-                    fmt="o", color=color, mfc=color if covered else "white", mew=2, ms=8, capsize=4,
-                    label=label, zorder=3)
-    for r in rows:
-        ax.annotate(r["name"], (r["factor"], r["error"]), textcoords="offset points", xytext=(6, 6), fontsize=8,
-                    color="#444444")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    level = level_label(level_of((run.backtest or {}).get("options")) or level_of(run.forecast))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    used = (run.forecast or {}).get("method")
+    titles = []
+    for (marker, color), method in zip(METHOD_STYLE * 3, methods):
+        group = [r for r in rows if r["method"] == method]
+        shift = 1.0 + 0.04 * (methods.index(method) - (len(methods) - 1) / 2)   # side by side, not on top
+        for covered in (True, False, None):
+            part = [r for r in group if r["covered"] is covered]
+            if not part:
+                continue
+            yerr = np.array([[r["error"] - (r["band"][0] - r["actual"]), (r["band"][1] - r["actual"]) - r["error"]]
+                             if r["band"] and r["actual"] is not None else [0, 0] for r in part]).T
+            ax.errorbar([r["factor"] * shift for r in part], [r["error"] for r in part],
+                        yerr=np.clip(yerr, 0, None), fmt=marker, color=color, ms=7, capsize=3, mew=1.5,
+                        mfc=color if covered else "white", alpha=0.9, zorder=3)
+        known = [r["covered"] for r in group if r["covered"] is not None]
+        name = method or "forecast"
+        ax.plot([], [], marker, color=color, label=name + (" (used for the target)" if method == used else ""))
+        if known:
+            titles.append(f"{name}: {sum(known)}/{len(known)} inside")
+    ax.plot([], [], "o", color="#666666", mfc="white", label=f"hollow = actual outside the {level} interval")
     ax.axhline(0.0, color=ACTUAL_COLOR, lw=1)
-    ax.set_xscale("log")
     factors = [r["factor"] for r in rows]
-    _factor_ticks(ax, min(factors) / 1.8, max(factors) * 1.8)
+    _factor_ticks(ax, min(factors) / 1.5, max(factors) * 1.5)
     ax.set_xlabel("extrapolation factor  (held-out compute ÷ largest compute in its fit, log scale)")
     ax.set_ylabel("forecast − actual\n(mean log pass rate)")
-    known = [r["covered"] for r in rows if r["covered"] is not None]
-    ax.set_title(f"Backtest: {sum(known)} of {len(known)} held-out checkpoints inside their {level} interval"
-                 if known else "Backtest: forecast error by extrapolation")
+    ax.set_title("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
     ax.legend(loc="best", frameon=True)
     return _save(fig, out_dir / "backtest.png")
 
@@ -153,6 +144,7 @@ def _factor_ticks(ax, lo: float, hi: float) -> None:
 
     ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
              for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+    ax.set_xscale("log")
     ax.set_xlim(lo, hi)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))

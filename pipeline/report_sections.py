@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from pathlib import Path
 
-from pipeline.report_document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_flops, fmt_interval,
-                                      fmt_percent)
+from pipeline.report_document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_factor, fmt_flops,
+                                      fmt_interval, fmt_percent)
 from pipeline.report_fields import actual_value, comparison, interval, level_label, level_of, number
 from pipeline.report_inputs import RunInputs
 
@@ -75,7 +77,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
                      + " (pass@1 averaged over these problems is at least this)")
         factor = extrapolation_factor(run)
         if factor:
-            text += f"; extrapolated {fmt(factor, 2)}× beyond the largest checkpoint in the fit"
+            text += f"; extrapolated {fmt_factor(factor)} beyond the largest checkpoint in the fit"
         registered = [r for r in _registered_for_target(run) if registered_at(r)]
         if registered:
             text += f"; registered {registered_at(registered[0])}"
@@ -102,26 +104,49 @@ def headline(run: RunInputs) -> list[Paragraph]:
 
 
 def backtest_rows(run: RunInputs) -> list[dict]:
+    """backtest.json rows normalised: name, method, factor, value, band, actual, error, covered, failure."""
     block = run.backtest or {}
-    rows = block.get("rows") or block.get("results") or block.get("held_out") or block.get("backtests") or []
-    return [r for r in rows if isinstance(r, dict)]
+    out = []
+    for r in block.get("rows") or block.get("results") or []:
+        if not isinstance(r, dict):
+            continue
+        pred = r.get("prediction") if "prediction" in r else r.get("forecast")
+        value, actual = number(pred), number(r.get("actual"))
+        band = interval(pred) if isinstance(pred, dict) else interval(r.get("interval"))
+        error = number(r.get("signed_error"))
+        if error is None:
+            error = number(r.get("error"))
+        if error is None and value is not None and actual is not None:
+            error = value - actual
+        covered = r.get("covered")
+        if not isinstance(covered, bool):
+            covered = (band[0] <= actual <= band[1]) if band and actual is not None else None
+        out.append({"name": str(r.get("target") or r.get("held_out") or r.get("checkpoint") or "?"),
+                    "method": str(r.get("method") or ""), "holdout": r.get("holdout"),
+                    "factor": number(r.get("extrapolation") or r.get("extrapolation_factor")),
+                    "value": value, "band": band, "actual": actual, "error": error, "covered": covered,
+                    "failure": r["error"] if isinstance(r.get("error"), str) else None})
+    return out
 
 
 def backtest_summary(run: RunInputs) -> str | None:
-    """'Backtest: 3 of 4 held-out checkpoints inside their intervals…' or None."""
-    rows = backtest_rows(run)
-    covered = [r.get("covered") for r in rows if isinstance(r.get("covered"), bool)]
-    errors = [abs(e) for e in (number(r.get("error")) for r in rows) if e is not None]
-    factors = [f for f in (number(r.get("extrapolation_factor") or r.get("factor")) for r in rows) if f]
-    if not rows or not (covered or errors):
+    """'Backtest (per-problem): 5 of 6 held-out forecasts inside their 90% intervals…' or None."""
+    rows = [r for r in backtest_rows(run) if r["failure"] is None and r["error"] is not None]
+    method = (run.forecast or {}).get("method")
+    if any(r["method"] == method for r in rows):
+        rows = [r for r in rows if r["method"] == method]
+    if not rows:
         return None
-    text = f"**Backtest:** {len(rows)} held-out checkpoint(s) forecast from smaller ones"
+    covered = [r["covered"] for r in rows if r["covered"] is not None]
+    errors = sorted(abs(r["error"]) for r in rows)
+    factors = [r["factor"] for r in rows if r["factor"]]
+    text = (f"**Backtest{f' ({method} method)' if method and rows[0]['method'] else ''}:** "
+            f"{len(rows)} forecast(s) of held-out checkpoints from smaller ones")
     if covered:
-        text += f"; {sum(covered)} of {len(covered)} inside their interval"
-    if errors:
-        text += f"; median |error| {fmt(sorted(errors)[len(errors) // 2], 2)}"
+        text += f"; {sum(covered)} of {len(covered)} inside their {level_label(level_of(run.forecast, 0.9))} interval"
+    text += f"; median |error| {fmt(float(np.median(errors)), 2)} in mean log pass rate"
     if factors:
-        text += f" at {fmt(min(factors), 2)}–{fmt(max(factors), 2)}× extrapolation"
+        text += f", at {fmt_factor(min(factors))}–{fmt_factor(max(factors))} extrapolation"
     return text + "."
 
 

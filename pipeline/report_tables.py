@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 
 from pipeline.records import PassCount
-from pipeline.report_document import Table, fmt, fmt_flops, fmt_interval, fmt_percent
+from pipeline.report_document import Table, fmt, fmt_factor, fmt_flops, fmt_interval, fmt_percent
 from pipeline.report_fields import actual_value, comparison, interval, level_label, level_of, number, param
 from pipeline.report_inputs import STATUSES, RunInputs
 
@@ -227,29 +227,21 @@ def parameter_table(run: RunInputs) -> Table | None:
 
 
 def backtest_table(run: RunInputs) -> Table | None:
-    """Each held-out checkpoint: how far the fit extrapolated, what it forecast, what came out."""
+    """Each held-out checkpoint and method: how far the fit extrapolated, what it forecast, what came out."""
     from pipeline.report_sections import backtest_rows
 
     rows = []
     for r in backtest_rows(run):
-        pred = r.get("forecast") if isinstance(r.get("forecast"), dict) else r.get("prediction")
-        value = number(pred) if pred is not None else None
-        band = interval(pred) if isinstance(pred, dict) else interval(r)
-        actual = number(r.get("actual"))
-        covered = r.get("covered")
-        rows.append([str(r.get("held_out") or r.get("checkpoint") or r.get("name") or "?"),
-                     fmt(number(r.get("extrapolation_factor") or r.get("factor")), 3) + "×",
-                     str(r.get("fit_checkpoints") if isinstance(r.get("fit_checkpoints"), int)
-                         else len(r.get("fit_checkpoints") or r.get("models") or []) or "—"),
-                     fmt(value), fmt_interval(band), fmt(actual), fmt(number(r.get("error"))),
-                     "✓ yes" if covered is True else "✗ no" if covered is False else _verdict(actual, band)])
+        verdict = ("✓ yes" if r["covered"] else "✗ no") if r["covered"] is not None else "—"
+        rows.append([r["name"], r["method"] or "—", fmt_factor(r["factor"]),
+                     fmt(r["value"]), fmt_interval(r["band"]), fmt(r["actual"]), fmt(r["error"]),
+                     f"no forecast: {r['failure']}" if r["failure"] else verdict])
     if not rows:
         return None
     return Table("Backtest: forecasts of held-out checkpoints from smaller ones",
-                 ["held out", "extrapolation", "fit checkpoints", "forecast", "interval", "actual",
-                  "error", "inside?"], rows,
-                 note="Error = forecast − actual, in mean log pass rate. Extrapolation = held-out compute ÷ largest "
-                      "compute in that fit.", slug="backtest")
+                 ["held out", "method", "extrapolation", "forecast", "interval", "actual", "error", "inside?"], rows,
+                 note="Error = forecast − actual, in mean log pass rate, on the problems the held-out checkpoint "
+                      "solved. Extrapolation = held-out compute ÷ largest compute in that fit.", slug="backtest")
 
 
 def registered_table(run: RunInputs) -> Table | None:
