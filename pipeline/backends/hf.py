@@ -1,0 +1,187 @@
+"""Transformers backend: our own KV-cached decoding loop with a per-row seeded sampler.
+
+Why not ``model.generate``: its sampler draws from one global RNG, so a sample depends on its batch
+neighbours, and it keeps computing rows that already hit a stop string. Here each row has its own
+``torch.Generator`` seeded from the sample key and draws one exponential-noise vector per step
+(``argmax(log p - log E)``, E ~ Exp(1), is an exact draw from p), so a row's tokens depend only on its
+prompt and seed. Each prompt is prefilled once and its KV cache fanned out to its samples; rows that
+hit a stop string or the end-of-text token leave the batch (cache rows dropped), so no compute goes to
+finished rows.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Iterable, Iterator
+
+import torch
+
+from pipeline.backends import Completion, Request, SamplingOptions
+
+
+def pick_device_dtype(dtype: str = "auto") -> tuple[str, torch.dtype]:
+    """CUDA with bfloat16 when a GPU is present, else CPU with float32; an explicit dtype wins."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype != "auto":
+        return device, getattr(torch, dtype)
+    if device == "cuda":
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return device, torch.float32
+
+
+def describe(options: SamplingOptions) -> dict:
+    import transformers
+
+    device, dtype = pick_device_dtype(options.dtype)
+    info = {"name": "transformers", "version": transformers.__version__, "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+            "dtype": str(dtype).removeprefix("torch."),
+            "sampler": "per-row torch.Generator exponential race (argmax log p - log E)",
+            "batch_invariance": "per-row seeds; logits computed in batches (bit-exact across batches on CPU "
+                                "float32 in our tests, not guaranteed on GPU)",
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
+    if device == "cuda":
+        info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
+    return info
+
+
+def load(model: str, options: SamplingOptions, *, revision: str | None = None) -> "HFBackend":
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device, dtype = pick_device_dtype(options.dtype)
+    tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    import transformers
+
+    key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    lm = AutoModelForCausalLM.from_pretrained(model, revision=revision, **{key: dtype}).to(device).eval()
+    return HFBackend(lm, tokenizer, options)
+
+
+class HFBackend:
+    """Batched sampling over many prompts and samples, reproducible per request seed."""
+
+    def __init__(self, model, tokenizer, options: SamplingOptions):
+        self.model, self.tokenizer, self.options = model, tokenizer, options
+        self.device = next(model.parameters()).device
+        eos = model.generation_config.eos_token_id if model.generation_config else None
+        eos = eos if eos is not None else tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        self.stop = tuple(s for s in options.stop if s)
+        self.window = max((len(s.encode("utf-8")) for s in self.stop), default=0) + 1
+        self.stats = {"forward_rows": 0, "tokens": 0, "seconds": 0.0}
+        params = inspect.signature(model.forward).parameters
+        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
+
+    def engine_info(self) -> dict:
+        info = describe(self.options)
+        info["dtype"] = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        return info
+
+    def generate(self, requests: Iterable[Request]) -> Iterator[list[tuple[Request, Completion]]]:
+        """Yield one list of results per batch; samples of a prompt share a batch (and its prefill)."""
+        for batch in plan_batches(list(requests), self.options.batch_size, self._prompt_len):
+            start = time.perf_counter()
+            results = self.generate_batch(batch)
+            self.stats["seconds"] += time.perf_counter() - start
+            yield results
+
+    def _prompt_len(self, prompt: str) -> int:
+        return len(prompt)
+
+    @torch.inference_mode()
+    def generate_batch(self, batch: list[Request]) -> list[tuple[Request, Completion]]:
+        """Sample every request of the batch to a stop sequence, end of text or max_new_tokens."""
+        from transformers import DynamicCache
+
+        prompts = list(dict.fromkeys(r.prompt for r in batch))
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        mask = enc["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        out = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=positions,
+                         use_cache=True, logits_to_keep=1, **{self.cache_kwarg: cache})
+        self.stats["forward_rows"] += len(prompts)
+        fan = torch.tensor([prompts.index(r.prompt) for r in batch], device=self.device)
+        cache.batch_select_indices(fan)
+        logits = out.logits[:, -1, :].float()[fan]
+        mask, position = mask[fan], positions[fan, -1]
+        prompt_tokens = mask.sum(-1).tolist()
+        generators = [torch.Generator(device=self.device).manual_seed(r.seed) for r in batch]
+        tokens: list[list[int]] = [[] for _ in batch]
+        finish: list[str | None] = [None] * len(batch)
+        active = list(range(len(batch)))
+        for step in range(self.options.max_new_tokens):
+            chosen = sample_rows(logits, [generators[i] for i in active], self.options.temperature, self.options.top_p)
+            keep = self._advance(active, chosen.tolist(), tokens, finish, step)
+            self.stats["tokens"] += len(active)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                chosen, mask, position = chosen[index], mask[index], position[index]
+            active = [active[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+            position = position + 1
+            out = self.model(input_ids=chosen[:, None], attention_mask=mask, position_ids=position[:, None],
+                             use_cache=True, **{self.cache_kwarg: cache})
+            self.stats["forward_rows"] += len(active)
+            logits = out.logits[:, -1, :].float()
+        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [(r, Completion(texts[i], finish[i] or "length", len(tokens[i]), int(prompt_tokens[i])))
+                for i, r in enumerate(batch)]
+
+    def _advance(self, active: list[int], chosen: list[int], tokens, finish, step: int) -> list[int]:
+        """Append each active row's token; return positions (in ``active``) of rows still going."""
+        for row, token in zip(active, chosen):
+            tokens[row].append(token)
+            if token in self.eos_ids:  # kept for the token count; skipped when decoding
+                finish[row] = "stop"
+        if self.stop:
+            rows = [row for row in active if finish[row] is None]
+            windows = self.tokenizer.batch_decode([tokens[row][-self.window:] for row in rows],
+                                                  skip_special_tokens=True)
+            for row, text in zip(rows, windows):
+                if any(s in text for s in self.stop):
+                    finish[row] = "stop"
+        last = step + 1 == self.options.max_new_tokens
+        return [j for j, row in enumerate(active) if finish[row] is None and not last]
+
+
+def sample_rows(logits: torch.Tensor, generators: list, temperature: float, top_p: float) -> torch.Tensor:
+    """One token per row: greedy at temperature 0, else top-p sampling with each row's own generator.
+
+    The exponential race ``argmax(p_i / E_i)``, E_i ~ Exp(1) drawn from the row's generator, picks token i
+    with probability p_i; each row draws exactly one noise vector per step, whatever else is in the batch.
+    """
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        better = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
+        probs = probs.masked_fill(torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, better >= top_p), 0)
+    noise = torch.stack([torch.empty(probs.shape[-1], device=probs.device).exponential_(generator=g)
+                         for g in generators])
+    return (probs / noise).argmax(dim=-1)
+
+
+def plan_batches(requests: list[Request], batch_size: int, prompt_len) -> list[list[Request]]:
+    """Group requests so the samples of a prompt stay together, prompts of similar length share a batch."""
+    by_prompt: dict[str, list[Request]] = {}
+    for r in requests:
+        by_prompt.setdefault(r.prompt, []).append(r)
+    ordered = sorted(by_prompt.values(), key=lambda rs: prompt_len(rs[0].prompt))
+    batches, current = [], []
+    for group in ordered:
+        for r in group:
+            current.append(r)
+            if len(current) == batch_size:
+                batches.append(current)
+                current = []
+    if current:
+        batches.append(current)
+    return batches
