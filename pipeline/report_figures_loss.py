@@ -17,10 +17,11 @@ LOSS_LABEL = "final loss on held-out code  (nats per token)"
 def loss_points(loss: dict, target_compute: float | None) -> list[dict]:
     """Measured (x = normalised compute, loss, used) per checkpoint."""
     out = []
+    target = (loss.get("target") or {}).get("name") if isinstance(loss.get("target"), dict) else None
     for p in loss.get("points") or []:
-        if not isinstance(p, dict) or p.get("is_target"):
+        if not isinstance(p, dict) or p.get("is_target") or (target and p.get("checkpoint") == target):
             continue
-        y = number(p.get("loss") if "loss" in p else p.get("value"))
+        y = next((number(p[k]) for k in ("mean_loss", "loss", "value") if k in p), None)
         x = number(p.get("normalized_compute"))
         if x is None and target_compute and number(p.get("compute")):
             x = number(p["compute"]) / target_compute

@@ -219,6 +219,10 @@ def parameter_table(run: RunInputs) -> Table | None:
                 rows.append([law, {"alpha": "α"}.get(name, name), fmt(value, 4), fmt_interval(band, 4), meaning[name]])
     if not rows:
         return None
+    fit = (run.loss or {}).get("fit")
+    notes = [str(n) for n in (fit.get("identifiability") or [])] if isinstance(fit, dict) else []
+    if notes:
+        rows.append(["loss: L(C) = a·C^b + c", "identifiability", "—", "—", "; ".join(notes)])
     return Table("Fitted parameters", ["law", "parameter", "value", "interval", "meaning"], rows,
                  note="Capability compute is normalised so the target has C = 1." + (
                      " With few points, the loss law's irreducible term c trades off against a: wide, correlated "

@@ -170,3 +170,33 @@ def test_cli_report_on_missing_dir_exits_2(tmp_path, capsys):
 
     assert main(["report", str(tmp_path / "absent")]) == 2
     assert "run directory not found" in capsys.readouterr().err
+
+
+def test_pass_at_k_interval_covers_the_population_mean():
+    from pipeline.report_tables import pass_at_k_with_interval
+
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(200):
+        p = rng.beta(0.6, 1.2, size=40)              # population mean pass rate 1/3
+        passed = rng.binomial(20, p)
+        _, (lo, hi) = pass_at_k_with_interval(np.full(40, 20), passed, 1, level=0.9, reps=400,
+                                              seed=int(rng.integers(1 << 30)))
+        hits += lo <= 1 / 3 <= hi
+    assert 0.82 <= hits / 200 <= 0.97
+
+
+@pytest.mark.parametrize("k", [10, 100])
+def test_pass_at_k_is_absent_when_fewer_samples_than_k(k):
+    from pipeline.report_tables import pass_at_k_with_interval
+
+    assert pass_at_k_with_interval(np.full(5, 8), np.full(5, 3), k, level=0.9) is None
+
+
+def test_problems_falling_with_scale_are_listed(tmp_path):
+    run_dir = make_run(tmp_path / "run")
+    forecast = json.loads((run_dir / "forecast.json").read_text())
+    forecast["non_monotone"] = ["Sim/1", "Sim/4"]
+    atomic_write_json(run_dir / "forecast.json", forecast)
+    row = next(line for line in write_report(run_dir).read_text().splitlines() if "falls with scale" in line)
+    assert "| 2 |" in row and "Sim/1, Sim/4" in row

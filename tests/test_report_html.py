@@ -32,12 +32,14 @@ def add_loss_backtest_and_registered(run_dir: Path) -> None:
         "c": c, "c_interval": [0.9, 1.25], "prediction": {"value": a + c, "interval": [1.93, 2.07], "level": 0.9},
         "actual": {"value": 2.01},
         "points": [{"checkpoint": f"sim-{i}", "compute": x * target["compute"], "normalized_compute": x,
-                    "loss": a * x ** b + c} for i, x in enumerate(xs)]})
-    atomic_write_json(run_dir / "backtest.json", {"level": 0.9, "rows": [
-        {"held_out": "sim-3", "extrapolation_factor": 3.2, "forecast": {"value": -0.58, "interval": [-0.64, -0.52]},
-         "actual": -0.566, "error": -0.014, "covered": True},
-        {"held_out": "sim-4", "extrapolation_factor": 10.0, "forecast": {"value": -0.47, "interval": [-0.55, -0.41]},
-         "actual": -0.40, "error": -0.07, "covered": False}]})
+                    "mean_loss": a * x ** b + c, "used_in_fit": True} for i, x in enumerate(xs)],
+        "fit": {"identifiability": ["c trades off against a: their bootstrap correlation is -0.93"]}})
+    from pipeline.backtest import backtest
+    from pipeline.fit import FitOptions
+    from pipeline.records import read_pass_counts
+
+    atomic_write_json(run_dir / "backtest.json", backtest(read_pass_counts(run_dir / "pass_counts.csv"),
+                                                          FitOptions(bootstrap=50), max_holdout=2))
     atomic_write_json(run_dir / "forecasts" / "2026-11-26T12-00-00Z.json", {
         "target": target, "prediction": forecast["prediction"], "registered_at": "2026-11-26T12:00:00Z"})
 
@@ -144,3 +146,13 @@ def test_report_renders_in_chromium_without_console_errors(full_run, tmp_path):
     assert pixels.shape[:2] == (4000, 1200)
     blue = np.all(np.abs(pixels - FIT_BLUE) < 0.06, axis=2).sum()
     assert blue > 2000, "the figures' fitted-law colour is missing from the screenshot: images did not render"
+
+
+def test_all_five_figures_are_drawn(full_run):
+    assert sorted(p.stem for p in (full_run / "figures").glob("*.png")) == sorted(FIGURES)
+
+
+@pytest.mark.parametrize("needle", ["registered 2026-11-26T12:00:00Z", "Loss forecast", "nats/token",
+                                    "**Backtest (per-problem method):**", "c trades off against a"])
+def test_headline_block_summarises_loss_backtest_and_registration(full_run, needle):
+    assert needle in (full_run / "report.md").read_text()
