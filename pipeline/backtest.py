@@ -137,3 +137,9 @@ def handle_backtest(args: argparse.Namespace) -> int:
         atomic_write_json(out, result)
         print(f"wrote {out}")
     return 0
+
+
+def backtest_counts(counts: list[PassCount], options, methods: list[str] | None = None,
+                    max_holdout: int | None = None) -> dict:
+    """The name `capforecast run` calls: the same as ``backtest``."""
+    return backtest(counts, options, methods, max_holdout)

@@ -112,7 +112,7 @@ def fit_per_problem(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: flo
     return MethodFit(
         "per-problem", alpha, _interval(alpha_draws, level), k_eff, _interval(k_draws, level),
         -alpha, (float(lo[-1]), float(hi[-1])), grid, curve, lo, hi,
-        {"k_pooled": float(np.mean(laws.k_prior)), "k_spread": laws.tau,
+        {"k_pooled": float(np.mean(laws.k_prior)), "k_spread": laws.tau, "dispersion": laws.dispersion,
          "problem_k": laws.k.tolist(), "problem_log_lambda_at_target": mu0.tolist(),
          "problem_log_lambda_se": np.sqrt(var0).tolist()},
     )

@@ -29,6 +29,7 @@ class ProblemLaws:
     k_prior: np.ndarray  # prior mean of each k_i
     k_prior_sd: np.ndarray  # prior sd of each k_i (t-prior: wider for outlying problems)
     tau: float = 1.0                         # pooled spread of the exponents
+    dispersion: float = 1.0                  # quasi-likelihood scale: extra-binomial variation between cells
     prior_design: np.ndarray | None = None   # rows X_i with prior mean X_i @ b (hierarchical fits)
     prior_cov: np.ndarray | None = None      # cov(b): uncertainty of the pooled prior, shared by all problems
 
@@ -41,17 +42,24 @@ class ProblemLaws:
         return np.sqrt(self.cov[:, 1, 1])
 
 
+def _log1m_exp_neg(a):
+    """log(1 - exp(-a)) for a > 0, accurate at both ends."""
+    a = np.maximum(a, 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):   # np.where evaluates both branches
+        return np.where(a < np.log(2.0), np.log(-np.expm1(-a)), np.log1p(-np.exp(-a)))
+
+
 def _loglik(eta, n, c, truncated):
     lam = np.exp(eta)
-    log_q = np.log(-np.expm1(-lam))                     # log(1 - p)
+    log_q = _log1m_exp_neg(lam)                         # log(1 - p), p = exp(-lam)
     value = -c * lam + (n - c) * log_q
     if truncated:   # selected because c >= 1: condition on it, else hard problems look easy
-        value = value - np.log(-np.expm1(n * log_q))
+        value = value - np.where(n > 0, _log1m_exp_neg(-n * log_q), 0.0)
     return value
 
 
 def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, tau,
-                     truncated: bool = False, iterations: int = 100) -> ProblemLaws:
+                     truncated: bool = False, dispersion: float = 1.0, iterations: int = 100) -> ProblemLaws:
     """MAP fit of every problem's (v, k) with k_i ~ N(k_prior_i, tau^2); x [ckpt], n/passed [ckpt, problem]."""
     x = np.asarray(x, dtype=float)
     n, c = np.asarray(n, dtype=float), np.asarray(passed, dtype=float)
@@ -67,7 +75,7 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
 
     def objective(th):
         eta = np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
-        return (_loglik(eta, n, c, truncated).sum(axis=0)
+        return (_loglik(eta, n, c, truncated).sum(axis=0) / dispersion
                 - 0.5 * np.sum(prior_prec * (th - prior_mean) ** 2, axis=1))
 
     current = objective(theta)
@@ -76,10 +84,11 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
         lam = np.exp(eta)
         em1 = np.expm1(lam)
         g = lam * (-c + (n - c) / em1)
-        if truncated:
-            log_q = np.log(-np.expm1(-lam))
-            g = g + n * np.exp((n - 1) * log_q - lam) * lam / -np.expm1(n * log_q)
-        w = n * lam**2 / em1
+        if truncated:   # d/d eta of -log(1 - (1-p)^n)
+            log_q = _log1m_exp_neg(lam)
+            log_s = _log1m_exp_neg(-n * log_q)
+            g = g + np.where(n > 0, n * lam * np.exp((n - 1) * log_q - lam - log_s), 0.0)
+        g, w = g / dispersion, n * lam**2 / em1 / dispersion
         grad = np.stack([g.sum(0), -(g * xc[:, None]).sum(0)], axis=1) - prior_prec * (theta - prior_mean)
         info = _information(w, xc, prior_prec)
         step = np.linalg.solve(info, grad[:, :, None])[:, :, 0]
@@ -101,8 +110,10 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
             break
     eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
     lam = np.exp(eta)
-    cov = np.linalg.inv(_information(n * lam**2 / np.expm1(lam), xc, prior_prec))
-    return ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy())
+    cov = np.linalg.inv(_information(n * lam**2 / np.expm1(lam) / dispersion, xc, prior_prec))
+    laws = ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy())
+    laws.dispersion = dispersion
+    return laws
 
 
 def _information(w, xc, prior_prec):
@@ -113,6 +124,13 @@ def _information(w, xc, prior_prec):
     return np.stack([np.stack([i00, i01], -1), np.stack([i01, i11], -1)], -2)
 
 
+def pool_design(v: np.ndarray) -> np.ndarray:
+    """Rows [1, v_i - mean v]; intercept only when difficulties barely differ or problems are few."""
+    if len(v) < 5 or np.std(v) < 1e-6:
+        return np.ones((len(v), 1))
+    return np.stack([np.ones_like(v), v - np.mean(v)], axis=1)
+
+
 def exponent_pool(v: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Random-effects meta-regression of exponents on difficulty: k_i ~ N(b0 + b1 (v_i - mean v), tau^2).
 
@@ -120,13 +138,13 @@ def exponent_pool(v: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.n
     the problems that dominate the mean -log p at the target are the ones that improve slowly, and a
     prior that ignores this pulls their exponents up and the forecast too high.
     """
-    design = np.stack([np.ones_like(v), v - np.mean(v)], axis=1)
+    design = pool_design(v)
     w = 1.0 / k_var
     xtwx = design.T @ (w[:, None] * design)
     b_fixed = np.linalg.solve(xtwx, design.T @ (w * k))
     q = np.sum(w * (k - design @ b_fixed) ** 2)
     trace = np.sum(w) - np.trace(np.linalg.solve(xtwx, design.T @ (w[:, None] ** 2 * design)))
-    tau2 = max(TAU_MIN**2, (q - (len(k) - 2)) / trace) if trace > 0 else TAU_MIN**2
+    tau2 = max(TAU_MIN**2, (q - (len(k) - design.shape[1])) / trace) if trace > 0 else TAU_MIN**2
     w_re = 1.0 / (k_var + tau2)
     cov = np.linalg.inv(design.T @ (w_re[:, None] * design))
     return cov @ (design.T @ (w_re * k)), cov, float(np.sqrt(tau2))
@@ -141,17 +159,30 @@ def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: 
         laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_mean, tau=1.0)
         laws.prior_design, laws.prior_cov = np.ones((len(free.k), 1)), np.array([[1.0 / np.sum(1 / free.cov[:, 1, 1])]])
         return laws
-    b, b_cov, tau = exponent_pool(free.v, free.k, free.cov[:, 1, 1])
-    design = np.stack([np.ones_like(free.v), free.v - np.mean(free.v)], axis=1)
+    phi = pearson_dispersion(free, x, n, passed)
+    b, b_cov, tau = exponent_pool(free.v, free.k, free.cov[:, 1, 1] * phi)
+    design = pool_design(free.v)
     k_sd = np.full(len(free.k), tau)
     for _ in range(T_ITERATIONS):   # Student-t prior by EM: outlying exponents (falling problems) shrink less
-        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd)
+        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi)
         r = ((laws.k - design @ b) ** 2 + laws.cov[:, 1, 1]) / tau**2
         k_sd = tau / np.sqrt((T_DOF + 1) / (T_DOF + r))
-    laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd)
+    laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi)
     laws.tau = tau
     laws.prior_design, laws.prior_cov = design, b_cov
     return laws
+
+
+def pearson_dispersion(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: np.ndarray) -> float:
+    """Pearson chi^2 / dof over well-populated cells (n p (1-p) >= 1), floored at 1: extra-binomial noise."""
+    eta = np.clip(laws.v[None, :] - laws.k[None, :] * (np.asarray(x)[:, None] - laws.x_bar), ETA_MIN, ETA_MAX)
+    p = np.clip(np.exp(-np.exp(eta)), 1e-9, 1 - 1e-9)
+    var = n * p * (1 - p)
+    cells = var >= 1.0
+    dof = cells.sum() * (1.0 - 2.0 * n.shape[1] / max(n.size, 1))
+    if dof < 10:
+        return 1.0
+    return float(max(1.0, np.sum((passed - n * p)[cells] ** 2 / var[cells]) / dof))
 
 
 def falling_problems(x: np.ndarray, n: np.ndarray, passed: np.ndarray, z: float = 2.576) -> np.ndarray:

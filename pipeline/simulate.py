@@ -135,3 +135,38 @@ def draw_passes(family: SimulatedFamily, checkpoint: int, problem: int, size: in
     """``size`` Bernoulli outcomes (bool) for one (checkpoint, problem); checkpoint -1 = the target."""
     p = family.target_pass_rates[problem] if checkpoint == -1 else family.pass_rates[checkpoint, problem]
     return rng.random(size) < p
+
+
+def forecast_study(replicates: int, n: int = 100, methods: tuple[str, ...] = ("aggregate", "per-problem"),
+                   target_factor: tuple[float, float] = (10.0, 300.0), seed: int = 0, level: float = 0.9,
+                   draws: int = 400, **spec_fields) -> list[dict]:
+    """Forecast the target of ``replicates`` simulated families with each method; one row per (family, method).
+
+    The target factor is drawn log-uniformly in ``target_factor``; the truth is the target's true
+    E_P[log p] over the problems P that the report's rule selected from the sampled counts.
+    """
+    from pipeline.errors import UserError
+    from pipeline.fit import FitOptions, prepare, run_method
+
+    options = FitOptions(level=level, bootstrap=draws, seed=seed)
+    rows = []
+    for rep in range(replicates):
+        rng = np.random.default_rng([seed, rep])
+        factor = float(np.exp(rng.uniform(np.log(target_factor[0]), np.log(target_factor[1]))))
+        family = simulate_family(FamilySpec(target_factor=factor, **spec_fields), seed=rng)
+        counts = sample_counts(family, n, rng, include_target=False)
+        try:
+            data = prepare(counts, None, family.target_compute, options)
+        except UserError as exc:
+            rows += [{"replicate": rep, "method": m, "factor": factor, "error": str(exc)} for m in methods]
+            continue
+        truth = family.true_mean_log_pass_rate(data.restriction.problems)
+        for method in methods:
+            fit = run_method(method, data.table, data.restriction.models, data.restriction.problems,
+                             data.target_compute, options, seed_offset=rep)
+            rows.append({"replicate": rep, "method": method, "factor": factor, "truth": truth,
+                         "prediction": fit.prediction, "interval": fit.interval,
+                         "relative_error": (fit.prediction - truth) / abs(truth),
+                         "covered": fit.interval[0] <= truth <= fit.interval[1],
+                         "n_problems": len(data.restriction.problems), "error": None})
+    return rows
