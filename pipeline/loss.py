@@ -1,0 +1,290 @@
+"""Loss stage (GPT-4 report §3.1): each checkpoint's mean loss per token on a held-out code corpus,
+the law L(C) = a * C**b + c fitted on the smaller checkpoints, and the target's loss forecast.
+
+Writes ``loss_documents.jsonl`` (per checkpoint: tokens and summed loss per document; append-only, so
+a rerun measures only missing checkpoints), ``loss_measurements.csv`` (checkpoint, compute, tokens,
+mean_loss) and ``loss.json``. Loss per token compares checkpoints only when they share a tokenizer;
+``bytes`` and ``nats_per_byte`` are written beside it for families that do not.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.records import BadInput, JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
+
+DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent / "reference" / "data"
+SOURCE_SUFFIXES = {".py", ".c", ".h", ".cc", ".cpp", ".java", ".js", ".ts", ".go", ".rs", ".rb", ".sh", ".txt"}
+
+
+@dataclass
+class LossOptions:
+    """Where the corpus is, how to run the models, and how to fit."""
+
+    corpus: str | None = None            # directory of source files or JSONL(.gz) with "text"; None: default
+    max_documents: int | None = None
+    window: int = 1024                    # tokens per forward pass (longer documents are split)
+    batch_size: int = 8
+    device: str = "auto"                  # auto: CUDA in bfloat16 when present, else CPU float32
+    bootstrap: int = 200
+    level: float = 0.9
+    max_fit_compute_fraction: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class LossModel:
+    """A checkpoint to measure: its name, where the weights are, and its training compute."""
+
+    name: str
+    location: str
+    compute: float
+    revision: str | None = None
+
+
+def default_corpus() -> Path:
+    found = sorted(DEFAULT_CORPUS_DIR.glob("*held*out*.jsonl*")) if DEFAULT_CORPUS_DIR.is_dir() else []
+    if not found:
+        raise UserError(f"no held-out corpus in {DEFAULT_CORPUS_DIR}; pass --corpus (a directory of source "
+                        f"files or a JSONL with a 'text' field) or set loss.corpus in checkpoints.yaml")
+    return found[0]
+
+
+def read_corpus(path: str | Path, max_documents: int | None = None) -> list[str]:
+    """Documents of a source directory (files in path order) or of a JSONL/JSONL.GZ 'text' field."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES)
+        docs = [p.read_text(encoding="utf-8", errors="replace") for p in files]
+    elif path.is_file():
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        docs = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BadInput(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise BadInput(f"{path}, line {number}: field 'text' is missing or not a string")
+            docs.append(row["text"])
+    else:
+        raise UserError(f"{path}: corpus not found (a directory of source files or a JSONL with 'text')")
+    docs = [d for d in docs if d.strip()][:max_documents]
+    if not docs:
+        raise UserError(f"{path}: the corpus has no non-empty documents")
+    return docs
+
+
+def corpus_digest(docs: list[str]) -> str:
+    h = hashlib.sha256()
+    for doc in docs:
+        h.update(hashlib.sha256(doc.encode()).digest())
+    return h.hexdigest()
+
+
+def measure_documents(model: LossModel, docs: list[str], options: LossOptions) -> tuple[list[int], list[float]]:
+    """(predicted tokens, summed natural-log loss) per document under one checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cuda = options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    try:
+        tok = AutoTokenizer.from_pretrained(model.location, revision=model.revision)
+        lm = AutoModelForCausalLM.from_pretrained(model.location, revision=model.revision, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"checkpoint {model.name}: cannot load {model.location} ({exc})") from None
+    lm.to(device).eval()
+    window = min(options.window, getattr(lm.config, "max_position_embeddings", options.window) or options.window)
+    pieces = []  # (document, token ids of one window)
+    for d, text in enumerate(docs):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if tok.bos_token_id is not None:
+            ids = [tok.bos_token_id] + ids
+        for s in range(0, max(len(ids) - 1, 1), window - 1):
+            chunk = ids[s:s + window]
+            if len(chunk) >= 2:
+                pieces.append((d, chunk))
+    tokens, sums = [0] * len(docs), [0.0] * len(docs)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    with torch.inference_mode():
+        for b in range(0, len(pieces), options.batch_size):
+            batch = pieces[b:b + options.batch_size]
+            width = max(len(c) for _, c in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, (_, chunk) in enumerate(batch):
+                ids[i, :len(chunk)] = torch.tensor(chunk)
+                mask[i, :len(chunk)] = 1
+            logits = lm(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:].to(device),
+                                                    reduction="none")
+            nll = (nll * mask[:, 1:].to(device)).sum(dim=1).cpu().tolist()
+            for (d, chunk), value in zip(batch, nll):
+                tokens[d] += len(chunk) - 1
+                sums[d] += value
+    return tokens, sums
+
+
+def measure_family(models: list[LossModel], docs: list[str], out_dir: Path, options: LossOptions) -> dict:
+    """Measure every checkpoint not yet in out_dir/loss_documents.jsonl for this corpus; return all rows."""
+    from pipeline.progress import progress
+
+    digest = corpus_digest(docs)
+    path = Path(out_dir) / "loss_documents.jsonl"
+    done = {row["checkpoint"]: row for _, row in read_jsonl(path)
+            if row.get("corpus_digest") == digest} if path.exists() else {}
+    todo = [m for m in models if m.name not in done]
+    if todo:
+        with JsonlAppender(path) as out:
+            for model in progress(todo, desc="loss", unit="checkpoint"):
+                tokens, sums = measure_documents(model, docs, options)
+                row = {"checkpoint": model.name, "compute": model.compute, "corpus_digest": digest,
+                       "tokens": tokens, "loss_sums": sums, "bytes": [len(d.encode()) for d in docs]}
+                out.write(row)
+                done[model.name] = row
+    return {m.name: done[m.name] for m in models}
+
+
+def write_measurements(path: Path, rows: dict) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["checkpoint", "compute", "tokens", "mean_loss", "bytes", "nats_per_byte"])
+    for name, row in sorted(rows.items(), key=lambda kv: kv[1]["compute"]):
+        tokens, total = sum(row["tokens"]), sum(row["loss_sums"])
+        writer.writerow([name, row["compute"], tokens, total / max(tokens, 1), sum(row["bytes"]),
+                         total / max(sum(row["bytes"]), 1)])
+    atomic_write_text(path, buf.getvalue())
+
+
+def fit_and_forecast(rows: dict, target: str | None, target_compute: float, options: LossOptions) -> dict:
+    """The loss.json object: law with bootstrap intervals, forecast at the target, actual beside it."""
+    from pipeline.loss_law import bootstrap_loss_law, fit_loss_law, identifiability
+
+    limit = target_compute * options.max_fit_compute_fraction if options.max_fit_compute_fraction else None
+    points, fit_names = [], []
+    for name, row in sorted(rows.items(), key=lambda kv: kv[1]["compute"]):
+        used = name != target and row["compute"] < target_compute and (limit is None or row["compute"] <= limit)
+        tokens = sum(row["tokens"])
+        points.append({"checkpoint": name, "compute": row["compute"], "tokens": tokens,
+                       "mean_loss": sum(row["loss_sums"]) / max(tokens, 1), "used_in_fit": used})
+        if used:
+            fit_names.append(name)
+    if len(fit_names) < 3:
+        raise UserError(f"the loss law needs at least 3 checkpoints below the target (and within the compute "
+                        f"limit); usable: {', '.join(fit_names) or 'none'}")
+    x = np.array([rows[n]["compute"] for n in fit_names]) / target_compute
+    loss = np.array([p["mean_loss"] for p in points if p["used_in_fit"]])
+    fit = fit_loss_law(x, loss)
+    reps = None
+    if options.bootstrap > 0:
+        tokens = np.array([rows[n]["tokens"] for n in fit_names], dtype=float)
+        sums = np.array([rows[n]["loss_sums"] for n in fit_names], dtype=float)
+        reps = bootstrap_loss_law(x, tokens, sums, options.bootstrap, np.random.default_rng(options.seed),
+                                  init=(fit.a, fit.b, fit.c))
+    tail = 50 * (1 - options.level)
+
+    def interval(col: int):
+        return None if reps is None else [float(np.percentile(reps[:, col], tail)),
+                                          float(np.percentile(reps[:, col], 100 - tail))]
+    out = {
+        "target": {"name": target, "compute": target_compute},
+        "law": "L(C) = a * (C / C_target)**b + c",
+        "a": fit.a, "a_interval": interval(0), "b": fit.b, "b_interval": interval(1),
+        "c": fit.c, "c_interval": interval(2),
+        "prediction": {"value": fit.a + fit.c, "interval": interval(3), "level": options.level},
+        "points": points,
+        "fit": {"checkpoints": fit_names, "huber_delta": 1e-3, "log_residuals": fit.residuals.tolist(),
+                "bootstrap": options.bootstrap, "resampled": "corpus documents",
+                "identifiability": identifiability(fit, reps, len(fit_names), options.level)},
+    }
+    actual = next((p for p in points if p["checkpoint"] == target), None)
+    if actual is not None:
+        out["actual"] = {"value": actual["mean_loss"]}
+    return out
+
+
+def measure_and_fit_loss(family, run_dir: str | Path, options: LossOptions | None = None) -> dict:
+    """Measure every checkpoint of a config Family into run_dir, fit the law, write loss.json; return it."""
+    options = options or LossOptions(corpus=family.loss.corpus, max_documents=family.loss.max_documents,
+                                     max_fit_compute_fraction=family.fit.max_fit_compute_fraction)
+    if options.corpus and not Path(options.corpus).is_absolute():
+        options.corpus = str(family.resolve_path(options.corpus))
+    models = [LossModel(c.name, family.model_location(c), c.compute, c.revision) for c in family.checkpoints]
+    return _measure_fit_write(models, family.target_name, family.target_compute, Path(run_dir), options)
+
+
+def _measure_fit_write(models: list[LossModel], target, target_compute, out_dir: Path, options: LossOptions) -> dict:
+    corpus = Path(options.corpus) if options.corpus else default_corpus()
+    docs = read_corpus(corpus, options.max_documents)
+    rows = measure_family(models, docs, out_dir, options)
+    write_measurements(out_dir / "loss_measurements.csv", rows)
+    result = fit_and_forecast(rows, target, target_compute, options)
+    result["corpus"] = {"path": str(corpus), "documents": len(docs), "digest": corpus_digest(docs)}
+    atomic_write_json(out_dir / "loss.json", result)
+    return result
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("loss", help="measure held-out loss per checkpoint and forecast the target's",
+                                   description=__doc__)
+    parser.add_argument("run_dir", nargs="?", type=Path, help="run directory (models and target from manifest.json)")
+    parser.add_argument("--config", type=Path, default=None, help="checkpoints.yaml (instead of a run directory)")
+    parser.add_argument("--family", default=None, help="family name in the config")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: the run directory)")
+    parser.add_argument("--corpus", default=None, help="directory of source files or JSONL with a 'text' field")
+    parser.add_argument("--max-documents", type=int, default=None)
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates over documents")
+    parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
+                        help="fit only checkpoints with compute <= this fraction of the target's")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    options = LossOptions(corpus=args.corpus, max_documents=args.max_documents, bootstrap=args.bootstrap,
+                          max_fit_compute_fraction=args.max_fit_compute_fraction, device=args.device)
+    if args.run_dir is not None:
+        from pipeline.run import read_manifest
+
+        manifest = read_manifest(args.run_dir)
+        models = [LossModel(c["name"], c["model"], float(c["compute"]), c.get("revision"))
+                  for c in manifest["checkpoints"]]
+        target = manifest.get("target", {})
+        corpus = manifest.get("family_config", {}).get("loss", {}).get("corpus")
+        if options.corpus is None and corpus:
+            base = Path(manifest.get("config_path", ".")).parent
+            options.corpus = str(corpus if Path(corpus).is_absolute() else base / corpus)
+        result = _measure_fit_write(models, target.get("name"), float(target["compute"]),
+                                    args.out or args.run_dir, options)
+    else:
+        from pipeline.config import DEFAULT_CONFIG, load_config
+
+        family = load_config(args.config or Path(DEFAULT_CONFIG)).family(args.family)
+        if args.out is None:
+            raise UserError("--out DIR is required without a run directory")
+        args.out.mkdir(parents=True, exist_ok=True)
+        if options.corpus is None and family.loss.corpus:
+            options.corpus = str(family.resolve_path(family.loss.corpus))
+        options.max_documents = options.max_documents or family.loss.max_documents
+        result = measure_and_fit_loss(family, args.out, options)
+    pred = result["prediction"]
+    print(f"loss forecast for {result['target']['name']}: {pred['value']:.4f} "
+          f"{pred['interval'] and [round(v, 4) for v in pred['interval']]}"
+          + (f"; actual {result['actual']['value']:.4f}" if "actual" in result else ""), file=sys.stderr)
+    for note in result["fit"]["identifiability"]:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
