@@ -21,7 +21,6 @@ from pipeline.records import JsonlAppender, atomic_write_json, read_jsonl, requi
 from pipeline.seeds import sample_seed, settings_digest
 
 SHARD_FILE = re.compile(r"^(?P<ckpt>.+)\.shard-(?P<i>\d+)-of-(?P<n>\d+)\.jsonl$")
-VLLM_CHUNK = 8192  # requests per LLM.generate call: bounds the work an interruption can lose
 
 
 def cut_at_stop(text: str, stop) -> str:
