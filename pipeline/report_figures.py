@@ -18,7 +18,7 @@ ACTUAL_COLOR = "#111111"
 FIT_COLOR = "#1f77b4"
 EXCLUDED_COLOR = "#9a9a9a"
 X_LABEL = "training compute ÷ target's compute  (log scale; target = 1)"
-Y_LABEL = "mean log pass rate  $E_P[\\ln\\ \\mathrm{pass\\ rate}]$"
+Y_LABEL = "mean log pass rate  E_P[ln pass rate]"
 
 
 def _pyplot():
@@ -35,7 +35,7 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.08, metadata={"Software": None})
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -92,8 +92,8 @@ def headline(run: RunInputs) -> list[Paragraph]:
     if isinstance(loss, dict) and "error" not in loss and isinstance(loss.get("prediction"), dict):
         band = interval(loss["prediction"])
         out.append(Paragraph(
-            f"**Loss forecast{compute}: {fmt(number(loss['prediction'].get('value')), 4)} nats/token "
-            f"{fmt_interval(band, 4)}** ({level_label(level_of(loss, 0.9))}); {_check(actual_value(loss), band)}.",
+            f"**Loss forecast{compute}: {_loss(number(loss['prediction'].get('value')))} nats/token "
+            f"[{_loss(band[0] if band else None)}, {_loss(band[1] if band else None)}]** ({level_label(level_of(loss, 0.9))}); {_check(actual_value(loss), band)}.",
             kind="headline"))
     elif isinstance(loss, dict) and "error" in loss:
         out.append(Paragraph(f"No loss forecast: {loss['error']}.", kind="note"))
@@ -101,6 +101,10 @@ def headline(run: RunInputs) -> list[Paragraph]:
     if summary:
         out.append(Paragraph(summary, kind="headline"))
     return out
+
+
+def _loss(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def backtest_rows(run: RunInputs) -> list[dict]:

@@ -200,3 +200,23 @@ def test_problems_falling_with_scale_are_listed(tmp_path):
     atomic_write_json(run_dir / "forecast.json", forecast)
     row = next(line for line in write_report(run_dir).read_text().splitlines() if "falls with scale" in line)
     assert "| 2 |" in row and "Sim/1, Sim/4" in row
+
+
+@pytest.mark.parametrize("field,value", [
+    ("points", "not a list"), ("points", [None, {"checkpoint": "x"}, {"normalized_compute": -1}]),
+    ("buckets", {"1": "x"}), ("buckets", [{"problems": None, "prediction": "high"}]),
+    ("alpha", "big"), ("k", None), ("curve", [{"normalized_compute": "a"}]), ("curve", {"x": [1, 2]}),
+    ("excluded", {"problems": ["Sim/1"], "models": [{"id": "m", "reason": "r"}]}), ("excluded", "all"),
+    ("non_monotone", [{"task_id": "Sim/2"}]), ("actual", {"value": None}), ("actual", 7),
+    ("law", {"problem_k": [1], "problem_log_lambda_at_target": [0.0, 1.0]}), ("alternatives", ["x"]),
+    ("prediction", {"value": None, "interval": None}), ("target", "just-a-name"),
+])
+@pytest.mark.slow
+def test_drifted_forecast_fields_do_not_break_the_report(tmp_path, field, value, capsys):
+    run_dir = make_run(tmp_path / "run")
+    forecast = json.loads((run_dir / "forecast.json").read_text())
+    forecast[field] = value
+    atomic_write_json(run_dir / "forecast.json", forecast)
+    text = write_report(run_dir).read_text()
+    assert text.startswith("# ") and "**Checkpoints**" in text
+    assert "not drawn" not in capsys.readouterr().err
