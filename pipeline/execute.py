@@ -80,6 +80,18 @@ def latest_verdicts(path: Path) -> list[dict]:
     return list(latest.values())
 
 
+def calibrated_limits(sandbox, backend, problems: dict, task_ids: set[str], limits) -> dict[str, float]:
+    """Per-problem CPU limits from canonical solutions (floor: limits.cpu_seconds); none without them."""
+    needed = {t: problems[t] for t in sorted(task_ids) if problems[t].get("canonical_solution")}
+    if not needed:
+        return {}
+    try:
+        return sandbox.calibrate_cpu_limits(needed, backend, floor_s=limits.cpu_seconds)
+    except RuntimeError as exc:
+        raise UserError(f"calibrating time limits failed: {exc}; check the problem file, or pass "
+                        f"--no-calibrate (sandbox.calibrate: false in checkpoints.yaml)") from None
+
+
 def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict],
                     options: ExecuteOptions) -> ExecuteSummary:
     """Judge every sample of samples_path not yet judged in out_path; append verdicts."""
@@ -108,8 +120,7 @@ def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict
         summary.backend = backend.name
         cpu = {}
         if options.calibrate:
-            needed = {row["task_id"]: problems[row["task_id"]] for _, row in todo}
-            cpu = sandbox.calibrate_cpu_limits(needed, backend, base=limits)
+            cpu = calibrated_limits(sandbox, backend, problems, {row["task_id"] for _, row in todo}, limits)
         summary.cpu_limits = cpu
         programs = {}
         for gid, (key, members) in enumerate(groups.items()):

@@ -49,7 +49,7 @@ def fake(monkeypatch):
         yield holder["backend"]
 
     monkeypatch.setattr(sandbox, "open_backend", open_backend, raising=False)
-    monkeypatch.setattr(sandbox, "calibrate_cpu_limits", lambda problems, backend, base=None: {}, raising=False)
+    monkeypatch.setattr(sandbox, "calibrate_cpu_limits", lambda problems, backend, **kw: {}, raising=False)
     return holder
 
 
