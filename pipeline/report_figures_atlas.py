@@ -60,7 +60,8 @@ def atlas_figure(run: RunInputs, out_dir: Path) -> Path | None:
     cols = min(16, max(4, math.ceil(math.sqrt(len(tasks) * 1.6))))
     rows = math.ceil(len(tasks) / cols)
     fig = plt.figure(figsize=(13, 4.6 + 0.62 * rows))
-    grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.62 * rows], hspace=0.42)
+    mean_height = (4.2 + 0.62 * rows) / 2
+    grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.62 * rows], hspace=1.5 / mean_height)  # ~1.5 inch gap
     _overview(fig.add_subplot(grid[0]), x, rate, tasks, falling, fit_rows, checkpoints, target)
     _cells(fig.add_subplot(grid[1]), x, rate, tasks, falling, used, fit_rows, cols, rows, checkpoints, target)
     return _save(fig, out_dir / "atlas.png")

@@ -107,7 +107,7 @@ def read_registered(run_dir: Path) -> tuple[list[dict], dict | list | None]:
         data = read_json_file(path)
         if path.name == "scores.json":
             scores = data
-        elif isinstance(data, dict):
+        elif isinstance(data, dict) and "error" not in data:
             forecasts.append({**data, "_file": path.name})
     forecasts.sort(key=lambda f: str(f.get("registered_at") or f.get("created_at") or f["_file"]))
     return forecasts, scores

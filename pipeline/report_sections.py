@@ -24,11 +24,36 @@ def _registered_for_target(run: RunInputs) -> list[dict]:
 
 
 def registered_at(forecast: dict) -> str | None:
-    """When a registered forecast was recorded (its own timestamp field)."""
+    """When a registered forecast was recorded, as 'YYYY-MM-DD HH:MM UTC' (or as stored, if not ISO 8601)."""
+    from datetime import datetime, timezone
+
     for key in ("registered_at", "created_at", "timestamp"):
-        if isinstance(forecast.get(key), str):
-            return forecast[key]
+        stamp = forecast.get(key)
+        if isinstance(stamp, str):
+            try:
+                when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            except ValueError:
+                return stamp
+            when = when.astimezone(timezone.utc) if when.tzinfo else when
+            return when.strftime("%Y-%m-%d %H:%M UTC")
     return None
+
+
+def _registration_note(run: RunInputs) -> str:
+    """'; registered 2026-11-26 12:00 UTC, before the target's samples existed' or ''."""
+    from pipeline.report_tables import _scores_by_file
+
+    registered = [r for r in _registered_for_target(run) if registered_at(r)]
+    if not registered:
+        return ""
+    first = registered[0]
+    before = _scores_by_file(run.scores).get(first["_file"], {}).get("registered_before_target_samples")
+    text = f"; registered {registered_at(first)}"
+    if before is True:
+        text += ", before the target's samples existed"
+    elif before is False:
+        text += ", **after** the target's data existed (not a blind forecast)"
+    return text
 
 
 def extrapolation_factor(run: RunInputs) -> float | None:
@@ -78,9 +103,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
         factor = extrapolation_factor(run)
         if factor:
             text += f"; extrapolated {fmt_factor(factor)} beyond the largest checkpoint in the fit"
-        registered = [r for r in _registered_for_target(run) if registered_at(r)]
-        if registered:
-            text += f"; registered {registered_at(registered[0])}"
+        text += _registration_note(run)
         actual, judged_by, same_problems = comparison(forecast)
         text += f"; {_check(actual, judged_by)}"
         if same_problems:

@@ -248,6 +248,14 @@ def backtest_table(run: RunInputs) -> Table | None:
                       "solved. Extrapolation = held-out compute ÷ largest compute in that fit.", slug="backtest")
 
 
+def registered_prediction(record: dict) -> dict:
+    """The prediction block of a registered record (pipeline.register nests the forecast)."""
+    for holder in (record, record.get("forecast")):
+        if isinstance(holder, dict) and isinstance(holder.get("prediction"), dict):
+            return holder["prediction"]
+    return {}
+
+
 def registered_table(run: RunInputs) -> Table | None:
     """Forecasts registered before their target was measured, and how each scored."""
     from pipeline.report_sections import registered_at
@@ -255,27 +263,30 @@ def registered_table(run: RunInputs) -> Table | None:
     scores = _scores_by_file(run.scores)
     rows = []
     for f in run.registered:
-        pred = f.get("prediction") if isinstance(f.get("prediction"), dict) else {}
+        pred = registered_prediction(f)
         score = scores.get(f["_file"], {})
         target = f.get("target")
-        band = interval(pred)
-        actual = number(score.get("actual")) if score else None
-        if actual is None:
-            actual = actual_value(f)
-        covered = score.get("covered")
+        value, band = number(pred.get("value")), interval(pred)
+        actual = number(score.get("actual")) if score else actual_value(f.get("forecast"))
+        covered = score.get("within_interval", score.get("covered"))
+        if not isinstance(covered, bool):
+            covered = None if actual is None or band is None else band[0] <= actual <= band[1]
+        before = score.get("registered_before_target_samples")
         rows.append([registered_at(f) or "—", str(target.get("name") if isinstance(target, dict) else target or "—"),
-                     fmt(number(pred.get("value"))), fmt_interval(band), fmt(actual),
-                     fmt(number(score.get("error"))) if score else (fmt(number(pred.get("value")) - actual)
-                                                                    if actual is not None and number(pred.get("value"))
-                                                                    is not None else "—"),
-                     "✓ yes" if covered is True else "✗ no" if covered is False else _verdict(actual, band),
+                     fmt(value), fmt_interval(band), fmt(actual),
+                     fmt(value - actual) if value is not None and actual is not None else "—",
+                     "—" if covered is None else "✓ yes" if covered else "✗ no",
+                     {True: "✓ yes", False: "✗ no"}.get(before, "unknown") +
+                     (f" ({score['why']})" if before is not True and score.get("why") else ""),
                      f["_file"]])
     if not rows:
         return None
     return Table("Registered forecasts vs actual", ["registered (UTC)", "target", "forecast", "interval",
-                                                    "actual", "error", "inside?", "file"], rows,
-                 note="Registered = written to forecasts/ before the target's samples existed, from the smaller "
-                      "checkpoints only.", slug="registered")
+                                                    "actual", "error", "inside?", "before target's samples?",
+                                                    "file"], rows,
+                 note="Registered = an immutable record in forecasts/ made from the smaller checkpoints only. Error = "
+                      "forecast − actual (mean log pass rate), on the record's problems that the target solved.",
+                 slug="registered")
 
 
 def _scores_by_file(scores) -> dict[str, dict]:
