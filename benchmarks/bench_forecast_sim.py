@@ -95,6 +95,25 @@ def budget_study(replicates: int, budgets: tuple[int, ...]) -> dict:
     return out
 
 
+SCENARIOS = {
+    "default (spread k+-0.15, difficulty set at smallest)": {},
+    "difficulty set at the target (k independent of it)": {"difficulty_at": "target"},
+    "one exponent for all (k_spread 0: the aggregate law is true)": {"k_spread": 0.0},
+    "wide spread k+-0.25": {"k": 0.35, "k_spread": 0.25},
+    "no falling problems, no cell noise": {"non_monotone_fraction": 0.0, "noise_sd": 0.0},
+}
+
+
+def scenario_study(replicates: int) -> None:
+    print(f"\n== Robustness: other families ({replicates} each, n = 100, target 10-300x) ==")
+    print(f"{'scenario':<62} " + " ".join(f"{m + ' err':>17} {'cov':>4}" for m in METHODS))
+    for name, fields in SCENARIOS.items():
+        rows = forecast_study(replicates, n=100, methods=METHODS, seed=11, **fields)
+        stats = {m: summarize(rows, m) for m in METHODS}
+        print(f"{name:<62} " + " ".join(f"{stats[m]['median_abs_rel']:>17.1%} {stats[m]['coverage']:>4.0%}"
+                                         for m in METHODS))
+
+
 def figures(rows: list[dict], budgets: dict, folder: Path) -> None:
     import matplotlib
 
@@ -136,6 +155,7 @@ def main() -> None:
     estimator_bias(20000 if not args.quick else 4000, np.random.default_rng(0))
     rows = main_study(args.replicates, 100)
     budgets = budget_study(args.budget_replicates, (25, 50, 100, 200, 400))
+    scenario_study(args.budget_replicates)
     if args.figures:
         figures(rows, budgets, args.figures)
 

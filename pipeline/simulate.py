@@ -42,6 +42,8 @@ class FamilySpec:
     non_monotone_fraction: float = 0.03  # problems whose pass rate falls with scale
     non_monotone_k: tuple[float, float] = (-0.08, -0.02)  # their exponent range
     noise_sd: float = 0.05             # lognormal noise on -log p per (checkpoint, problem)
+    difficulty_at: str = "smallest"    # "smallest": spread set there (slow improvers end hardest at the
+                                       # target); "target": spread set at C = 1, independent of exponents
 
 
 @dataclass
@@ -93,8 +95,13 @@ def simulate_family(spec: FamilySpec, seed: int | np.random.Generator = 0) -> Si
     n_falling = int(round(spec.non_monotone_fraction * m))
     falling = rng.choice(m, size=n_falling, replace=False) if n_falling else np.array([], dtype=int)
     k[falling] = rng.uniform(*spec.non_monotone_k, size=n_falling)
-    lam_smallest = spec.difficulty_median * np.exp(spec.difficulty_sd * rng.standard_normal(m))
-    alpha = lam_smallest * normalized[0] ** k          # -log p at C = 1 (the target)
+    spread = np.exp(spec.difficulty_sd * rng.standard_normal(m))
+    if spec.difficulty_at == "smallest":
+        alpha = spec.difficulty_median * spread * normalized[0] ** k      # -log p at C = 1 (the target)
+    elif spec.difficulty_at == "target":
+        alpha = spec.difficulty_median * normalized[0] ** spec.k * spread
+    else:
+        raise ValueError(f"difficulty_at must be 'smallest' or 'target', got {spec.difficulty_at!r}")
     lam = alpha[None, :] * normalized[:, None] ** (-k[None, :])
     lam_target = alpha.copy()
     if spec.noise_sd > 0:

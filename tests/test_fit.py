@@ -189,3 +189,22 @@ def test_cli_fit_errors_exit_2(argv, message, tmp_path, counts, capsys):
     write_pass_counts(csv, counts)
     assert main([str(csv) if a == "PLACEHOLDER" else a for a in argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bucket_without_qualifying_problems_carries_its_reason():
+    rows = [PassCount(f"m{j}", 10.0 ** (18 + j), f"T/{i}", 20,
+                      (0 if j == 0 else 2) if i >= 8 else 8 + j + i % 4) for j in range(5) for i in range(12)]
+    out = forecast_from_counts(rows, None, None, replace(FAST, buckets=3, hardest_excluded=0))
+    last = out["buckets"][-1]
+    assert last["prediction"] is None and "no problem qualifies" in last["error"]
+    assert sorted(last["not_qualifying"]) == sorted(f"T/{i}" for i in range(8, 12))
+    assert out["buckets"][0]["prediction"] is not None
+
+
+def test_cli_reports_bad_csv_line(tmp_path, capsys):
+    from pipeline.cli import main
+
+    csv = tmp_path / "bad.csv"
+    csv.write_text("checkpoint,compute,task_id,n,passed\na,1e20,T/0,10,3\nb,lots,T/0,10,4\n")
+    assert main(["fit", "--pass-counts", str(csv), "--out", str(tmp_path / "f.json")]) == 2
+    assert "line 3" in capsys.readouterr().err and not (tmp_path / "f.json").exists()

@@ -74,7 +74,15 @@ def test_draw_passes_matches_the_cell_pass_rate():
     assert abs(draw_passes(f, -1, 0, 40000, np.random.default_rng(1)).mean() - f.target_pass_rates[0]) < 0.013
 
 
-@pytest.mark.parametrize("field,value", [("n_checkpoints", 1), ("compute_span", 1.0), ("target_factor", 0.5)])
+@pytest.mark.parametrize("field,value", [("n_checkpoints", 1), ("compute_span", 1.0), ("target_factor", 0.5),
+                                         ("difficulty_at", "middle")])
 def test_bad_spec_is_refused(field, value):
     with pytest.raises(ValueError):
         simulate_family(FamilySpec(**{field: value}), seed=0)
+
+
+def test_difficulty_at_target_sets_the_spread_at_c_equals_one():
+    spec = FamilySpec(difficulty_at="target", noise_sd=0.0, non_monotone_fraction=0.0, difficulty_sd=0.0)
+    f = simulate_family(spec, seed=0)
+    assert np.allclose(f.alpha, f.alpha[0])          # same -log p at the target, different exponents
+    assert np.ptp(f.k) > 0.1
