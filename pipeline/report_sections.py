@@ -85,7 +85,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
     compute = f" at C = {fmt_flops(run.target_compute)}" if run.target_compute else ""
     error = run.forecast_error
     if error:
-        out.append(Paragraph(f"**No capability forecast for {run.target_name}{compute}.** {error}. "
+        out.append(Paragraph(f"**No capability forecast for {run.target_name}{compute}.** Reason: {error.rstrip('.')}. "
                              f"The sections below show what the run did measure.", kind="warning"))
     else:
         forecast = run.forecast
@@ -192,14 +192,15 @@ def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict
     doc.add(tables.get("buckets"), tables.get("parameters"), tables.get("methods"))
     doc.add(Heading("Loss"))
     doc.add(_figure(figures, "loss", "Figure 3. Final loss L(C) against training compute with the fitted "
-                    "a·C^b + c (as in the GPT-4 report's Figure 1).", "loss forecast (loss.json)"))
+                    "a·C^b + c (as in the GPT-4 report's Figure 1).", "loss forecast", run.loss, "loss.json"))
     doc.add(Heading("Evidence"))
     doc.add(tables.get("checkpoints"), tables.get("outcomes"), tables.get("subset"))
     doc.add(_figure(figures, "atlas", "Figure 4. Per-problem pass rate against compute; problems whose pass rate "
                     "falls with scale are highlighted.", None))
     doc.add(Heading("Track record"))
     doc.add(_figure(figures, "backtest", "Figure 5. Backtest: forecast error against extrapolation factor, "
-                    "filled when the actual value fell inside the interval.", "backtest (backtest.json)"))
+                    "filled when the actual value fell inside the interval.", "backtest", run.backtest,
+                    "backtest.json"))
     doc.add(tables.get("backtest"), tables.get("registered"))
     if not tables.get("registered"):
         doc.add(Paragraph("No registered forecasts in `forecasts/` yet.", kind="note"))
@@ -208,10 +209,14 @@ def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict
     return doc
 
 
-def _figure(figures: dict, key: str, caption: str, missing_what: str | None):
+def _figure(figures: dict, key: str, caption: str, missing_what: str | None, source: dict | None = None,
+            file: str = ""):
     path = figures.get(key)
     if path is not None:
         return Figure(path, caption, slug=key)
+    if isinstance(source, dict) and source.get("error"):
+        return Paragraph(f"No {missing_what}: {source['error']} (from `{file}`).", kind="note")
     if missing_what:
-        return Paragraph(f"No figure: this run has no {missing_what}.", kind="note")
+        return Paragraph(f"No figure: this run has no {missing_what}" + (f" (`{file}`)." if file else "."),
+                         kind="note")
     return None

@@ -302,64 +302,10 @@ def _scores_by_file(scores) -> dict[str, dict]:
     return out
 
 
-PROVENANCE_KEYS = [("family", "family"), ("created_at", "created (UTC)"), ("config_digest", "config digest"),
-                   ("config_path", "config file"), ("problems.digest", "problem-set digest"),
-                   ("problems.count", "problems"), ("problems.path", "problem file"),
-                   ("code_version", "code version")]
-
-
-def _dig(data, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
-def _brief(value, limit: int = 160) -> str:
-    if isinstance(value, dict):
-        text = ", ".join(f"{k}={_brief(v, 40)}" for k, v in value.items())
-    elif isinstance(value, list):
-        text = ", ".join(_brief(v, 40) for v in value)
-    else:
-        text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def provenance_table(run: RunInputs) -> Table | None:
-    """Where the numbers came from: digests, code version, engine/device, sandbox and its limits."""
-    m = run.manifest
-    if not m:
-        return Table("Provenance", ["item", "value"], [["manifest.json", "missing: provenance unknown"]],
-                     slug="provenance")
-    rows = [[label, _brief(_dig(m, key))] for key, label in PROVENANCE_KEYS if _dig(m, key) is not None]
-    sandbox = m.get("sandbox")
-    if isinstance(sandbox, dict):
-        rows.append(["sandbox backend", _brief(sandbox.get("backend", "—"))])
-        if sandbox.get("limits"):
-            rows.append(["sandbox limits", _brief(sandbox["limits"])])
-    generation = m.get("generation")
-    if isinstance(generation, dict):
-        for name, gen in generation.items():
-            if isinstance(gen, dict):
-                keep = {k: v for k, v in gen.items() if k in ("engine", "backend", "device", "dtype", "samples",
-                                                                 "seconds", "n", "temperature", "top_p")}
-                rows.append([f"generation: {name}", _brief(keep or gen)])
-    packages = m.get("packages")
-    if packages:
-        rows.append(["packages", _brief(packages, 400)])
-    stages = m.get("stages")
-    if isinstance(stages, dict) and stages:
-        total = sum(number(s.get("seconds")) or 0 for s in stages.values() if isinstance(s, dict))
-        rows.append(["stage time", f"{fmt(total, 3)} s over {len(stages)} stages"])
-    for key in sorted(set(m) - {k.split(".")[0] for k, _ in PROVENANCE_KEYS}
-                      - {"sandbox", "generation", "packages", "stages", "checkpoints", "family_config", "target"}):
-        rows.append([key, _brief(m[key])])
-    return Table("Provenance", ["item", "value"], rows, slug="provenance")
-
-
 def all_tables(run: RunInputs) -> dict[str, Table | None]:
     """Every table, keyed by slug; None where the run has no data for it."""
+    from pipeline.report_provenance import provenance_table
+
     level = level_of(run.forecast, 0.9) or 0.9
     return {"checkpoints": checkpoint_table(run, level), "outcomes": status_table(run),
             "subset": subset_table(run), "buckets": bucket_table(run), "parameters": parameter_table(run),
