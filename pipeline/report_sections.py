@@ -105,7 +105,11 @@ def headline(run: RunInputs) -> list[Paragraph]:
             text += f"; extrapolated {fmt_factor(factor)} beyond the largest checkpoint in the fit"
         text += _registration_note(run)
         actual, judged_by, same_problems = comparison(forecast)
-        text += f"; {_check(actual, judged_by)}"
+        block = forecast.get("actual") if isinstance(forecast.get("actual"), dict) else {}
+        if actual is None and block.get("note"):
+            text += f"; no actual value: {str(block['note']).rstrip('.')}"
+        else:
+            text += f"; {_check(actual, judged_by)}"
         if same_problems:
             n_solved = (forecast.get("actual") or {}).get("n_problems")
             text += (f" (compared on the {n_solved} problems the target solved at least once, where the forecast "

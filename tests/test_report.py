@@ -220,3 +220,14 @@ def test_drifted_forecast_fields_do_not_break_the_report(tmp_path, field, value,
     text = write_report(run_dir).read_text()
     assert text.startswith("# ") and "**Checkpoints**" in text
     assert "not drawn" not in capsys.readouterr().err
+
+
+def test_target_that_solves_nothing_is_not_called_unmeasured(tmp_path):
+    run_dir = make_run(tmp_path / "run")
+    forecast = json.loads((run_dir / "forecast.json").read_text())
+    forecast["actual"] = {"value": None, "n_problems": 0, "unsolved_by_target": forecast["problems"],
+                          "note": "the target solves none of the fit problems at its sample budget"}
+    atomic_write_json(run_dir / "forecast.json", forecast)
+    headline = next(line for line in write_report(run_dir).read_text().splitlines() if "Forecast for" in line)
+    assert "no actual value: the target solves none of the fit problems" in headline
+    assert "not yet measured" not in headline
