@@ -118,13 +118,13 @@ def _cells(ax, x, rate, tasks, falling, used, fit_rows, cols, rows, checkpoints,
                     ".", color="#111111", ms=3)
         ax.text(col + 0.5, row + 0.8, task.rpartition("/")[2] or task, ha="center", va="bottom", fontsize=6.5,
                 color=FORECAST_COLOR if task in falling else "#333333")
-    ax.add_collection(LineCollection(normal, colors=FIT_COLOR, linewidths=0.9))
+    ax.add_collection(LineCollection(normal, colors=FIT_COLOR if used else "#555555", linewidths=0.9))
     ax.add_collection(LineCollection(dashed, colors=EXCLUDED_COLOR, linewidths=0.9, linestyles="dashed"))
     ax.add_collection(LineCollection(red, colors=FORECAST_COLOR, linewidths=1.4))
     ax.set_xlim(0, cols)
     ax.set_ylim(0, rows)
     ax.set_axis_off()
+    key = ("Blue: in the fit's subset; grey dashed: excluded; " if used else "No fit, so no subset; ")
     ax.set_title("Atlas: one cell per problem (number = task id). In each cell x = log compute from the smallest "
-                 "checkpoint to the target, y = pass rate 0 (bottom) to 1 (top).\nBlue: in the fit's subset; "
-                 "grey dashed: excluded; red on pink: pass rate falls with scale; black dot: the target.",
-                 fontsize=9, loc="left")
+                 "checkpoint to the target, y = pass rate 0 (bottom) to 1 (top).\n" + key +
+                 "red on pink: pass rate falls with scale; black dot: the target.", fontsize=9, loc="left")
