@@ -124,10 +124,38 @@ def headline(run: RunInputs) -> list[Paragraph]:
             kind="headline"))
     elif isinstance(loss, dict) and "error" in loss:
         out.append(Paragraph(f"No loss forecast: {loss['error']}.", kind="note"))
+    evidence = evidence_summary(run)
+    if evidence:
+        out.append(Paragraph(evidence, kind="headline"))
     summary = backtest_summary(run)
     if summary:
         out.append(Paragraph(summary, kind="headline"))
     return out
+
+
+def evidence_summary(run: RunInputs) -> str | None:
+    """'Evidence: 5 checkpoints from … to … FLOPs (2 decades), 49 of 60 problems, 100 samples each.'"""
+    if not run.counts:
+        return None
+    forecast = run.forecast if not run.forecast_error else {}
+    computes = {c.checkpoint: c.compute for c in run.counts}
+    fit = [m for m in forecast.get("models") or [] if m in computes] or \
+        [c for c in computes if c != run.target_name]
+    if not fit:
+        return None
+    lo, hi = min(computes[c] for c in fit), max(computes[c] for c in fit)
+    where = "in the fit" if forecast.get("models") else "besides the target"
+    text = (f"**Evidence:** {len(fit)} checkpoint{'s' if len(fit) > 1 else ''} {where}, {fmt_flops(lo)} to {fmt_flops(hi)}"
+            + (f" ({fmt(math.log10(hi / lo), 2)} decades of compute)" if hi > lo else ""))
+    tasks = {c.task_id for c in run.counts}
+    used = forecast.get("problems") or []
+    text += f"; {len(used)} of {len(tasks)} problems qualify" if used else f"; {len(tasks)} problems"
+    per_cell = sorted(c.n for c in run.counts if c.checkpoint in fit)
+    if per_cell:
+        median = per_cell[len(per_cell) // 2]
+        text += (f"; {median} samples per problem per checkpoint" if per_cell[0] == per_cell[-1]
+                 else f"; {per_cell[0]}–{per_cell[-1]} (median {median}) samples per problem per checkpoint")
+    return text + "."
 
 
 def _loss(value: float | None) -> str:
@@ -172,7 +200,7 @@ def backtest_summary(run: RunInputs) -> str | None:
     errors = sorted(abs(r["error"]) for r in rows)
     factors = [r["factor"] for r in rows if r["factor"]]
     text = (f"**Backtest{f' ({method} method)' if method and rows[0]['method'] else ''}:** "
-            f"{len(rows)} forecast(s) of held-out checkpoints from smaller ones")
+            f"{len(rows)} forecast{'s' if len(rows) > 1 else ''} of held-out checkpoints from smaller ones")
     if covered:
         text += f"; {sum(covered)} of {len(covered)} inside their {level_label(level_of(run.forecast, 0.9))} interval"
     text += f"; median |error| {fmt(float(np.median(errors)), 2)} in mean log pass rate"

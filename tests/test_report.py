@@ -231,3 +231,11 @@ def test_target_that_solves_nothing_is_not_called_unmeasured(tmp_path):
     headline = next(line for line in write_report(run_dir).read_text().splitlines() if "Forecast for" in line)
     assert "no actual value: the target solves none of the fit problems" in headline
     assert "not yet measured" not in headline
+
+
+def test_evidence_line_names_checkpoints_compute_problems_and_samples(reported_run):
+    line = next(x for x in (reported_run / "report.md").read_text().splitlines() if "**Evidence:**" in x)
+    forecast = json.loads((reported_run / "forecast.json").read_text())
+    assert f"{len(forecast['models'])} checkpoints in the fit" in line
+    assert f"{len(forecast['problems'])} of 40 problems qualify" in line
+    assert "100 samples per problem per checkpoint" in line and "decades of compute" in line
