@@ -177,7 +177,7 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
 
 def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -> list[dict]:
     """Measured E_P[log(c/n)] per checkpoint (fit checkpoints and the target) with bootstrap intervals."""
-    from pipeline.estimate import bootstrap_mean_log, percentile_interval
+    from pipeline.estimate import basic_interval, bootstrap_mean_log
 
     rng = np.random.default_rng([options.seed, 99])
     used = set(data.restriction.models)
@@ -194,9 +194,8 @@ def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -
             if keep.any():
                 n, c = sub.n[:, keep].astype(float), sub.passed[:, keep].astype(float)
                 point["mean_log_pass_rate"] = float(np.mean(np.log(c / n)))
-                lo, hi = percentile_interval(bootstrap_mean_log(n, c, min(options.bootstrap, 500), rng)[:, 0],
-                                             options.level)
-                point["interval"] = [float(lo), float(hi)]
+                reps = bootstrap_mean_log(n, c, min(options.bootstrap, 500), rng)[:, 0]
+                point["interval"] = list(basic_interval(point["mean_log_pass_rate"], reps, options.level))
             else:
                 point["mean_log_pass_rate"] = None
             points.append(point)
