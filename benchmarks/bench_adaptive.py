@@ -74,13 +74,28 @@ def adaptive_once(p: np.ndarray, compute, target_compute, design: Design, rng) -
     return forecast_from_means(compute, np.array(means), target_compute), int(n.sum()), rounds, truncated
 
 
+def samples_for_se(rows: list[tuple[float, float]], target_se: float) -> tuple[float, str]:
+    """Samples at which the adaptive SE reaches target_se: log-log interpolation between bracketing budgets."""
+    rows = sorted(rows)
+    cost, se = np.log([r[0] for r in rows]), np.log([r[1] for r in rows])
+    goal = np.log(target_se)
+    for i in range(len(rows) - 1):
+        if se[i] >= goal >= se[i + 1]:
+            t = (goal - se[i]) / (se[i + 1] - se[i])
+            return float(np.exp(cost[i] + t * (cost[i + 1] - cost[i]))), "interpolated"
+    slope, icept = np.polyfit(cost, se, 1)
+    return float(np.exp((goal - icept) / slope)), f"EXTRAPOLATED, log SE ~ {slope:.2f} log samples"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", type=int, default=3)
+    ap.add_argument("--first-family", type=int, default=0, help="seed of the first simulated family")
     ap.add_argument("--reps", type=int, default=100, help="adaptive replicates per budget and family")
-    ap.add_argument("--budgets", default="15,25,40,60", help="adaptive samples per cell to try")
+    ap.add_argument("--budgets", default="15,25,40,60,90,130", help="adaptive samples per cell to try")
     ap.add_argument("--p-floor", type=float, default=0.01)
     ap.add_argument("--pilot", type=int, default=5)
+    ap.add_argument("--budget", type=int, default=5000, help="most sequential draws per cell")
     ap.add_argument("--quick", action="store_true", help="1 family, 30 replicates (a smoke run)")
     args = ap.parse_args()
     if args.quick:
@@ -89,19 +104,19 @@ def main() -> int:
     rng = np.random.default_rng(20261126)
     ratios = []
     t0 = time.perf_counter()
-    for seed in range(args.families):
+    for seed in range(args.first_family, args.first_family + args.families):
         fam = simulate_family(FamilySpec(), seed=seed)
         keep = fam.pass_rates.min(axis=0) >= args.p_floor
         p = fam.pass_rates[:, keep]
         truth = forecast_from_means(fam.compute, np.log(p).mean(axis=1), fam.target_compute)
         fixed, fixed_cost = fixed_design(p, fam.compute, fam.target_compute, 4 * args.reps, rng)
-        print(f"family {seed}: {p.shape[1]} of {len(fam.task_ids)} problems with p >= {args.p_floor} at every "
+        print(f"family {seed} (pilot {args.pilot}, budget {args.budget}/cell): {p.shape[1]} of {len(fam.task_ids)} problems with p >= {args.p_floor} at every "
               f"checkpoint, {p.shape[0]} checkpoints; noise-free forecast {truth:.4f}")
         print(f"  fixed n={FIXED_N}: samples {fixed_cost:>8d}  SE {fixed.std():.4f}  bias {fixed.mean() - truth:+.4f}"
               f"  RMSE {np.sqrt(np.mean((fixed - truth) ** 2)):.4f}")
         rows = []
         for spc in budgets:
-            design = Design(pilot=args.pilot, samples_per_cell=spc, budget=2000, round_size=200,
+            design = Design(pilot=args.pilot, samples_per_cell=spc, budget=args.budget, round_size=200,
                             target="target", target_compute=fam.target_compute)
             res = [adaptive_once(p, fam.compute, fam.target_compute, design, rng) for _ in range(args.reps)]
             f = np.array([x[0] for x in res])
@@ -110,11 +125,9 @@ def main() -> int:
             print(f"  adaptive {spc:>4g}/cell: samples {cost:>8.0f}  SE {f.std():.4f}  bias {f.mean() - truth:+.4f}"
                   f"  RMSE {np.sqrt(np.mean((f - truth) ** 2)):.4f}  rounds {np.mean([x[2] for x in res]):.1f}"
                   f"  truncated cells {np.mean([x[3] for x in res]):.2f}")
-        cost, se = np.log([r[0] for r in rows]), np.log([r[1] for r in rows])
-        slope, icept = np.polyfit(cost, se, 1)
-        needed = float(np.exp((np.log(fixed.std()) - icept) / slope))
+        needed, how = samples_for_se(rows, fixed.std())
         ratios.append(fixed_cost / needed)
-        print(f"  -> adaptive needs {needed:.0f} samples for SE {fixed.std():.4f} (log SE ~ {slope:.2f} log samples):"
+        print(f"  -> adaptive needs {needed:.0f} samples for SE {fixed.std():.4f} ({how}):"
               f" {fixed_cost / needed:.2f}x fewer than fixed n={FIXED_N}")
     print(f"samples saved by adaptive vs fixed n={FIXED_N} at equal forecast SE: "
           f"{', '.join(f'{r:.2f}x' for r in ratios)} (mean {np.mean(ratios):.2f}x; goal >= 3x) "

@@ -21,11 +21,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
+from scipy import stats
 
 from pipeline.errors import UserError
 from pipeline.records import PassCount
 
 DESIGN_KIND = "passuntil-rounds/1"
+LOW_QUANTILE = 0.2  # r is capped at budget * p_low / 2, p_low this quantile of the pilot's Jeffreys posterior
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Design:
     pilot: int = 10                  # samples per cell before allocation (0: plain PassUntil)
     round_size: int = 200            # most new samples per cell per round
     samples_per_cell: float = 40.0   # allocation budget, in samples per fit cell (pilot included)
-    r_max: int = 50
+    r_max: int = 200
     target: str | None = None
     target_compute: float | None = None
     cells: dict[tuple[str, str], CellDesign] = field(default_factory=dict)
@@ -58,8 +60,8 @@ class Design:
                 raise UserError(f"design field '{name}' must be an integer >= 1, got {getattr(self, name)!r}")
         if not isinstance(self.pilot, int) or self.pilot < 0:
             raise UserError(f"design field 'pilot' must be an integer >= 0, got {self.pilot!r}")
-        if self.budget < max(self.r, self.r_max if self.pilot else self.r):
-            raise UserError(f"design field 'budget' ({self.budget}) must be at least r and r_max")
+        if self.budget < self.r:
+            raise UserError(f"design field 'budget' ({self.budget}) must be at least r ({self.r})")
         if not self.samples_per_cell > 0:
             raise UserError(f"design field 'samples_per_cell' must be positive, got {self.samples_per_cell}")
 
@@ -111,13 +113,16 @@ def leverage_weights(compute: np.ndarray, mean_neg_log: np.ndarray, target_compu
     return g ** 2 / np.maximum(mean_neg_log, 1e-6) ** 2
 
 
-def allocate_r(p_hat: np.ndarray, weights: np.ndarray, samples: float, r_max: int, budget: int) -> np.ndarray:
-    """Successes per cell minimising sum w (1-p) psi'(r) subject to sum min(r/p, budget) <= samples."""
+def allocate_r(p_hat: np.ndarray, weights: np.ndarray, samples: float, r_max: int, budget: int,
+               p_low: np.ndarray | None = None) -> np.ndarray:
+    """Successes per cell minimising sum w (1-p) psi'(r) subject to sum r/p <= samples, r <= budget p_low / 2."""
     p = np.clip(p_hat, 1.0 / budget, 1 - 1e-6)
     gain = np.broadcast_to(weights, p.shape) * p * (1 - p)
+    low = p if p_low is None else np.asarray(p_low, dtype=float)
+    cap = np.clip(np.floor(0.5 * budget * low), 1, r_max)  # stop well inside the budget even if p is low
 
     def r_for(lam: float) -> np.ndarray:
-        return np.clip(np.floor(np.sqrt(gain / lam)), 1, r_max)
+        return np.clip(np.floor(np.sqrt(gain / lam)), 1, cap)
 
     def cost(lam: float) -> float:
         return float(np.minimum(r_for(lam) / p, budget).sum())
@@ -143,13 +148,16 @@ def allocate(counts: list[PassCount], design: Design) -> dict[tuple[str, str], C
     names = sorted({c.checkpoint for c in fit}, key=lambda n: next(c.compute for c in fit if c.checkpoint == n))
     row = {n: i for i, n in enumerate(names)}
     p_hat = np.array([(c.passed + 0.5) / (c.n + 1.0) for c in fit])
+    passed, n = np.array([c.passed for c in fit]), np.array([c.n for c in fit])
+    p_low = stats.beta.ppf(LOW_QUANTILE, passed + 0.5, n - passed + 0.5)  # Jeffreys lower bound
     ckpt = np.array([row[c.checkpoint] for c in fit])
     compute = np.array([next(c.compute for c in fit if c.checkpoint == n) for n in names])
     mu = np.array([-np.mean(np.log(p_hat[ckpt == j])) for j in range(len(names))])
     per_ckpt_cells = np.bincount(ckpt, minlength=len(names))
     weights = leverage_weights(compute, mu, design.target_compute) / per_ckpt_cells ** 2
     spent = sum(c.n for c in fit)
-    r = allocate_r(p_hat, weights[ckpt], design.samples_per_cell * len(fit) - spent, design.r_max, design.budget)
+    r = allocate_r(p_hat, weights[ckpt], design.samples_per_cell * len(fit) - spent, design.r_max, design.budget,
+                   p_low)
     for c, rc in zip(fit, r):
         cells[(c.checkpoint, c.task_id)] = CellDesign(c.n, c.passed, int(rc), design.budget)
     return cells

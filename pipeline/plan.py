@@ -216,7 +216,7 @@ def register(subparsers) -> None:
                              ("pilot", int, "pilot samples per cell before allocation (default 10; 0 = plain)"),
                              ("round_size", int, "most new samples per cell per round (default 200)"),
                              ("samples_per_cell", float, "allocation budget per fit cell (default 40)"),
-                             ("r_max", int, "largest r the allocation may give (default 50)"),
+                             ("r_max", int, "largest r the allocation may give (default 200)"),
                              ("target", str, "the target checkpoint's name (run dirs: from the manifest)"),
                              ("target_compute", float, "the target's training FLOPs")]:
         plan.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)

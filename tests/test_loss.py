@@ -123,3 +123,15 @@ def test_too_few_fit_points_is_a_user_error():
     rows = {n: {"compute": c, "tokens": [10], "loss_sums": [30.0]} for n, c in [("a", 1.0), ("b", 2.0), ("t", 9.0)]}
     with pytest.raises(UserError, match="at least 3 checkpoints below the target"):
         loss.fit_and_forecast(rows, "t", 9.0, loss.LossOptions(bootstrap=0))
+
+
+@pytest.mark.gpu
+def test_cuda_bfloat16_agrees_with_cpu_float32(family_dir):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    docs = TEXTS[:3]
+    cpu = loss.measure_documents(_model(family_dir), docs, loss.LossOptions(device="cpu"))
+    gpu = loss.measure_documents(_model(family_dir), docs, loss.LossOptions(device="cuda"))
+    assert gpu[0] == cpu[0]
+    assert sum(gpu[1]) / sum(gpu[0]) == pytest.approx(sum(cpu[1]) / sum(cpu[0]), rel=2e-2)
