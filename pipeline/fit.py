@@ -42,6 +42,7 @@ class FitData:
     target_table: object | None   # the target's own counts, when present
     restriction: object      # estimate.Restriction
     excluded: list[dict]
+    all_table: object = None  # every checkpoint in the input (for the report's points)
 
 
 def prepare(counts: list[PassCount], target_name: str | None, target_compute: float | None,
@@ -86,7 +87,7 @@ def prepare(counts: list[PassCount], target_name: str | None, target_compute: fl
         raise UserError("no problem qualifies: none is solved at least once by every fit checkpoint "
                         f"({', '.join(restriction.models)}); draw more samples or drop the smallest checkpoints")
     target_table = table.select([target_name]) if target_name in table.checkpoints else None
-    return FitData(fit_table, target_name, float(target_compute), target_table, restriction, excluded)
+    return FitData(fit_table, target_name, float(target_compute), target_table, restriction, excluded, table)
 
 
 def run_method(method: str, table, models: list[str], problems: list[str], target_compute: float,
@@ -176,12 +177,12 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
 
 
 def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -> list[dict]:
-    """Measured E_P[log(c/n)] per checkpoint (fit checkpoints and the target) with bootstrap intervals."""
+    """Measured E_P[log(c/n)] over P for every checkpoint in the input (fitted or not), with bootstrap intervals."""
     from pipeline.estimate import basic_interval, bootstrap_mean_log
 
     rng = np.random.default_rng([options.seed, 99])
     used = set(data.restriction.models)
-    tables = [data.table] + ([data.target_table] if data.target_table is not None else [])
+    tables = [data.all_table if data.all_table is not None else data.table]
     points = []
     for table in tables:
         for j, name in enumerate(table.checkpoints):

@@ -208,3 +208,11 @@ def test_cli_reports_bad_csv_line(tmp_path, capsys):
     csv.write_text("checkpoint,compute,task_id,n,passed\na,1e20,T/0,10,3\nb,lots,T/0,10,4\n")
     assert main(["fit", "--pass-counts", str(csv), "--out", str(tmp_path / "f.json")]) == 2
     assert "line 3" in capsys.readouterr().err and not (tmp_path / "f.json").exists()
+
+
+def test_points_include_checkpoints_left_out_of_the_fit(counts, family):
+    out = forecast_from_counts(counts, None, None, replace(FAST, max_fit_compute_fraction=family.compute[-2] / family.target_compute))
+    by_name = {p["checkpoint"]: p for p in out["points"]}
+    assert set(by_name) == set(family.checkpoints) | {TARGET_NAME}
+    assert by_name[family.checkpoints[-1]]["used_in_fit"] is False and family.checkpoints[-1] not in out["models"]
+    assert any(e["id"] == family.checkpoints[-1] and "x target" in e["reason"] for e in out["excluded"])
