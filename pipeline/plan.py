@@ -94,6 +94,8 @@ def handle_plan(args) -> int:
     design = design_from_args(args, recorded, manifest)
     if design.target_compute is None and design.target is not None:
         design.target_compute = next((c.compute for c in counts if c.checkpoint == design.target), None)
+    if not args.include_target:  # the target is sampled only after its forecast is registered
+        counts = [c for c in counts if c.checkpoint != design.target]
     plan = plan_next_round(counts, design)
     atomic_write_json(out, plan.to_json())
     for note in plan.notes:
@@ -220,6 +222,8 @@ def register(subparsers) -> None:
                              ("target", str, "the target checkpoint's name (run dirs: from the manifest)"),
                              ("target_compute", float, "the target's training FLOPs")]:
         plan.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)
+    plan.add_argument("--include-target", action="store_true",
+                      help="also plan the target's samples (after `capforecast forecast` registered its forecast)")
     plan.set_defaults(func=handle_plan)
     est = subparsers.add_parser("passuntil", help="unbiased log pass rates from sequential (PassUntil) sampling")
     est.add_argument("run_dir", nargs="?", type=Path, help="run directory (verdicts in sample_index order)")

@@ -106,3 +106,13 @@ def test_bad_design_files_are_named(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
         _main(["plan", "--pass-counts", str(csv), "--out", str(tmp_path / "p.json"), "--design",
                str(tmp_path / "d.json")])
+
+
+def test_the_target_is_planned_only_when_asked(tmp_path):
+    run = _run_dir(tmp_path, {"T/0": [False], "T/1": [False]})
+    _main(["plan", str(run), "--pilot", "0"])
+    planned = {r["checkpoint"] for r in json.loads((run / "plan.json").read_text())["requests"]}
+    assert planned == {"a", "b", "c"}
+    _main(["plan", str(run), "--include-target"])
+    planned = {r["checkpoint"] for r in json.loads((run / "plan.json").read_text())["requests"]}
+    assert "big" in planned
