@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 
 from sandbox.api import Limits
-from sandbox.pool import ForkServerPool, PipeTransport, server_source
+from sandbox.pool import ForkServerPool, PipeTransport, server_argv
 
 BASE_UID = 61000          # host uid of worker slot i is BASE_UID + i when we are root (RLIMIT_NPROC needs non-root)
 SANDBOX_UID = 65534       # what the candidate sees inside
@@ -38,7 +38,7 @@ def bwrap_command(python: str, limits: Limits) -> list[str]:
             "--size", str(SCRATCH_MB << 20), "--tmpfs", "/tmp",
             "--size", str(16 << 20), "--tmpfs", "/dev/shm",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--chdir", "/tmp",
-            python, "-I", "-S", "-c", server_source(), "--scratch", "/tmp", "--wipe", "/dev/shm"]
+            *server_argv(python, "--scratch", "/tmp", "--wipe", "/dev/shm")]
     return cmd
 
 

@@ -1,17 +1,15 @@
-"""The fork server (stdlib only): forks a candidate and a judge per program and decides the verdict.
+"""The fork server (stdlib only): judges one program at a time inside the sandbox and decides the verdict.
 
-Inside a sandbox it is PID 1 of its own PID namespace, so the candidate cannot kill it, and
-``kill(-1)`` after each program removes every other process. It talks to the host over its
-stdin/stdout only; children never hold those fds, and the server is non-dumpable, so nothing
-in the sandbox can reach them through /proc. Run as ``python3 -I -S -c SOURCE --scratch DIR``;
-``sandbox.bootstrap.server_source()`` builds SOURCE from this file and ``sandbox/judge.py``.
+Per program: the zygote (a clean exec'd process that never sees a test) forks the candidate; this
+process execs the trusted test and calls ``check`` with proxies to the candidate; afterwards every
+process of the program is killed and reaped and the scratch dirs are emptied. Inside a sandbox this
+server is PID 1 of its own PID namespace, so the candidate cannot kill it; it talks to the host over
+its stdin/stdout only, which no child holds, and it is non-dumpable, so /proc and ptrace do not
+reach it. Started as ``python3 -I -S -c BOOT SOURCE --scratch DIR [--wipe DIR]``.
 """
-import ctypes
 import gc
 import json
-import math
 import os
-import resource
 import select
 import shutil
 import signal
@@ -19,79 +17,110 @@ import socket
 import sys
 import time
 
-from sandbox.judge import HDR, judge, read_exact, read_into, recv_frame, send_frame, serve_candidate  # inline
+from sandbox.wire import read_exact, recv_frame, send_frame  # inline
+from sandbox.candidate import prctl, zygote  # inline
+from sandbox.judge import Channel, run_test  # inline
 
+BOOT = "import sys;exec(compile(sys.argv[1],'<forkserver>','exec'),{'__name__':'__main__'})"
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 FATAL_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
 POLL_S = 0.05
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CODE_CACHE = 512
 
 
-def prctl(option, value):
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+class Stop(BaseException):
+    """A CPU-time or wall-clock limit was hit while the judge waited for the candidate."""
 
 
-def cpu_seconds_of(pid):
-    """User+system CPU time of a live process, from /proc; 0 if it is gone."""
+def proc_stat(pid):
+    """(state, ppid, pgrp, cpu seconds) of a process from /proc, or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return fields[0].decode(), int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return None
 
 
-def set_limits(req, cpu):
-    """rlimits for one child: CPU seconds (soft raises SIGXCPU, hard kills), memory, files, processes."""
-    whole = max(1, math.ceil(cpu))
-    resource.setrlimit(resource.RLIMIT_CPU, (whole, whole + 1))
-    memory = req["memory_mb"] << 20
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    fsize = req["file_size_mb"] << 20
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (req["open_files"], req["open_files"]))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if req.get("processes"):
-        resource.setrlimit(resource.RLIMIT_NPROC, (req["processes"], req["processes"]))
+class Watch:
+    """Waits for the candidate's replies while enforcing the wall and CPU limits and draining its output."""
 
+    def __init__(self, pid, out_r, deadline, cpu, cap):
+        self.pid, self.out_r, self.deadline, self.cpu, self.cap = pid, out_r, deadline, cpu, cap
+        self.output, self.stop, self.next_cpu_check = bytearray(), None, time.monotonic() + POLL_S
 
-def become_child(keep, out_w, work):
-    """Common start of both children: own stdio, only the fds in ``keep`` (moved to 3, 4, ...)."""
-    for i, fd in enumerate(keep):
-        os.dup2(fd, 10 + i, inheritable=False)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out_w, 1)
-    os.dup2(out_w, 2)
-    for i in range(len(keep)):
-        os.dup2(10 + i, 3 + i, inheritable=False)
-    os.closerange(3 + len(keep), 1 << 16)
-    os.chdir(work)
-    return list(range(3, 3 + len(keep)))
+    def drain(self, timeout=0.0):
+        while self.out_r is not None and select.select([self.out_r], [], [], timeout)[0]:
+            data = os.read(self.out_r, 1 << 16)
+            if not data:
+                os.close(self.out_r)
+                self.out_r = None
+            elif len(self.output) < self.cap:
+                self.output += data[: self.cap - len(self.output)]
+
+    def wait(self, fd):
+        while not self.stop:
+            now = time.monotonic()
+            if now >= self.deadline:
+                self.stop = "wall-clock limit"
+            elif now >= self.next_cpu_check:
+                self.next_cpu_check = now + POLL_S
+                stat = proc_stat(self.pid)
+                if stat and stat[3] > self.cpu:
+                    self.stop = "CPU-time limit"
+            if self.stop:
+                break
+            fds = [fd] if self.out_r is None else [fd, self.out_r]
+            ready = select.select(fds, [], [], min(POLL_S, self.deadline - now))[0]
+            if self.out_r in ready:
+                self.drain()
+            if fd in ready:
+                return
+        raise Stop(self.stop)
 
 
 class Server:
     """One sandbox's fork server."""
 
-    def __init__(self, scratch, wipe):
-        self.scratch, self.wipe = scratch, wipe
-        self.is_init = os.getpid() == 1
+    def __init__(self, source, scratch, wipe):
+        self.source, self.scratch, self.wipe = source, scratch, wipe
+        self.pid = os.getpid()
+        self.is_init = self.pid == 1
         self.host_in, self.host_out = os.dup(0), os.dup(1)
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
         os.close(devnull)
-        self.buf = bytearray(1 << 16)
         prctl(PR_SET_DUMPABLE, 0)
         if not self.is_init:
             prctl(PR_SET_CHILD_SUBREAPER, 1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)  # as PID 1, default-action signals from inside are dropped
+        self.zygote_pid, self.ctrl, self.codes, self.reaped = None, None, {}, {}
+
+    def spawn_zygote(self):
+        ours, theirs = (s.detach() for s in socket.socketpair())
+        argv = [sys.executable, "-I", "-S", "-c", BOOT, self.source, "--zygote"]
+        self.zygote_pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
+                                         file_actions=[(os.POSIX_SPAWN_DUP2, theirs, 3)])
+        os.close(theirs)
+        self.ctrl = ours
+
+    def drop_zygote(self):
+        if self.zygote_pid:
+            try:
+                os.kill(self.zygote_pid, signal.SIGKILL)
+                os.waitpid(self.zygote_pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        if self.ctrl is not None:
+            os.close(self.ctrl)
+        self.zygote_pid, self.ctrl = None, None
 
     def serve(self):
-        send_frame(self.host_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
+        self.spawn_zygote()
+        send_frame(self.host_out, {"ready": True, "pid": self.pid, "uid": os.getuid(),
                                    "python": sys.version.split()[0]})
         gc.freeze()
         while True:
@@ -105,137 +134,133 @@ class Server:
             if result.get("damaged"):
                 return
 
+    def test_code(self, text):
+        code = self.codes.get(text)
+        if code is None:
+            if len(self.codes) >= CODE_CACHE:
+                self.codes.clear()
+            code = self.codes[text] = compile(text, "<test>", "exec")
+        return code
+
+    def start_candidate(self, req, candidate, work):
+        """Have the zygote fork the candidate; returns (pid, judge socket, output pipe) or raises OSError."""
+        if self.zygote_pid is None:
+            self.spawn_zygote()
+        out_r, out_w = os.pipe()
+        s_judge, s_cand = (s.detach() for s in socket.socketpair())
+        keys = ("cpu_seconds", "memory_mb", "file_size_mb", "open_files", "processes")
+        try:
+            with socket.socket(fileno=os.dup(self.ctrl)) as ctrl:
+                socket.send_fds(ctrl, [b"F"], [s_cand, out_w])
+            send_frame(self.ctrl, dict({k: req[k] for k in keys}, candidate=candidate, work=work))
+            if not select.select([self.ctrl], [], [], 10.0)[0]:
+                raise OSError("the zygote does not answer")
+            pid = recv_frame(self.ctrl)["pid"]
+        except (OSError, EOFError, ValueError, KeyError):
+            for fd in (out_r, s_judge):
+                os.close(fd)
+            self.drop_zygote()
+            raise OSError("the zygote died")
+        finally:
+            os.close(s_cand)
+            os.close(out_w)
+        return pid, s_judge, out_r
+
+    def candidate_end(self, pid, timeout):
+        """How the candidate ended: (wait status, cpu s) reported by the zygote or reaped by us; None if running."""
+        if pid in self.reaped:
+            return self.reaped.pop(pid)
+        if self.ctrl is not None and select.select([self.ctrl], [], [], timeout)[0]:
+            try:
+                msg = recv_frame(self.ctrl)
+                return msg["status"], msg["cpu_s"]
+            except (EOFError, OSError, ValueError, KeyError):
+                self.drop_zygote()
+        return self.reaped.pop(pid, None)
+
     def run(self, req, candidate):
-        start = time.monotonic()
+        start, judge_cpu = time.monotonic(), time.process_time()
         cpu, wall = float(req["cpu_seconds"]), float(req["wall_seconds"])
         work = os.path.join(self.scratch, "work")
         os.mkdir(work, 0o700)
-        out_r, out_w = os.pipe()
-        s_judge, s_cand = (s.detach() for s in socket.socketpair())
-        u = os.fork()
-        if u == 0:  # candidate process: forked before the test is read
-            try:
-                (sock,) = become_child([s_cand], out_w, work)
-                os.setpgid(0, 0)
-                set_limits(req, cpu)
-                serve_candidate(sock, candidate)
-            finally:
-                os._exit(70)
-        if not self.is_init:
-            os.setpgid(u, u)
-        os.close(s_cand)
-        n = req["test_len"]
-        if n > len(self.buf):
-            self.buf[:] = bytes(len(self.buf))
-            self.buf = bytearray(n)
-        read_into(self.host_in, self.buf, n)
-        v_r, v_w = os.pipe()
-        t = os.fork()
-        if t == 0:  # judge process: trusted, holds the verdict pipe
-            try:
-                sock, verdict_fd = become_child([s_judge, v_w], out_w, work)
-                if not self.is_init:
-                    os.setpgid(0, u)
-                set_limits(dict(req, processes=0), cpu + 1)
-                judge(sock, bytes(self.buf[:n]).decode(), req["entry_point"], verdict_fd)
-            finally:
-                os._exit(70)
-        if not self.is_init:
-            try:
-                os.setpgid(t, u)
-            except OSError:
-                pass
-        memoryview(self.buf)[:n] = bytes(n)  # the test never stays in server memory
-        for fd in (s_judge, v_w, out_w):
-            os.close(fd)
-        verdict, output, stop = self.wait(u, v_r, out_r, start, cpu, wall, req["output_bytes"])
-        u_status = self.wait_exit(u, 0.5) if verdict and verdict.get("error") == "CandidateDied" else None
-        statuses = self.kill_all(u, t)
-        if u_status is None:
-            u_status = statuses.get(u, (0, 0.0))
-            if verdict and verdict.get("error") == "CandidateDied" and u_status[1] < cpu:
-                verdict = dict(verdict, error="CandidateHungUp", msg="the candidate closed its channel")
-        status, detail = classify(verdict, stop, u_status, statuses.get(t, (0, 0.0)), cpu)
-        damaged = not self.clean(work)
+        test = read_exact(self.host_in, req["test_len"]).decode()
+        try:
+            pid, s_judge, out_r = self.start_candidate(req, candidate, work)
+        except OSError as exc:
+            self.clean()
+            return {"id": req["id"], "status": "sandbox error", "detail": str(exc), "duration_s": 0.0,
+                    "cpu_s": 0.0, "output": "", "damaged": True}
+        watch = Watch(pid, out_r, start + wall, cpu, req["output_bytes"])
+        channel = Channel(s_judge, watch.wait)
+        try:
+            error = run_test(self.test_code(test), req["entry_point"], channel)
+        except Stop:
+            error = ("Stop", watch.stop)
+        judge_cpu = time.process_time() - judge_cpu
+        os.close(s_judge)
+        end = None
+        if watch.stop is None and type(channel.fatal).__name__ == "CandidateDied":
+            end = self.candidate_end(pid, 0.3)
+        clean_kill = self.kill_all(pid)
+        killed_by_us = end is None
+        if end is None:
+            end = self.candidate_end(pid, 5.0)
+        watch.drain(0.01)
+        if watch.out_r is not None:
+            os.close(watch.out_r)
+        status, detail = classify(error, watch.stop, end, killed_by_us, cpu)
+        damaged = not (self.clean() and clean_kill)
         return {"id": req["id"], "status": status, "detail": detail, "duration_s": time.monotonic() - start,
-                "cpu_s": u_status[1] + statuses.get(t, (0, 0.0))[1],
-                "output": output.decode("utf-8", "replace"), "damaged": damaged}
+                "cpu_s": (end[1] if end else 0.0) + judge_cpu, "calls": channel.calls,
+                "output": watch.output.decode("utf-8", "replace"), "damaged": damaged}
 
-    def wait(self, u, v_r, out_r, start, cpu, wall, cap):
-        """Collect output until the judge closes its pipe or a limit is hit; returns (verdict, output, stop)."""
-        fds, vbuf, output, stop = [v_r, out_r], bytearray(), bytearray(), None
-        deadline = start + wall
-        while v_r in fds:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                stop = "wall-clock limit"
-                break
-            ready, _, _ = select.select(fds, [], [], min(POLL_S, remaining))
-            for fd in ready:
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    fds.remove(fd)
-                elif fd == v_r:
-                    vbuf += data
-                elif len(output) < cap:
-                    output += data[: cap - len(output)]
-            if not ready and cpu_seconds_of(u) > cpu:
-                stop = "CPU-time limit"
-                break
-        os.close(v_r)
-        os.close(out_r)
-        verdict = None
-        if len(vbuf) >= HDR.size and stop is None:
-            verdict = json.loads(bytes(vbuf[HDR.size:]))
-        return verdict, output, stop
-
-    def wait_exit(self, pid, timeout):
-        """Wait up to ``timeout`` s for pid to exit on its own; (wait status, cpu s) or None."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            got, status, usage = os.wait4(pid, os.WNOHANG)
-            if got:
-                return status, usage.ru_utime + usage.ru_stime
-            time.sleep(0.002)
-        return None
-
-    def kill_all(self, *pids):
-        """Kill every process of this program (everything but us, inside a sandbox); reap them all."""
-        statuses = {}
-        for _ in range(1000):
-            if self.is_init:
-                try:
-                    os.kill(-1, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            else:
-                for pid in set(pids) | set(self.orphans()):
-                    for kill in (os.killpg, os.kill):
-                        try:
-                            kill(pid, signal.SIGKILL)
-                        except (ProcessLookupError, PermissionError):
-                            pass
-            try:
-                pid, status, usage = os.wait4(-1, 0)
-            except ChildProcessError:
-                return statuses
-            statuses[pid] = (status, usage.ru_utime + usage.ru_stime)
-        return statuses
-
-    def orphans(self):
-        me = str(os.getpid()).encode()
+    def program_processes(self, pid):
+        """Live processes of the current program: inside a sandbox everything but us and the zygote."""
         found = []
         for name in os.listdir("/proc"):
-            if name.isdigit():
-                try:
-                    with open(f"/proc/{name}/stat", "rb") as f:
-                        if f.read().rsplit(b")", 1)[1].split()[1] == me:
-                            found.append(int(name))
-                except (OSError, IndexError):
-                    pass
+            if name.isdigit() and int(name) not in (self.pid, self.zygote_pid):
+                stat = proc_stat(name)
+                if stat and stat[0] not in "ZX" and (self.is_init or stat[2] == pid or stat[1] == self.pid):
+                    found.append(int(name))
         return found
 
-    def clean(self, work):
+    def reap(self):
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.zygote_pid:
+                os.close(self.ctrl)
+                self.zygote_pid, self.ctrl = None, None
+            self.reaped[pid] = (status, usage.ru_utime + usage.ru_stime)
+
+    def kill_all(self, pid):
+        """Kill and reap every process of the program; False if some would not die."""
+        for rounds in range(2000):
+            if not self.is_init:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            victims = self.program_processes(pid)
+            for victim in victims:
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            self.reap()
+            if not victims:
+                if len(self.reaped) > 256:
+                    self.reaped.clear()
+                return True
+            if rounds:
+                time.sleep(0.0005)
+        return False
+
+    def clean(self):
         """Empty the scratch dirs; False if something could not be removed (the sandbox is then replaced)."""
         ok = True
         for root in [self.scratch, *self.wipe]:
@@ -263,38 +288,40 @@ def remove(path):
         return False
 
 
-def classify(verdict, stop, u_status, t_status, cpu):
-    """The verdict, from what the trusted judge said and how the processes ended."""
-    if verdict is not None and verdict.get("verdict") == "passed":
+def classify(error, stop, end, killed_by_us, cpu):
+    """The status, from what the trusted judge saw and how the candidate process ended."""
+    if error is None:
         return "passed", ""
     if stop:
         return "timed out", stop
-    error, msg = (verdict or {}).get("error"), (verdict or {}).get("msg", "")
-    if error == "MemoryError" or "MemoryError" in msg[:60]:
-        return "out of memory", f"{error}: {msg}"
-    if verdict is None or error == "CandidateDied":
-        who, (status, used) = ("candidate", u_status) if verdict else ("judge", t_status)
+    name, msg = error
+    if name == "MemoryError" or "MemoryError" in msg[:80]:
+        return "out of memory", f"{name}: {msg}"
+    if name == "CandidateDied":
+        if end is None or killed_by_us:
+            return "failed", "the candidate closed its channel before check() finished"
+        status, used = end
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and used >= min(cpu, math.ceil(cpu)) - 0.05):
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and used >= cpu - 0.05):
                 return "timed out", "CPU-time limit"
-            return "crashed", f"{who} process killed by {signal.Signals(sig).name}"
-        if os.WIFEXITED(status) and verdict is not None:
-            return "failed", f"candidate exited with code {os.WEXITSTATUS(status)} before check() finished"
-        return "crashed", f"{who} process ended without a verdict"
-    return "failed", f"{error}: {msg}"
+            return "crashed", f"candidate killed by {signal.Signals(sig).name}"
+        return "failed", f"candidate exited with code {os.WEXITSTATUS(status)} before check() finished"
+    return "failed", f"{name}: {msg}"
 
 
 def main(argv):
-    scratch, wipe = "/tmp", []
-    args = list(argv)
+    if argv[1:2] == ["--zygote"]:
+        zygote(3)
+        return
+    scratch, wipe, args = "/tmp", [], list(argv[1:])
     while args:
         flag = args.pop(0)
         if flag == "--scratch":
             scratch = args.pop(0)
         elif flag == "--wipe":
             wipe.append(args.pop(0))
-    Server(scratch, wipe).serve()
+    Server(argv[0], scratch, wipe).serve()
 
 
 if __name__ == "__main__":

@@ -19,11 +19,23 @@ ATTEMPTS = 3          # a program is tried this often on fresh sandboxes before 
 START_TIMEOUT_S = 60.0
 
 
+INSIDE_MODULES = ("wire.py", "candidate.py", "judge.py", "forkserver.py")  # stdlib only, run in the sandbox
+
+
 def server_source() -> str:
-    """The fork server as one ``python3 -c`` source: judge.py, then forkserver.py without its import."""
+    """The code that runs inside the sandbox as one source: its modules in order, minus their mutual imports."""
     here = Path(__file__).parent
-    server = [ln for ln in (here / "forkserver.py").read_text().splitlines() if not ln.endswith("# inline")]
-    return (here / "judge.py").read_text() + "\n" + "\n".join(server) + "\n"
+    parts = []
+    for name in INSIDE_MODULES:
+        lines = (here / name).read_text().splitlines()
+        parts.append("\n".join(ln for ln in lines if not ln.endswith("# inline")))
+    return "\n\n".join(parts) + "\n"
+
+
+def server_argv(python: str, *flags: str) -> list[str]:
+    """Command line that starts the fork server with ``python``."""
+    from sandbox.forkserver import BOOT
+    return [python, "-I", "-S", "-c", BOOT, server_source(), *flags]
 
 
 class SandboxDied(RuntimeError):
@@ -123,12 +135,16 @@ class Sandbox:
             raise SandboxDied(f"garbled reply from the sandbox: {exc}") from None
         if reply.get("damaged"):
             self.close()
+        if reply.get("status") == SANDBOX_ERROR:
+            self.close()
+            raise SandboxDied(f"the sandbox reported a fault: {reply.get('detail')}")
         if reply.get("id") != program.id:
             self.close()
             raise SandboxDied(f"reply for {reply.get('id')!r} while judging {program.id!r}")
         return Outcome(id=program.id, status=reply["status"], detail=reply["detail"],
                        duration_s=reply["duration_s"],
-                       extra={"cpu_s": round(reply["cpu_s"], 4), "output": reply["output"]})
+                       extra={"cpu_s": round(reply["cpu_s"], 4), "calls": reply.get("calls", 0),
+                              "output": reply["output"]})
 
     def close(self) -> None:
         if self.alive:

@@ -9,7 +9,7 @@ import warnings
 
 from sandbox.api import Limits
 from sandbox.bwrap import processes_of
-from sandbox.pool import ForkServerPool, PipeTransport, server_source
+from sandbox.pool import ForkServerPool, PipeTransport, server_argv
 
 WARNING = ("UNSAFE: running untrusted code WITHOUT isolation (no namespaces, host filesystem, network and "
            "environment visible to the candidate). Use only on a throwaway machine.")
@@ -18,7 +18,7 @@ WARNING = ("UNSAFE: running untrusted code WITHOUT isolation (no namespaces, hos
 def start(slot: int, limits: Limits, scratch_root: str) -> PipeTransport:
     scratch = tempfile.mkdtemp(prefix=f"slot{slot}-", dir=scratch_root)
     stderr = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", server_source(), "--scratch", scratch],
+    proc = subprocess.Popen(server_argv(sys.executable, "--scratch", scratch),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, close_fds=True,
                             env={"PATH": os.defpath, "LANG": "C.UTF-8"}, cwd=scratch, start_new_session=True)
     return PipeTransport(proc, stderr)

@@ -1,0 +1,126 @@
+"""The candidate side inside the sandbox (stdlib only): a zygote that forks one process per program.
+
+The zygote is started by exec, never by fork from the server, and is never sent a test: a candidate
+forked from it cannot find the test (or an earlier program's test) anywhere in its own memory.
+Each candidate process gets fresh rlimits, its own work dir and process group, and only three fds
+besides stdio: none of them leads to the host or to the verdict.
+"""
+import builtins
+import ctypes
+import gc
+import math
+import os
+import resource
+import socket
+
+from sandbox.wire import decode, encode, recv_frame, send_frame  # inline
+
+PR_SET_DUMPABLE = 4
+
+
+def prctl(option, value):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def set_limits(req):
+    """rlimits for one candidate: CPU seconds (soft raises SIGXCPU, hard kills), memory, files, processes."""
+    whole = max(1, math.ceil(req["cpu_seconds"]))
+    resource.setrlimit(resource.RLIMIT_CPU, (whole, whole + 1))
+    memory = req["memory_mb"] << 20
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    fsize = req["file_size_mb"] << 20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (req["open_files"], req["open_files"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if req.get("processes"):
+        resource.setrlimit(resource.RLIMIT_NPROC, (req["processes"], req["processes"]))
+
+
+def builtin_exception_name(exc):
+    for cls in type(exc).__mro__:
+        if getattr(builtins, cls.__name__, None) is cls:
+            return cls.__name__
+    return "Exception"
+
+
+def describe(g, name):
+    if name not in g:
+        return {"missing": True}
+    value = g[name]
+    if type(value).__name__ == "module":
+        return {"module": value.__name__}
+    if callable(value):
+        return {"callable": True}
+    return {"value": encode(value)}
+
+
+def serve_candidate(sock, source):
+    """Run the candidate source, then answer the judge's requests until it hangs up."""
+    g, load_error = {}, None
+    try:
+        exec(compile(source, "<candidate>", "exec"), g)
+    except BaseException as exc:  # noqa: BLE001 - everything the candidate raises is a fail
+        load_error = [builtin_exception_name(exc), str(exc)[:500]]
+    while True:
+        try:
+            req = recv_frame(sock)
+        except EOFError:
+            os._exit(0)
+        try:
+            if load_error:
+                resp = {"load_error": load_error}
+            elif req["op"] == "get":
+                resp = describe(g, req["name"])
+            else:
+                result = g[req["name"]](*decode(req["args"]), **decode(req["kwargs"]))
+                resp = {"ok": encode(result)}
+        except BaseException as exc:  # noqa: BLE001
+            resp = {"exc": [builtin_exception_name(exc), str(exc)[:500]]}
+        send_frame(sock, resp)
+
+
+def start_candidate(req, source, sock, out_w):
+    """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, then the candidate."""
+    try:
+        os.setpgid(0, 0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(out_w, 2)
+        os.dup2(sock, 3, inheritable=False)
+        os.closerange(4, 1 << 16)
+        os.chdir(req["work"])
+        set_limits(req)
+        serve_candidate(3, source)
+    finally:
+        os._exit(70)
+
+
+def zygote(ctrl):
+    """Loop: receive (request, candidate, fds), fork the candidate, report its pid, then how it ended."""
+    prctl(PR_SET_DUMPABLE, 0)
+    gc.freeze()
+    sock = socket.socket(fileno=ctrl)
+    while True:
+        try:
+            _, fds, _, _ = socket.recv_fds(sock, 1, 2)
+            req = recv_frame(ctrl)
+        except (EOFError, OSError, ValueError):
+            os._exit(0)
+        if len(fds) != 2:
+            os._exit(3)
+        pid = os.fork()
+        if pid == 0:
+            sock.detach()
+            start_candidate(req, req.pop("candidate"), *fds)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
+        for fd in fds:
+            os.close(fd)
+        send_frame(ctrl, {"pid": pid})
+        _, status, usage = os.wait4(pid, 0)
+        send_frame(ctrl, {"status": status, "cpu_s": usage.ru_utime + usage.ru_stime})
