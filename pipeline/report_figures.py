@@ -209,7 +209,36 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
     _flops_axis(ax, run.target_compute)
     _pass_rate_axis(ax)
     ax.legend(loc="lower right", frameon=True)
+    _target_inset(ax, forecast)
     return _save(fig, out_dir / "capability.png")
+
+
+def _target_inset(ax, forecast: dict) -> None:
+    """An enlarged view of the target: forecast interval against the actual value, when one is known."""
+    prediction = forecast.get("prediction") if isinstance(forecast.get("prediction"), dict) else {}
+    value, band = number(prediction.get("value")), interval(prediction)
+    actual, judged_by, same_problems = comparison(forecast)
+    if value is None or band is None or actual is None:
+        return
+    inset = ax.inset_axes([0.45, 0.07, 0.2, 0.34])   # below the rising curve, left of the legend
+    for side in ("top", "right"):
+        inset.spines[side].set_visible(True)
+    inset.errorbar([0], [value], yerr=[[value - band[0]], [band[1] - value]], fmt="D", color=FORECAST_COLOR,
+                   mfc="white", mew=2, ms=8, capsize=6, lw=2)
+    if same_problems and judged_by:
+        mid = (judged_by[0] + judged_by[1]) / 2
+        inset.errorbar([0.6], [mid], yerr=[[mid - judged_by[0]], [judged_by[1] - mid]], fmt="none",
+                       ecolor=EXCLUDED_COLOR, capsize=4, lw=2)
+    inset.plot([0], [actual], "*", color=ACTUAL_COLOR, ms=11)
+    values = [band[0], band[1], actual] + (list(judged_by) if judged_by else [])
+    pad = 0.25 * (max(values) - min(values)) + 1e-6
+    inset.set_ylim(min(values) - pad, max(values) + pad)
+    inset.set_xlim(-1, 1.2 if same_problems else 1)
+    inset.set_xticks([])
+    inset.tick_params(labelsize=8)
+    inside = judged_by is not None and judged_by[0] <= actual <= judged_by[1]
+    inset.set_title("at the target, enlarged:\n" + ("actual inside ✓" if inside else "actual outside ✗"),
+                    fontsize=9, color=FIT_COLOR if inside else FORECAST_COLOR)
 
 
 
