@@ -70,6 +70,7 @@ def checkpoint_table(run: RunInputs, level: float) -> Table | None:
     if not grouped:
         return None
     target_c, in_fit = run.target_compute, _fit_status(run)
+    measured = {str(p.get("checkpoint")): p for p in (run.forecast or {}).get("points") or [] if isinstance(p, dict)}
     rows = []
     for name, g in grouped.items():
         cells = [name, fmt_flops(g["compute"]), fmt(g["compute"] / target_c) if target_c else "—",
@@ -78,14 +79,18 @@ def checkpoint_table(run: RunInputs, level: float) -> Table | None:
             est = pass_at_k_with_interval(g["n"], g["passed"], k, level)
             cells.append("—" if est is None else f"{fmt_percent(est[0])} [{fmt_percent(est[1][0])}, "
                                                   f"{fmt_percent(est[1][1])}]")
+        point = measured.get(name, {})
+        value = number(point.get("mean_log_pass_rate"))
+        cells.append("—" if value is None else f"{fmt(value)} {fmt_interval(interval(point))}")
         cells.append(in_fit.get(name, "—"))
         rows.append(cells)
     return Table(
         "Checkpoints", ["checkpoint", "compute", "C / C_target", "problems", "samples",
-                        *(f"pass@{k}" for k in PASS_AT), "in fit"], rows,
+                        *(f"pass@{k}" for k in PASS_AT), "mean log pass rate (subset)", "in fit"], rows,
         note=f"pass@k: unbiased estimator (Chen et al. 2021) averaged over all problems the checkpoint was "
              f"sampled on; {level_label(level)} intervals from {BOOTSTRAP_REPS} bootstrap resamples of problems. "
-             f"'—' where fewer than k samples per problem were drawn.",
+             f"'—' where fewer than k samples per problem were drawn. Mean log pass rate: over the fit's problem "
+             f"subset (the points of Figure 1), as stored by the fit.",
         slug="checkpoints")
 
 
