@@ -143,14 +143,14 @@ def _request(checkpoint: Checkpoint, problem: dict, index: int, base_seed: int):
     return Request(problem["task_id"], index, problem["prompt"], seed)
 
 
-def merge_shards(out_dir: str | Path) -> dict[str, int]:
+def merge_shards(out_dir: str | Path, checkpoints: list[str] | None = None) -> dict[str, int]:
     """Append shard rows missing from ``samples/<ckpt>.jsonl`` (keyed by task_id, sample_index), then
     delete the shard files. Run it only after every shard has finished; returns rows added per checkpoint."""
     samples = Path(out_dir) / "samples"
     groups: dict[str, list[Path]] = {}
     for path in sorted((samples / "shards").glob("*.jsonl")):
         match = SHARD_FILE.match(path.name)
-        if match:
+        if match and (checkpoints is None or match["ckpt"] in checkpoints):
             groups.setdefault(match["ckpt"], []).append(path)
     added = {}
     for ckpt, paths in groups.items():
@@ -242,7 +242,7 @@ def register(subparsers) -> None:
 
 def _main(args) -> int:
     if args.merge:
-        print(json.dumps({"merged": merge_shards(args.out)}))
+        print(json.dumps({"merged": merge_shards(args.out, args.checkpoint)}))
         return 0
     from pipeline.config import load_config
 

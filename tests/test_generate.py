@@ -15,17 +15,24 @@ PROMPTS = ["def add(a, b):\n    ", "def is_even(n):\n    \"\"\"Return True if n 
 STOP = ["e", "\n#"]  # 'e' is common, so rows stop at different steps and leave their batch early
 
 
-def write_tiny_setup(root: Path, *, n=3, batch_size=4, max_new_tokens=12, stop=STOP, names=("small",)) -> Path:
-    """A tokenizer trained here, tiny random Llamas, a 5-problem file and a checkpoints.yaml; no hub."""
+def write_tiny_setup(root: Path, *, n=3, batch_size=4, max_new_tokens=12, stop=STOP, names=("small",),
+                     problems=None, build=True) -> Path:
+    """A tokenizer trained here, tiny random Llamas, a problem file and a checkpoints.yaml; no hub."""
     from pipeline.tinyfamily import TinySpec, build_model, train_tokenizer
 
     root.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(root / "_tok", vocab_size=300, texts=PROMPTS * 20)
-    for seed, name in enumerate(names):
-        build_model(TinySpec(name, hidden_size=32, layers=2, heads=2, seed=seed), tokenizer, root / name)
+    problems = problems or [{"task_id": f"T/{i}", "prompt": p, "test": "", "entry_point": "f"}
+                            for i, p in enumerate(PROMPTS)]
+    if build:
+        tokenizer = train_tokenizer(root / "_tok", vocab_size=300, texts=PROMPTS * 20)
+        for seed, name in enumerate(names):
+            build_model(TinySpec(name, hidden_size=32, layers=2, heads=2, seed=seed), tokenizer, root / name)
+    else:  # config-only tests: the model directories merely exist
+        for name in names:
+            (root / name).mkdir(exist_ok=True)
     with open(root / "problems.jsonl", "w") as fh:
-        for i, prompt in enumerate(PROMPTS):
-            fh.write(json.dumps({"task_id": f"T/{i}", "prompt": prompt, "test": "", "entry_point": "f"}) + "\n")
+        for problem in problems:
+            fh.write(json.dumps(problem) + "\n")
     ckpts = "\n".join(f"      - {{name: {name}, model: {name}, params: {1000 * (i + 1)}, tokens: 1000000}}"
                       for i, name in enumerate(names))
     (root / "checkpoints.yaml").write_text(textwrap.dedent(f"""\
@@ -142,6 +149,23 @@ def test_same_key_same_completion_in_another_order_and_company(setup, reference)
     keys = sorted(reference, reverse=True)[:7]  # a reversed, partial subset mixed across prompts
     requests = [Request(t, i, problems[t]["prompt"], reference[(t, i)]["seed"]) for t, i in keys]
     for req, comp in backend.generate_batch(requests):
+        assert comp.text == reference[(req.task_id, req.sample_index)]["raw_completion"]
+
+
+def test_finished_rows_riding_along_do_not_change_results(setup, reference):
+    # the GPU policy keeps finished rows in the batch until enough have finished; results must not move
+    from pipeline.backends import Request, SamplingOptions
+    from pipeline.backends.hf import load
+
+    family, problems = setup
+    s = family.sampling
+    backend = load(family.model_location(family.checkpoints[0]),
+                   SamplingOptions(s.temperature, s.top_p, s.max_new_tokens, tuple(s.stop), 16))
+    backend.compact_at = 0.5
+    requests = [Request(t, i, problems[t]["prompt"], reference[(t, i)]["seed"]) for t, i in sorted(reference)]
+    results = backend.generate_batch(requests)
+    assert backend.stats["forward_rows"] > backend.stats["tokens"]  # finished rows did ride along
+    for req, comp in results:
         assert comp.text == reference[(req.task_id, req.sample_index)]["raw_completion"]
 
 

@@ -2,11 +2,10 @@
 
 Why not ``model.generate``: its sampler draws from one global RNG, so a sample depends on its batch
 neighbours, and it keeps computing rows that already hit a stop string. Here each row has its own
-``torch.Generator`` seeded from the sample key and draws one exponential-noise vector per step
-(``argmax(log p - log E)``, E ~ Exp(1), is an exact draw from p), so a row's tokens depend only on its
-prompt and seed. Each prompt is prefilled once and its KV cache fanned out to its samples; rows that
-hit a stop string or the end-of-text token leave the batch (cache rows dropped), so no compute goes to
-finished rows.
+``torch.Generator`` seeded from the sample key and draws its exponential noise in fixed blocks of steps
+(``argmax(p / E)``, E ~ Exp(1), is an exact draw from p), so a row's tokens depend only on its prompt and
+seed. Each prompt is prefilled once and its KV cache fanned out to its samples; rows that hit a stop
+string or the end-of-text token leave the batch (cache rows dropped: at once on a CPU, in groups on a GPU).
 """
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ def describe(options: SamplingOptions) -> dict:
     info = {"name": "transformers", "version": transformers.__version__, "torch": torch.__version__,
             "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
             "dtype": str(dtype).removeprefix("torch."),
-            "sampler": "per-row torch.Generator exponential race (argmax log p - log E)",
+            "sampler": "per-row torch.Generator exponential race argmax(p / E), noise drawn in blocks of steps",
             "batch_invariance": "per-row seeds; logits computed in batches (bit-exact across batches on CPU "
                                 "float32 in our tests, not guaranteed on GPU)",
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
@@ -72,6 +71,10 @@ class HFBackend:
         self.stop = tuple(s for s in options.stop if s)
         self.window = max((len(s.encode("utf-8")) for s in self.stop), default=0) + 1
         self.stats = {"forward_rows": 0, "tokens": 0, "seconds": 0.0}
+        # CPU: compute scales with rows, drop a finished row at once; GPU: a step costs about the same for
+        # any row count, so keep finished rows until an eighth of the batch has finished (fewer cache copies
+        # and fewer distinct shapes)
+        self.compact_at = 0.0 if self.device.type == "cpu" else 0.125
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
 
@@ -110,52 +113,70 @@ class HFBackend:
         mask, position = mask[fan], positions[fan, -1]
         prompt_tokens = mask.sum(-1).tolist()
         generators = [torch.Generator(device=self.device).manual_seed(r.seed) for r in batch]
+        block = noise_block_steps(logits.shape[-1])
+        noise = None
         tokens: list[list[int]] = [[] for _ in batch]
         finish: list[str | None] = [None] * len(batch)
-        active = list(range(len(batch)))
+        rows = list(range(len(batch)))  # requests whose rows are in the batch tensors (some may have finished)
         for step in range(self.options.max_new_tokens):
-            chosen = sample_rows(logits, [generators[i] for i in active], self.options.temperature, self.options.top_p)
-            keep = self._advance(active, chosen.tolist(), tokens, finish, step)
-            self.stats["tokens"] += len(active)
-            if not keep:
+            if step % block == 0 and self.options.temperature > 0:  # every row in the batch is at this step
+                noise = draw_noise([generators[i] for i in rows], block, logits.shape[-1], self.device)
+            chosen = sample_rows(logits, None if noise is None else noise[:, step % block],
+                                 self.options.temperature, self.options.top_p)
+            alive = self._advance(rows, chosen.tolist(), tokens, finish, step)
+            if not alive:
                 break
-            if len(keep) < len(active):
-                index = torch.tensor(keep, device=self.device)
+            if len(rows) - len(alive) > self.compact_at * len(rows):  # drop finished rows (cache included)
+                index = torch.tensor(alive, device=self.device)
                 cache.batch_select_indices(index)
                 chosen, mask, position = chosen[index], mask[index], position[index]
-            active = [active[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+                noise = None if noise is None else noise[index]
+                rows = [rows[j] for j in alive]
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
             position = position + 1
             out = self.model(input_ids=chosen[:, None], attention_mask=mask, position_ids=position[:, None],
                              use_cache=True, **{self.cache_kwarg: cache})
-            self.stats["forward_rows"] += len(active)
+            self.stats["forward_rows"] += len(rows)
             logits = out.logits[:, -1, :].float()
         texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         return [(r, Completion(texts[i], finish[i] or "length", len(tokens[i]), int(prompt_tokens[i])))
                 for i, r in enumerate(batch)]
 
-    def _advance(self, active: list[int], chosen: list[int], tokens, finish, step: int) -> list[int]:
-        """Append each active row's token; return positions (in ``active``) of rows still going."""
-        for row, token in zip(active, chosen):
+    def _advance(self, rows: list[int], chosen: list[int], tokens, finish, step: int) -> list[int]:
+        """Append each unfinished row's token; return positions (in ``rows``) of rows still going."""
+        going = [(row, token) for row, token in zip(rows, chosen) if finish[row] is None]
+        for row, token in going:
             tokens[row].append(token)
             if token in self.eos_ids:  # kept for the token count; skipped when decoding
                 finish[row] = "stop"
+        self.stats["tokens"] += len(going)
         if self.stop:
-            rows = [row for row in active if finish[row] is None]
-            windows = self.tokenizer.batch_decode([tokens[row][-self.window:] for row in rows],
+            check = [row for row, _ in going if finish[row] is None]
+            windows = self.tokenizer.batch_decode([tokens[row][-self.window:] for row in check],
                                                   skip_special_tokens=True)
-            for row, text in zip(rows, windows):
+            for row, text in zip(check, windows):
                 if any(s in text for s in self.stop):
                     finish[row] = "stop"
-        last = step + 1 == self.options.max_new_tokens
-        return [j for j, row in enumerate(active) if finish[row] is None and not last]
+        if step + 1 == self.options.max_new_tokens:
+            return []
+        return [j for j, row in enumerate(rows) if finish[row] is None]
 
 
-def sample_rows(logits: torch.Tensor, generators: list, temperature: float, top_p: float) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else top-p sampling with each row's own generator.
+def noise_block_steps(vocab: int) -> int:
+    """Steps of noise a row draws per generator call: fewer kernel launches; fixed per vocabulary size."""
+    return max(1, min(16, 2 ** 21 // vocab))
 
-    The exponential race ``argmax(p_i / E_i)``, E_i ~ Exp(1) drawn from the row's generator, picks token i
-    with probability p_i; each row draws exactly one noise vector per step, whatever else is in the batch.
+
+def draw_noise(generators: list, steps: int, vocab: int, device) -> torch.Tensor:
+    """Exp(1) noise of shape (rows, steps, vocab), each row from its own generator."""
+    return torch.stack([torch.empty(steps, vocab, device=device).exponential_(generator=g) for g in generators])
+
+
+def sample_rows(logits: torch.Tensor, noise: torch.Tensor | None, temperature: float, top_p: float) -> torch.Tensor:
+    """One token per row: greedy at temperature 0, else top-p sampling driven by the row's own noise.
+
+    The exponential race ``argmax(p_i / E_i)`` with E_i ~ Exp(1) picks token i with probability p_i; a row's
+    noise comes from its own generator, so its token does not depend on what else is in the batch.
     """
     if temperature <= 0:
         return logits.argmax(dim=-1)
@@ -164,8 +185,6 @@ def sample_rows(logits: torch.Tensor, generators: list, temperature: float, top_
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         better = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
         probs = probs.masked_fill(torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, better >= top_p), 0)
-    noise = torch.stack([torch.empty(probs.shape[-1], device=probs.device).exponential_(generator=g)
-                         for g in generators])
     return (probs / noise).argmax(dim=-1)
 
 
