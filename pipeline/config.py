@@ -63,6 +63,7 @@ class Sampling(_Strict):
     batch_size: int = Field(default=64, ge=1, description="sequences per generate call")
     backend: Literal["transformers", "vllm"] = "transformers"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    tensor_parallel_size: int = Field(default=1, ge=1, description="vLLM: GPUs per checkpoint (large models)")
 
 
 class SandboxSettings(_Strict):
