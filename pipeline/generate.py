@@ -106,7 +106,7 @@ def generate_checkpoint(family: Family, checkpoint: Checkpoint, problems: dict[s
     todo = [(t, i) for t in tasks for i in range(wanted[t]) if (t, i) not in done]
     options = SamplingOptions(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
                               stop=tuple(s.stop), batch_size=s.batch_size, dtype=s.dtype,
-                              tensor_parallel_size=getattr(s, "tensor_parallel_size", 1))
+                              tensor_parallel_size=s.tensor_parallel_size)
     summary = {"checkpoint": checkpoint.name, "revision": checkpoint.revision, "path": str(out_path),
                "shard": list(shard) if shard else None, "requested": sum(wanted[t] for t in tasks),
                "existing": sum(wanted[t] for t in tasks) - len(todo), "generated": 0, "tokens": 0,
