@@ -100,7 +100,7 @@ def fit_per_problem(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: flo
     lam = np.exp(np.minimum(log_lam, 30.0))
     curve_draws = -lam.mean(axis=1)                                     # [draw, grid]
     mean_ll, var_ll = _log_lambda_grid(laws, grid)
-    curve = -np.mean(np.exp(mean_ll + var_ll / 2), axis=0)              # posterior mean of each -log p
+    curve = -np.mean(np.exp(mean_ll + var_ll / 2), axis=1)              # [grid]: mean over problems
     lo, hi = percentile_interval(curve_draws, level, axis=0)
     lam0 = lam[:, :, -1]                                                 # at the target, x = 0
     alpha_draws = lam0.mean(axis=1)

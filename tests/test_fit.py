@@ -216,3 +216,17 @@ def test_points_include_checkpoints_left_out_of_the_fit(counts, family):
     assert set(by_name) == set(family.checkpoints) | {TARGET_NAME}
     assert by_name[family.checkpoints[-1]]["used_in_fit"] is False and family.checkpoints[-1] not in out["models"]
     assert any(e["id"] == family.checkpoints[-1] and "x target" in e["reason"] for e in out["excluded"])
+
+
+@pytest.mark.parametrize("method", ["aggregate", "per-problem"])
+def test_curve_ends_at_the_prediction_and_stays_inside_its_band(counts, method):
+    out = forecast_from_counts(counts, None, None, replace(FAST, method=method))
+    curve = out["curve"]
+    assert len(curve) > 2 and curve[-1]["normalized_compute"] == pytest.approx(1.0)
+    assert curve[-1]["value"] == pytest.approx(out["prediction"]["value"], rel=1e-6)
+    assert all(c["interval"][0] <= c["value"] <= c["interval"][1] for c in curve)
+    values = [c["value"] for c in curve]
+    assert all(a <= b for a, b in zip(values, values[1:]))       # capability improves along the fitted law
+    first_fit = min(p["normalized_compute"] for p in out["points"] if p["used_in_fit"])
+    measured = [p for p in out["points"] if p["normalized_compute"] == first_fit][0]["mean_log_pass_rate"]
+    assert curve[0]["value"] == pytest.approx(measured, rel=0.15)
