@@ -195,8 +195,11 @@ def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -
             if keep.any():
                 n, c = sub.n[:, keep].astype(float), sub.passed[:, keep].astype(float)
                 point["mean_log_pass_rate"] = float(np.mean(np.log(c / n)))
-                reps = bootstrap_mean_log(n, c, min(options.bootstrap, 500), rng)[:, 0]
-                point["interval"] = list(basic_interval(point["mean_log_pass_rate"], reps, options.level))
+                size, value = min(options.bootstrap, 500), point["mean_log_pass_rate"]
+                samples = bootstrap_mean_log(n, c, size, rng, over_problems=False)[:, 0]
+                both = bootstrap_mean_log(n, c, size, rng)[:, 0]
+                point["interval"] = list(basic_interval(value, samples, options.level))   # measurement noise on P
+                point["interval_resampling_problems"] = list(basic_interval(value, both, options.level))
             else:
                 point["mean_log_pass_rate"] = None
             points.append(point)
