@@ -31,7 +31,7 @@ def _documents(a, b, c, docs=200, seed=0):
     return np.broadcast_to(tokens, sums.shape).copy(), sums
 
 
-def test_bootstrap_interval_contains_the_truth():
+def test_bootstrap_interval_brackets_the_estimate_and_is_narrow():
     tokens, sums = _documents(1.2, -0.08, 1.7)
     point = fit_loss_law(X, sums.sum(1) / tokens.sum(1))
     reps = bootstrap_loss_law(X, tokens, sums, 30, np.random.default_rng(1), init=(point.a, point.b, point.c))
