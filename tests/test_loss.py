@@ -135,3 +135,21 @@ def test_cuda_bfloat16_agrees_with_cpu_float32(family_dir):
     gpu = loss.measure_documents(_model(family_dir), docs, loss.LossOptions(device="cuda"))
     assert gpu[0] == cpu[0]
     assert sum(gpu[1]) / sum(gpu[0]) == pytest.approx(sum(cpu[1]) / sum(cpu[0]), rel=2e-2)
+
+
+def test_cli_on_a_run_directory(family_dir, tmp_path):
+    from pipeline.config import load_config
+
+    family = load_config(family_dir / "checkpoints.yaml").family("tiny")
+    manifest = {"checkpoints": [{"name": c.name, "model": family.model_location(c), "compute": c.compute}
+                                for c in family.checkpoints],
+                "target": {"name": "t3", "compute": family.target_compute},
+                "config_path": str(family_dir / "checkpoints.yaml"),
+                "family_config": family.model_dump(mode="json")}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    parser = argparse.ArgumentParser()
+    loss.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["loss", str(tmp_path), "--bootstrap", "0"])
+    assert args.func(args) == 0
+    saved = json.loads((tmp_path / "loss.json").read_text())
+    assert saved["corpus"]["path"] == str(family_dir / "corpus.jsonl") and "actual" in saved
