@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "pipeline.execute",
     "pipeline.counts",
     "pipeline.fit",
+    "pipeline.backtest",
     "pipeline.report",
     "pipeline.tinyfamily",
 ]
