@@ -8,9 +8,8 @@ import subprocess
 import tempfile
 
 from sandbox.api import Limits
-from sandbox.pool import ForkServerPool, PipeTransport, server_argv
+from sandbox.pool import ForkServerPool, PipeTransport, server_argv, slot_uid
 
-BASE_UID = 61000          # host uid of worker slot i is BASE_UID + i when we are root (RLIMIT_NPROC needs non-root)
 SANDBOX_UID = 65534       # what the candidate sees inside
 SCRATCH_MB = 256
 
@@ -44,7 +43,7 @@ def bwrap_command(python: str, limits: Limits) -> list[str]:
 
 def host_uid(slot: int) -> int | None:
     """The unprivileged host uid a slot's sandbox runs as when we are root; None to run as ourselves."""
-    return BASE_UID + slot if os.geteuid() == 0 else None
+    return slot_uid(slot) if os.geteuid() == 0 else None
 
 
 def processes_of(uid: int) -> int:
@@ -71,6 +70,7 @@ def start(slot: int, limits: Limits) -> PipeTransport:
     return PipeTransport(proc, stderr)
 
 
+@functools.lru_cache(maxsize=1)
 def availability() -> tuple[bool, str]:
     """Whether bubblewrap can run the fork server here, and why (not)."""
     if shutil.which("bwrap") is None:
@@ -80,7 +80,7 @@ def availability() -> tuple[bool, str]:
         return False, "no python3 under /usr to run inside bubblewrap (apt-get install -y python3)"
     uid = host_uid(0)
     ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
-    probe = ["bwrap", "--unshare-user", "--unshare-all", "--disable-userns", "--die-with-parent",
+    probe = ["bwrap", "--unshare-user", "--unshare-all", "--disable-userns", "--die-with-parent", "--as-pid-1",
              "--ro-bind", "/usr", "/usr"]
     for top in ("bin", "lib", "lib64"):
         if os.path.islink(f"/{top}"):
@@ -95,7 +95,7 @@ def availability() -> tuple[bool, str]:
     if r.returncode != 0:
         why = r.stderr.decode(errors="replace").strip()[-300:]
         return False, f"bubblewrap cannot create namespaces here ({why}); unprivileged user namespaces must be enabled"
-    return True, f"bubblewrap works ({python}, {'uids %d+' % uid if uid is not None else 'own uid'})"
+    return True, f"bubblewrap works ({python}, {'a dedicated uid per worker' if uid is not None else 'own uid'})"
 
 
 def open_bwrap(limits: Limits, workers: int) -> ForkServerPool:

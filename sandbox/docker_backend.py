@@ -14,9 +14,8 @@ import time
 
 from sandbox.api import Limits
 from sandbox.image import IMAGE, client, image_exists
-from sandbox.pool import ForkServerPool, SandboxDied, server_argv
+from sandbox.pool import ForkServerPool, SandboxDied, server_argv, slot_uid
 
-BASE_UID = 61000
 LABEL = "capforecast.sandbox"
 OWNER = "capforecast.owner"
 SCRATCH_MB = 256
@@ -87,7 +86,7 @@ class DockerTransport:
 
 def container_options(slot: int, limits: Limits) -> dict:
     """The hardening every sandbox container gets."""
-    uid = BASE_UID + slot
+    uid = slot_uid(slot)
     return dict(
         command=server_argv(PYTHON, "--scratch", "/tmp", "--wipe", "/dev/shm"),
         stdin_open=True, tty=False, detach=True, user=f"{uid}:{uid}", working_dir="/tmp",

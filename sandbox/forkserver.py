@@ -166,6 +166,16 @@ class Server:
             os.close(out_w)
         return pid, s_judge, out_r
 
+    def revive_zygote(self):
+        """Replace a zygote the candidate killed; wake one it stopped."""
+        if self.zygote_pid is None:
+            self.spawn_zygote()
+        else:
+            try:
+                os.kill(self.zygote_pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def candidate_end(self, pid, timeout):
         """How the candidate ended: (wait status, cpu s) reported by the zygote or reaped by us; None if running."""
         if pid in self.reaped:
@@ -210,6 +220,7 @@ class Server:
             os.close(watch.out_r)
         status, detail = classify(error, watch.stop, end, killed_by_us, cpu)
         damaged = not (self.clean() and clean_kill)
+        self.revive_zygote()
         return {"id": req["id"], "status": status, "detail": detail, "duration_s": time.monotonic() - start,
                 "cpu_s": (end[1] if end else 0.0) + judge_cpu, "calls": channel.calls,
                 "output": watch.output.decode("utf-8", "replace"), "damaged": damaged}

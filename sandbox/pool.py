@@ -19,6 +19,14 @@ ATTEMPTS = 3          # a program is tried this often on fresh sandboxes before 
 START_TIMEOUT_S = 60.0
 
 
+UID_FLOOR = 100_000
+
+
+def slot_uid(slot: int) -> int:
+    """Host uid of a worker slot's sandbox: unique to this host process, so concurrent runs share no RLIMIT_NPROC."""
+    return UID_FLOOR + (os.getpid() % 10_000) * 64 + slot % 64
+
+
 INSIDE_MODULES = ("wire.py", "candidate.py", "judge.py", "forkserver.py")  # stdlib only, run in the sandbox
 
 
@@ -82,10 +90,17 @@ class PipeTransport:
         return b"".join(chunks)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        """End of input makes the server exit and bubblewrap reap it; kill only if that does not happen."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
+            self.proc.wait()
+        for f in (self.proc.stdout,):
             try:
                 f.close()
             except OSError:
@@ -162,9 +177,12 @@ class ForkServerPool:
 
     def __init__(self, name: str, start: Callable[[int], Transport], limits: Limits, workers: int,
                  processes: Callable[[int], int] | None = None):
-        self.name, self._start, self.limits, self.workers = name, start, limits, max(1, workers)
+        self.name, self._start, self.limits, self.workers = name, start, limits, max(1, min(workers, 64))
+        self.uids = [slot_uid(i) for i in range(self.workers)]  # host uids the sandboxes' processes run as
         self._processes = processes or (lambda slot: limits.processes)
         self._sandboxes: dict[int, Sandbox] = {}
+        self._threads: list[threading.Thread] = []
+        self._jobs: queue.Queue = queue.Queue()
         self.restarts = 0
 
     def _sandbox(self, slot: int) -> Sandbox:
@@ -197,42 +215,63 @@ class ForkServerPool:
                 faults.append(f"{exc} {box.transport.diagnostics()}".strip())
         return Outcome(id=program.id, status=SANDBOX_ERROR, detail=" | ".join(faults)[-1000:])
 
-    def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
-        source, lock, results, stop = iter(programs), threading.Lock(), queue.Queue(), threading.Event()
-        done = object()
+    def _ensure_workers(self) -> None:
+        """Long-lived worker threads, one per slot: a sandbox lives as long as the thread that started it
+        (bubblewrap's --die-with-parent is tied to that thread), so workers persist until close()."""
+        if self._threads:
+            return
+        for slot in range(self.workers):
+            thread = threading.Thread(target=self._work, args=(slot,), name=f"{self.name}-{slot}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
-        def worker(slot: int) -> None:
+    def _work(self, slot: int) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                box = self._sandboxes.pop(slot, None)
+                if box is not None:
+                    box.close()
+                return
+            program, results = job
             try:
-                while not stop.is_set():
-                    with lock:
-                        program = next(source, None)
-                    if program is None:
-                        break
-                    results.put(self.judge(slot, program))
+                results.put(self.judge(slot, program))
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 results.put(exc)
-            finally:
-                results.put(done)
 
-        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(self.workers)]
-        for t in threads:
-            t.start()
-        running = len(threads)
+    def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
+        """Judge programs on the worker sandboxes; yields outcomes as they finish (any order)."""
+        self._ensure_workers()
+        results: queue.Queue = queue.Queue()
+        inflight = 0
+
+        def take():
+            item = results.get()
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
         try:
-            while running:
-                item = results.get()
-                if item is done:
-                    running -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
+            for program in programs:
+                self._jobs.put((program, results))
+                inflight += 1
+                while inflight >= 2 * self.workers:
+                    inflight -= 1
+                    yield take()
+            while inflight:
+                inflight -= 1
+                yield take()
         finally:
-            stop.set()
-            for t in threads:
-                t.join()
+            while inflight:   # the consumer stopped early or a worker failed: let the rest finish quietly
+                inflight -= 1
+                results.get()
 
     def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
         for box in self._sandboxes.values():
             box.close()
         self._sandboxes.clear()

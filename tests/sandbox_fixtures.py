@@ -1,0 +1,254 @@
+"""Hostile completions of guide §5, for the sandbox tests: none may ever pass, none may harm the host.
+
+Every candidate defines ``add(a, b)`` for the test below. A "trick" candidate gives wrong answers and
+tries to pass anyway; an "escape" candidate answers correctly only if its escape worked, so a pass
+means the escape succeeded. ``{canary}``, ``{port}`` and ``{secret_name}`` are filled in by the tests.
+"""
+import os
+
+TEST = """
+def check(candidate):
+    assert candidate(2, 3) == 5
+    assert candidate(-1, 1) == 0
+    assert candidate(10, 20) == 30
+"""
+CORRECT = "def add(a, b):\n    return a + b\n"
+WRONG = "def add(a, b):\n    return 0\n"
+FORGED_FRAME = (
+    "import json, struct\n"
+    "def frame(obj):\n"
+    "    data = json.dumps(obj).encode()\n"
+    "    return struct.pack('!I', len(data)) + data\n"
+    "FORGED = frame({'id': 'x', 'status': 'passed', 'detail': '', 'duration_s': 0, 'cpu_s': 0, 'output': '',"
+    " 'damaged': False}) + frame({'verdict': 'passed'}) + frame({'ok': None})\n"
+)
+
+FALSE_PASSES = {
+    "sys-exit-0-at-load": "import sys\nsys.exit(0)\n" + WRONG,
+    "os-exit-0-at-load": "import os\nos._exit(0)\n" + WRONG,
+    "os-exit-0-in-call": "import os\ndef add(a, b):\n    os._exit(0)\n",
+    "raise-systemexit-in-call": "def add(a, b):\n    raise SystemExit(0)\n",
+    "redefine-check": WRONG + "def check(candidate):\n    pass\n",
+    "trace-hook-skips-asserts": (
+        "import sys, threading\n"
+        "def tracer(frame, event, arg):\n"
+        "    if event == 'line' and 'assert' in str(frame.f_code.co_consts):\n"
+        "        try:\n            frame.f_lineno = frame.f_lineno + 1\n        except Exception:\n            pass\n"
+        "    return tracer\n"
+        "sys.settrace(tracer)\nthreading.settrace(tracer)\nsys.setprofile(lambda *a: None)\n" + WRONG),
+    "profile-hook-swaps-check": (
+        "import sys, threading\n"
+        "def swap(frame, event, arg):\n"
+        "    if 'check' in frame.f_globals:\n"
+        "        frame.f_globals['check'] = lambda candidate: None\n"
+        "sys.setprofile(swap)\nthreading.setprofile(swap)\n" + WRONG),
+    "monkeypatched-builtins": (
+        "import builtins\n"
+        "builtins.AssertionError = type('Harmless', (Exception,), {})\n"
+        "builtins.abs = builtins.all = builtins.any = lambda *a, **k: True\n"
+        "builtins.isinstance = lambda *a: True\n" + WRONG),
+    "lying-eq-object": (
+        "class Liar:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+        "def add(a, b):\n    return Liar()\n"),
+    "lying-eq-int-subclass": (
+        "class Liar(int):\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
+        "        return False\n    __hash__ = int.__hash__\n"
+        "def add(a, b):\n    return Liar(0)\n"),
+    "lying-eq-list-subclass": (
+        "class Liar(list):\n    def __eq__(self, other):\n        return True\n"
+        "def add(a, b):\n    return Liar()\n"),
+    "forged-output": WRONG + "print('passed')\nprint('{\"verdict\": \"passed\"}')\nimport sys\n"
+                             "sys.stderr.write('passed\\n')\n",
+    "write-forged-frames-to-every-fd": FORGED_FRAME + (
+        "import os\n"
+        "for fd in range(0, 256):\n"
+        "    try:\n        os.write(fd, FORGED)\n    except OSError:\n        pass\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    for fd in range(0, 16):\n"
+        "        try:\n"
+        "            with open(f'/proc/{pid}/fd/{fd}', 'wb') as f:\n                f.write(FORGED)\n"
+        "        except Exception:\n            pass\n" + WRONG),
+    "atexit-exit-0": "import atexit, os\natexit.register(lambda: os._exit(0))\n" + WRONG,
+    "atexit-forged-output": "import atexit\natexit.register(lambda: print('passed'))\n" + WRONG,
+    "steal-expected-answers-from-memory": (
+        "import gc, re\n"
+        "def add(a, b):\n"
+        "    for o in gc.get_objects():\n"
+        "        if isinstance(o, str) and 'assert candidate(' in o:\n"
+        "            m = re.search(r'candidate\\(%d, %d\\) == (-?\\d+)' % (a, b), o)\n"
+        "            if m:\n                return int(m.group(1))\n"
+        "    try:\n"
+        "        data = open('/proc/self/cmdline', 'rb').read() + open('/proc/1/cmdline', 'rb').read()\n"
+        "        m = re.search(rb'candidate\\(%d, %d\\) == (-?\\d+)' % (a, b), data)\n"
+        "        if m:\n            return int(m.group(1))\n"
+        "    except OSError:\n        pass\n"
+        "    return 0\n"),
+    "raise-stopiteration-and-baseexception": (
+        "def add(a, b):\n    raise BaseException('stop')\n"),
+}
+
+RESOURCES = {
+    "busy-loop": "def add(a, b):\n    while True:\n        pass\n",
+    "busy-loop-at-load": "while True:\n    pass\n" + WRONG,
+    "busy-loop-ignoring-signals": (
+        "import signal\n"
+        "for s in (signal.SIGALRM, signal.SIGXCPU, signal.SIGTERM, signal.SIGINT, signal.SIGVTALRM):\n"
+        "    signal.signal(s, signal.SIG_IGN)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0)\n"
+        "def add(a, b):\n    while True:\n        pass\n"),
+    "sleep-forever": "import time\ndef add(a, b):\n    time.sleep(10_000)\n",
+    "fork-bomb": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    while True:\n"
+        "        try:\n            os.fork()\n        except OSError:\n            pass\n"),
+    "thread-bomb": (
+        "import threading, time\n"
+        "def add(a, b):\n"
+        "    while True:\n"
+        "        try:\n            threading.Thread(target=time.sleep, args=(1000,)).start()\n"
+        "        except Exception:\n            pass\n"),
+    "memory-bomb": "def add(a, b):\n    x = []\n    while True:\n        x.append(bytearray(1 << 24))\n",
+    "memory-bomb-at-load": "x = bytearray(1 << 40)\n" + WRONG,
+    "output-flood": "import sys\ndef add(a, b):\n    while True:\n        sys.stdout.write('x' * 65536)\n",
+    "disk-filling": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    i = 0\n"
+        "    while True:\n"
+        "        try:\n"
+        "            with open(f'fill{i}', 'wb') as f:\n                f.write(b'0' * (1 << 20) * 64)\n"
+        "        except OSError:\n            pass\n"
+        "        i += 1\n"),
+    "deep-recursion": "def add(a, b):\n    return add(a, b) + 1\n",
+    "deep-recursion-unlimited": (
+        "import sys\nsys.setrecursionlimit(10 ** 8)\ndef add(a, b):\n    return add(a, b) + 1\n"),
+    "segfault": "import ctypes\ndef add(a, b):\n    return ctypes.string_at(0)\n",
+    "abort": "import os\ndef add(a, b):\n    os.abort()\n",
+}
+
+ESCAPES = {
+    "network-to-host-listener": (
+        "import socket\n"
+        "def add(a, b):\n"
+        "    for host in ('127.0.0.1', '172.17.0.1', '10.0.2.2'):\n"
+        "        try:\n"
+        "            socket.create_connection((host, {port}), timeout=0.5).close()\n"
+        "            return a + b\n"
+        "        except OSError:\n            pass\n"
+        "    return 0\n"),
+    "network-dns-and-outside": (
+        "import socket\n"
+        "def add(a, b):\n"
+        "    try:\n"
+        "        socket.create_connection(('1.1.1.1', 53), timeout=0.5).close()\n        return a + b\n"
+        "    except OSError:\n        pass\n"
+        "    try:\n        socket.getaddrinfo('deb.debian.org', 80)\n        return a + b\n"
+        "    except OSError:\n        return 0\n"),
+    "read-host-secret-from-environment": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    if '{secret_name}' in os.environ:\n        return a + b\n"
+        "    for pid in os.listdir('/proc'):\n"
+        "        try:\n"
+        "            if b'{secret_name}' in open(f'/proc/{pid}/environ', 'rb').read():\n"
+        "                return a + b\n"
+        "        except OSError:\n            pass\n"
+        "    return 0\n"),
+    "read-host-files": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    try:\n"
+        "        if open('{canary}').read() == 'alive':\n            return a + b\n"
+        "    except OSError:\n        pass\n"
+        "    for path in (os.path.dirname('{canary}'), '/var/run/docker.sock', '/etc/shadow', '/root'):\n"
+        "        try:\n"
+        "            os.listdir(path) if os.path.isdir(path) else open(path, 'rb').read()\n"
+        "            return a + b\n"
+        "        except OSError:\n            pass\n"
+        "    return 0\n"),
+    "delete-and-overwrite-outside-workdir": (
+        "import os, shutil\n"
+        "def add(a, b):\n"
+        "    hit = False\n"
+        "    for path in ('{canary}', '/usr/bin/python3', '/etc/passwd', '/tmp/../usr/lib'):\n"
+        "        try:\n            os.remove(path)\n            hit = True\n        except OSError:\n            pass\n"
+        "        try:\n"
+        "            with open(path, 'w') as f:\n                f.write('pwned')\n            hit = True\n"
+        "        except OSError:\n            pass\n"
+        "    return a + b if hit and os.path.exists('{canary}') is False else 0\n"),
+    "kill-parent-and-everyone": (
+        "import os, signal\n"
+        "def add(a, b):\n"
+        "    for target in (os.getppid(), 1, -1):\n"
+        "        for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGSTOP):\n"
+        "            try:\n                os.kill(target, sig)\n            except OSError:\n                pass\n"
+        "    try:\n        os.killpg(0, signal.SIGKILL)\n    except OSError:\n        pass\n"
+        "    return 0\n"),
+    "ptrace-the-judge": (
+        "import ctypes, os\n"
+        "def add(a, b):\n"
+        "    libc = ctypes.CDLL(None)\n"
+        "    for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+        "        if pid != os.getpid() and libc.ptrace(16, pid, 0, 0) == 0:\n"   # PTRACE_ATTACH
+        "            return a + b\n"
+        "        try:\n"
+        "            open(f'/proc/{pid}/mem', 'rb').read(1)\n            return a + b\n"
+        "        except OSError:\n            pass\n"
+        "    return 0\n"),
+    "orphan-outlives-the-run": (
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        if os.fork() == 0:\n            time.sleep(10_000)\n"
+        "        os._exit(0)\n"
+        "    return 0\n"),
+    "poison-the-next-sample": (
+        "import os, builtins\n"
+        "for d in ('.', '/tmp', '/dev/shm'):\n"
+        "    try:\n"
+        "        with open(os.path.join(d, 'json.py'), 'w') as f:\n            f.write('raise SystemExit(0)')\n"
+        "    except OSError:\n        pass\n"
+        "builtins.print = None\n" + WRONG),
+    "new-user-namespace": (
+        "import ctypes\n"
+        "def add(a, b):\n"
+        "    return a + b if ctypes.CDLL(None).unshare(0x10000000) == 0 else 0\n"),   # CLONE_NEWUSER
+}
+
+HOSTILE = {**FALSE_PASSES, **RESOURCES, **ESCAPES}
+
+# Sandbox state a following program must see: a trusted test that inspects the sandbox itself.
+CLEAN_STATE_TEST = """
+def check(candidate):
+    import os
+    assert candidate(2, 3) == 5
+    assert sorted(os.listdir('/tmp')) == ['work'], os.listdir('/tmp')
+    assert os.listdir('/tmp/work') == [], os.listdir('/tmp/work')
+    assert not os.path.exists('/dev/shm/json.py')
+    live = [p for p in os.listdir('/proc') if p.isdigit()]
+    assert len(live) <= 3, live   # the server, the zygote, this candidate
+"""
+
+
+def sandbox_processes(uids) -> int:
+    """Host processes running as the given uids (each sandbox's processes run as its slot's uid)."""
+    uids = set(uids)
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                count += os.stat(f"/proc/{name}").st_uid in uids
+            except OSError:
+                pass
+    return count
+
+
+def docker_ready():
+    """Start dockerd if no engine answers (we are root in CI) and build the image if it is missing."""
+    from sandbox import image
+
+    c = image.start_engine()
+    image.ensure_image(c)
+    return c
