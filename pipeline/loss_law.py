@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from pipeline.errors import UserError
 
@@ -32,8 +32,7 @@ class LossFit:
 
 
 def huber(residual: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
-    r = np.abs(residual)
-    return np.where(r <= delta, 0.5 * r ** 2, delta * (r - 0.5 * delta))
+    return special.huber(delta, residual)
 
 
 def _objective(theta: np.ndarray, logx: np.ndarray, logy: np.ndarray, delta: float) -> tuple[float, np.ndarray]:
