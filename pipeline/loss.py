@@ -228,6 +228,11 @@ def measure_and_fit_loss(family, run_dir: str | Path, options: LossOptions | Non
 
 
 def _measure_fit_write(models: list[LossModel], target, target_compute, out_dir: Path, options: LossOptions) -> dict:
+    limit = target_compute * (options.max_fit_compute_fraction or 1.0)
+    usable = [m.name for m in models if m.name != target and m.compute < target_compute and m.compute <= limit]
+    if len(usable) < 3:  # say so before spending any model time
+        raise UserError(f"the loss law needs at least 3 checkpoints below the target {target!r} (and within the "
+                        f"compute limit); usable: {', '.join(usable) or 'none'}")
     corpus = Path(options.corpus) if options.corpus else default_corpus()
     docs = read_corpus(corpus, options.max_documents)
     rows = measure_family(models, docs, out_dir, options)

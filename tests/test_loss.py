@@ -153,3 +153,10 @@ def test_cli_on_a_run_directory(family_dir, tmp_path):
     assert args.func(args) == 0
     saved = json.loads((tmp_path / "loss.json").read_text())
     assert saved["corpus"]["path"] == str(family_dir / "corpus.jsonl") and "actual" in saved
+
+
+def test_too_few_checkpoints_fail_before_any_measurement(tmp_path, monkeypatch):
+    monkeypatch.setattr(loss, "measure_documents", lambda *a: pytest.fail("measured anyway"))
+    models = [loss.LossModel(n, "/nowhere", c) for n, c in [("a", 1.0), ("b", 2.0), ("t", 9.0)]]
+    with pytest.raises(UserError, match="at least 3 checkpoints below the target 't'"):
+        loss._measure_fit_write(models, "t", 9.0, tmp_path, loss.LossOptions())
