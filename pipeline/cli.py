@@ -19,6 +19,9 @@ COMMAND_MODULES = [
     "pipeline.counts",
     "pipeline.fit",
     "pipeline.backtest",
+    "pipeline.plan",
+    "pipeline.loss",
+    "pipeline.register",
     "pipeline.report",
     "pipeline.tinyfamily",
 ]
