@@ -53,6 +53,17 @@ class Checkpoint(_Strict):
         return float(self.flops) if self.flops is not None else 6.0 * self.params * self.tokens
 
 
+class AdaptiveSettings(_Strict):
+    """Adaptive (PassUntil) rounds instead of a fixed n: see pipeline/adaptive.py for each field."""
+
+    pilot: int = Field(default=10, ge=0)
+    r: int = Field(default=1, ge=1)
+    budget: int = Field(default=2000, ge=1)
+    round_size: int = Field(default=200, ge=1)
+    samples_per_cell: float = Field(default=40.0, gt=0)
+    max_rounds: int = Field(default=20, ge=1)
+
+
 class Sampling(_Strict):
     n: int = Field(default=20, ge=1)
     temperature: float = Field(default=0.8, ge=0)
@@ -63,6 +74,7 @@ class Sampling(_Strict):
     batch_size: int = Field(default=64, ge=1, description="sequences per generate call")
     backend: Literal["transformers", "vllm"] = "transformers"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    adaptive: Optional[AdaptiveSettings] = None
     tensor_parallel_size: int = Field(default=1, ge=1, description="vLLM: GPUs per checkpoint (large models)")
 
 
