@@ -138,9 +138,16 @@ class HFBackend:
                              use_cache=True, **{self.cache_kwarg: cache})
             self.stats["forward_rows"] += len(rows)
             logits = out.logits[:, -1, :].float()
-        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return [(r, Completion(texts[i], finish[i] or "length", len(tokens[i]), int(prompt_tokens[i])))
                 for i, r in enumerate(batch)]
+
+    def _decode_windows(self, windows: list[list[int]]) -> list[str]:
+        """Decode the last few tokens of many rows; straight through the Rust tokenizer when there is one."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            return backend.decode_batch(windows, skip_special_tokens=True)
+        return self.tokenizer.batch_decode(windows, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def _advance(self, rows: list[int], chosen: list[int], tokens, finish, step: int) -> list[int]:
         """Append each unfinished row's token; return positions (in ``rows``) of rows still going."""
@@ -152,8 +159,7 @@ class HFBackend:
         self.stats["tokens"] += len(going)
         if self.stop:
             check = [row for row, _ in going if finish[row] is None]
-            windows = self.tokenizer.batch_decode([tokens[row][-self.window:] for row in check],
-                                                  skip_special_tokens=True)
+            windows = self._decode_windows([tokens[row][-self.window:] for row in check])
             for row, text in zip(check, windows):
                 if any(s in text for s in self.stop):
                     finish[row] = "stop"
