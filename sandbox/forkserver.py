@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from sandbox.wire import read_exact, recv_frame, send_frame  # inline
+from sandbox.wire import HDR, read_exact, recv_frame, send_frame, write_all  # inline
 from sandbox.candidate import prctl, zygote  # inline
 from sandbox.judge import Channel, run_test  # inline
 
@@ -31,6 +31,14 @@ CODE_CACHE = 512
 
 class Stop(BaseException):
     """A CPU-time or wall-clock limit was hit while the judge waited for the candidate."""
+
+
+def cpu_seconds_of(pid):
+    """CPU time a live process has used so far (its POSIX CPU clock), 0 if it is gone."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:
+        return 0.0
 
 
 def proc_stat(pid):
@@ -66,8 +74,8 @@ class Watch:
                 self.stop = "wall-clock limit"
             elif now >= self.next_cpu_check:
                 self.next_cpu_check = now + POLL_S
-                stat = proc_stat(self.pid)
-                if stat and stat[3] > self.cpu:
+                pid = self.pid()
+                if pid and cpu_seconds_of(pid) > self.cpu:
                     self.stop = "CPU-time limit"
             if self.stop:
                 break
@@ -97,7 +105,7 @@ class Server:
             prctl(PR_SET_CHILD_SUBREAPER, 1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)  # as PID 1, default-action signals from inside are dropped
-        self.zygote_pid, self.ctrl, self.codes, self.reaped = None, None, {}, {}
+        self.zygote_pid, self.ctrl, self.codes, self.reaped, self.pid_now = None, None, {}, {}, None
 
     def spawn_zygote(self):
         ours, theirs = (s.detach() for s in socket.socketpair())
@@ -143,20 +151,21 @@ class Server:
         return code
 
     def start_candidate(self, req, candidate, work):
-        """Have the zygote fork the candidate; returns (pid, judge socket, output pipe) or raises OSError."""
+        """Hand the zygote a job (one message, two fds); returns (judge socket, output pipe) or raises OSError."""
         if self.zygote_pid is None:
             self.spawn_zygote()
         out_r, out_w = os.pipe()
         s_judge, s_cand = (s.detach() for s in socket.socketpair())
         keys = ("cpu_seconds", "memory_mb", "file_size_mb", "open_files", "processes")
+        data = json.dumps(dict({k: req[k] for k in keys}, candidate=candidate, work=work)).encode()
+        self.pid_now = None
         try:
             with socket.socket(fileno=os.dup(self.ctrl)) as ctrl:
-                socket.send_fds(ctrl, [b"F"], [s_cand, out_w])
-            send_frame(self.ctrl, dict({k: req[k] for k in keys}, candidate=candidate, work=work))
-            if not select.select([self.ctrl], [], [], 10.0)[0]:
-                raise OSError("the zygote does not answer")
-            pid = recv_frame(self.ctrl)["pid"]
-        except (OSError, EOFError, ValueError, KeyError):
+                sent = socket.send_fds(ctrl, [HDR.pack(len(data)) + data], [s_cand, out_w])
+            frame = HDR.pack(len(data)) + data
+            if sent < len(frame):
+                write_all(self.ctrl, frame[sent:])
+        except OSError:
             for fd in (out_r, s_judge):
                 os.close(fd)
             self.drop_zygote()
@@ -164,7 +173,7 @@ class Server:
         finally:
             os.close(s_cand)
             os.close(out_w)
-        return pid, s_judge, out_r
+        return s_judge, out_r
 
     def revive_zygote(self):
         """Replace a zygote the candidate killed; wake one it stopped."""
@@ -176,16 +185,37 @@ class Server:
             except ProcessLookupError:
                 pass
 
-    def candidate_end(self, pid, timeout):
-        """How the candidate ended: (wait status, cpu s) reported by the zygote or reaped by us; None if running."""
-        if pid in self.reaped:
-            return self.reaped.pop(pid)
-        if self.ctrl is not None and select.select([self.ctrl], [], [], timeout)[0]:
+    def zygote_news(self, timeout=0.0):
+        """Read what the zygote has reported (the new candidate's pid, ended candidates); False if it is gone."""
+        while self.ctrl is not None and select.select([self.ctrl], [], [], timeout)[0]:
             try:
                 msg = recv_frame(self.ctrl)
-                return msg["status"], msg["cpu_s"]
-            except (EOFError, OSError, ValueError, KeyError):
+            except (EOFError, OSError, ValueError):
                 self.drop_zygote()
+                return False
+            if "pid" in msg:
+                self.pid_now = msg["pid"]
+            elif "exit" in msg:
+                self.reaped[msg["exit"]] = (msg["status"], msg["cpu_s"])
+            timeout = 0.0
+        return self.ctrl is not None
+
+    def candidate_pid(self, timeout=0.0):
+        """The current candidate's pid once the zygote has reported it (None before)."""
+        end = time.monotonic() + timeout
+        while self.pid_now is None and self.zygote_news(max(0.0, end - time.monotonic())):
+            if time.monotonic() >= end:
+                break
+        return self.pid_now
+
+    def candidate_end(self, pid, timeout):
+        """How the candidate ended: (wait status, cpu s); None if it is still running after ``timeout`` s."""
+        end = time.monotonic() + timeout
+        while pid not in self.reaped:
+            self.reap()
+            remaining = end - time.monotonic()
+            if pid in self.reaped or remaining <= 0 or not self.zygote_news(min(remaining, 0.01)):
+                break
         return self.reaped.pop(pid, None)
 
     def run(self, req, candidate):
@@ -195,12 +225,12 @@ class Server:
         os.mkdir(work, 0o700)
         test = read_exact(self.host_in, req["test_len"]).decode()
         try:
-            pid, s_judge, out_r = self.start_candidate(req, candidate, work)
+            s_judge, out_r = self.start_candidate(req, candidate, work)
         except OSError as exc:
             self.clean()
             return {"id": req["id"], "status": "sandbox error", "detail": str(exc), "duration_s": 0.0,
                     "cpu_s": 0.0, "output": "", "damaged": True}
-        watch = Watch(pid, out_r, start + wall, cpu, req["output_bytes"])
+        watch = Watch(self.candidate_pid, out_r, start + wall, cpu, req["output_bytes"])
         channel = Channel(s_judge, watch.wait)
         try:
             error = run_test(self.test_code(test), req["entry_point"], channel)
@@ -208,21 +238,21 @@ class Server:
             error = ("Stop", watch.stop)
         judge_cpu = time.process_time() - judge_cpu
         os.close(s_judge)
+        pid = self.candidate_pid(5.0)
         end = None
-        if watch.stop is None and type(channel.fatal).__name__ == "CandidateDied":
+        if pid and watch.stop is None and type(channel.fatal).__name__ == "CandidateDied":
             end = self.candidate_end(pid, 0.3)
+        used = cpu_seconds_of(pid) if pid and end is None else 0.0
         clean_kill = self.kill_all(pid)
-        killed_by_us = end is None
-        if end is None:
-            end = self.candidate_end(pid, 5.0)
-        watch.drain(0.01)
+        status, detail = classify(error, watch.stop, end, end is None, cpu)
+        watch.drain(0.0)
         if watch.out_r is not None:
             os.close(watch.out_r)
-        status, detail = classify(error, watch.stop, end, killed_by_us, cpu)
         damaged = not (self.clean() and clean_kill)
         self.revive_zygote()
+        used = end[1] if end else used
         return {"id": req["id"], "status": status, "detail": detail, "duration_s": time.monotonic() - start,
-                "cpu_s": (end[1] if end else 0.0) + judge_cpu, "calls": channel.calls,
+                "cpu_s": used + judge_cpu, "calls": channel.calls,
                 "output": watch.output.decode("utf-8", "replace"), "damaged": damaged}
 
     def program_processes(self, pid):
@@ -249,27 +279,36 @@ class Server:
             self.reaped[pid] = (status, usage.ru_utime + usage.ru_stime)
 
     def kill_all(self, pid):
-        """Kill and reap every process of the program; False if some would not die."""
-        for rounds in range(2000):
-            if not self.is_init:
+        """SIGKILL every process of the program, rescanning until no new one appears; False if that never ends.
+
+        A process with SIGKILL pending runs no more user code and cannot fork. The lone candidate is left to
+        die and be reaped by the zygote; when there were more (forks, orphans), we wait for all to be gone."""
+        killed = set()
+        for _ in range(1000):
+            if not self.is_init and pid:
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            victims = self.program_processes(pid)
+            victims = [v for v in self.program_processes(pid) if v not in killed]
+            if not victims:
+                break
             for victim in victims:
                 try:
                     os.kill(victim, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
+                killed.add(victim)
+        else:
+            return False
+        end = time.monotonic() + 5.0
+        while len(killed - {pid}) and self.program_processes(pid) and time.monotonic() < end:
             self.reap()
-            if not victims:
-                if len(self.reaped) > 256:
-                    self.reaped.clear()
-                return True
-            if rounds:
-                time.sleep(0.0005)
-        return False
+            time.sleep(0.001)
+        self.reap()
+        if len(self.reaped) > 256:
+            self.reaped.clear()
+        return not (len(killed - {pid}) and self.program_processes(pid))
 
     def clean(self):
         """Empty the scratch dirs; False if something could not be removed (the sandbox is then replaced)."""

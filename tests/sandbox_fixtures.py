@@ -5,6 +5,7 @@ tries to pass anyway; an "escape" candidate answers correctly only if its escape
 means the escape succeeded. ``{canary}``, ``{port}`` and ``{secret_name}`` are filled in by the tests.
 """
 import os
+import time
 
 TEST = """
 def check(candidate):
@@ -227,21 +228,40 @@ def check(candidate):
     assert sorted(os.listdir('/tmp')) == ['work'], os.listdir('/tmp')
     assert os.listdir('/tmp/work') == [], os.listdir('/tmp/work')
     assert not os.path.exists('/dev/shm/json.py')
-    live = [p for p in os.listdir('/proc') if p.isdigit()]
+    live = []
+    for p in [p for p in os.listdir('/proc') if p.isdigit()]:
+        try:
+            status = dict(line.split(':', 1) for line in open(f'/proc/{p}/status').read().splitlines())
+        except (OSError, ValueError):
+            continue
+        doomed = int(status['ShdPnd'], 16) & 0x100 or int(status['SigPnd'], 16) & 0x100   # SIGKILL pending
+        if status['State'].split()[0] not in 'ZX' and not doomed:
+            live.append(p)
     assert len(live) <= 3, live   # the server, the zygote, this candidate
 """
 
 
-def sandbox_processes(uids) -> int:
-    """Host processes running as the given uids (each sandbox's processes run as its slot's uid)."""
-    uids = set(uids)
-    count = 0
+def live_processes(uids) -> int:
+    """Live (non-zombie) host processes running as the given uids (a sandbox's processes run as its slot's uid)."""
+    uids, count = set(uids), 0
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                count += os.stat(f"/proc/{name}").st_uid in uids
+                if os.stat(f"/proc/{name}").st_uid in uids:
+                    with open(f"/proc/{name}/stat") as f:
+                        count += f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
             except OSError:
                 pass
+    return count
+
+
+def sandbox_processes(uids, expected: int | None = None, settle_s: float = 2.0) -> int:
+    """live_processes, given up to ``settle_s`` to reach ``expected`` (killed processes take a moment to die)."""
+    end = time.monotonic() + settle_s
+    count = live_processes(uids)
+    while expected is not None and count != expected and time.monotonic() < end:
+        time.sleep(0.01)
+        count = live_processes(uids)
     return count
 
 

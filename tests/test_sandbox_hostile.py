@@ -2,6 +2,7 @@
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -16,7 +17,7 @@ EXPECTED = {   # the status each resource class must get; every other hostile ca
     "busy-loop": TIMED_OUT, "busy-loop-at-load": TIMED_OUT, "busy-loop-ignoring-signals": TIMED_OUT,
     "sleep-forever": TIMED_OUT, "fork-bomb": TIMED_OUT, "thread-bomb": TIMED_OUT, "output-flood": TIMED_OUT,
     "disk-filling": TIMED_OUT, "memory-bomb": OUT_OF_MEMORY, "memory-bomb-at-load": OUT_OF_MEMORY,
-    "segfault": CRASHED, "abort": CRASHED,
+    "segfault": CRASHED, "abort": CRASHED, "kill-parent-and-everyone": {FAILED, CRASHED},   # it kills itself too
     "deep-recursion-unlimited": {CRASHED, TIMED_OUT, OUT_OF_MEMORY},   # 3.11 frames live on the heap: no C overflow
 }
 
@@ -63,6 +64,7 @@ def observed(request, tmp_path_factory):
     with sandbox.open_backend(name, limits=LIMITS, workers=1) as backend:
         judge_one(backend, "warm-up", CORRECT)
         uids = backend.uids
+        time.sleep(0.5)   # let the warm-up's candidate finish dying
         baseline = sandbox_processes(uids)
         for case, source in HOSTILE.items():
             before = listener.count
@@ -70,10 +72,10 @@ def observed(request, tmp_path_factory):
                       .replace("{secret_name}", SECRET_NAME))
             outcome = judge_one(backend, case, source)
             seen[case] = dict(outcome=outcome, canary=canary.read_text() if canary.exists() else None,
-                              processes=sandbox_processes(uids), baseline=baseline,
+                              processes=sandbox_processes(uids, baseline), baseline=baseline,
                               connections=listener.count - before,
                               next=judge_one(backend, case + " then clean", CORRECT, CLEAN_STATE_TEST))
-    leftover = sandbox_processes(uids)
+    leftover = sandbox_processes(uids, 0)
     listener.sock.close()
     yield dict(name=name, seen=seen, leftover=leftover)
 
