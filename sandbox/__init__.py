@@ -43,7 +43,8 @@ def available_backends() -> dict[str, str]:
 
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
+    """Two sandboxes per CPU: while one waits on a hand-off (host, server, zygote, candidate), another computes."""
+    return max(1, 2 * len(os.sched_getaffinity(0)))
 
 
 def open_backend(name: str = "auto", limits: Limits | None = None, workers: int | None = None) -> Backend:
