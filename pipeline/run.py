@@ -107,13 +107,20 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None) -> 
     log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
         f"x n={family.sampling.n} -> {run_dir}")
     target = family.target.checkpoint
-    for ckpt in sorted(family.checkpoints, key=lambda c: c.compute):
-        if ckpt.name != target:
+    smaller = [c for c in sorted(family.checkpoints, key=lambda c: c.compute) if c.name != target]
+    if family.sampling.adaptive is not None:  # PassUntil rounds (pipeline/rounds.py) instead of a fixed n
+        from pipeline.rounds import sample_in_rounds
+        sample_in_rounds(run_dir, family, smaller, problems, manifest, sample_and_judge)
+    else:
+        for ckpt in smaller:
             sample_and_judge(run_dir, family, ckpt, problems, manifest)
     if target is not None:
         write_counts(run_dir, family, exclude={target})
         register_before_target(run_dir, manifest)
-        sample_and_judge(run_dir, family, family.checkpoint(target), problems, manifest)
+        if family.sampling.adaptive is not None:
+            sample_in_rounds(run_dir, family, [family.checkpoint(target)], problems, manifest, sample_and_judge)
+        else:
+            sample_and_judge(run_dir, family, family.checkpoint(target), problems, manifest)
     write_counts(run_dir, family, exclude=set())
     forecast_stage(run_dir, family, manifest)
     loss_stage(run_dir, family, manifest)
@@ -134,14 +141,15 @@ def _timed(manifest: dict, run_dir: Path, stage: str, fn, *args):
     return result
 
 
-def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manifest: dict) -> None:
+def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manifest: dict,
+                     requests: dict[str, int] | None = None) -> None:
     from pipeline.execute import ExecuteOptions, execute_samples, report_summary
     from pipeline.generate import generate_checkpoint
 
     samples = run_dir / "samples" / f"{ckpt.name}.jsonl"
     verdicts = run_dir / "verdicts" / f"{ckpt.name}.jsonl"
-    gen = _timed(manifest, run_dir, f"generate:{ckpt.name}", generate_checkpoint,
-                 family, ckpt, problems, samples)
+    gen = _timed(manifest, run_dir, f"generate:{ckpt.name}", lambda: generate_checkpoint(
+                 family, ckpt, problems, samples, requests=requests))
     manifest.setdefault("generation", {})[ckpt.name] = gen
     s = family.sandbox
     options = ExecuteOptions(sandbox=s.backend, workers=s.workers, cpu_seconds=s.cpu_seconds,
