@@ -132,7 +132,10 @@ def summarize(cells: list[CellEstimate], computes: dict[str, float], target: str
         points.append(point)
     out: dict = {"points": points, "target": {"name": target, "compute": target_compute}}
     fit = [p for p in points if p["checkpoint"] != target and "mean_log_pass_rate" in p]
-    if target_compute is not None and len(fit) >= 3:
+    if any(p["mean_log_pass_rate"] >= 0 for p in fit):
+        out["prediction"] = None
+        out["why_no_prediction"] = "a fit checkpoint's mean log pass rate estimate is 0 (every cell passed at once)"
+    elif target_compute is not None and len(fit) >= 3:
         compute = np.array([p["compute"] for p in fit])
         mean = np.array([p["mean_log_pass_rate"] for p in fit])
         se = np.array([p["standard_error"] for p in fit])
@@ -191,6 +194,13 @@ def handle_passuntil(args) -> int:
         cells, computes = cells_from_csv(args.pass_counts)
         summary = summarize(cells, computes, args.target, args.target_compute)
         out_dir = args.out or Path(args.pass_counts).parent
+    write_estimates(out_dir, cells, computes, summary)
+    print(json.dumps(summary.get("prediction"), indent=1), file=sys.stderr)
+    return 0
+
+
+def write_estimates(out_dir: Path, cells: list[CellEstimate], computes: dict[str, float], summary: dict) -> None:
+    """passuntil.csv (one row per cell; n and passed count the sequential phase) and passuntil.json."""
     rows = ["checkpoint,compute,task_id,n,passed,r,start,budget,draws,status,log_p,variance,bias_bound"]
     for c in cells:
         rows.append(",".join(str(v) for v in (c.checkpoint, computes[c.checkpoint], c.task_id, c.draws,
@@ -198,8 +208,6 @@ def handle_passuntil(args) -> int:
                                               _num(c.log_p), _num(c.variance), _num(c.bias_bound))))
     atomic_write_text(Path(out_dir) / "passuntil.csv", "\n".join(rows) + "\n")
     atomic_write_json(Path(out_dir) / "passuntil.json", summary)
-    print(json.dumps(summary.get("prediction"), indent=1), file=sys.stderr)
-    return 0
 
 
 def _num(value) -> str:
