@@ -21,12 +21,14 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, special, stats
 
 from pipeline.errors import UserError
 from pipeline.records import PassCount
 
 DESIGN_KIND = "passuntil-rounds/1"
+PRIORS = ("logit-normal", "jeffreys")
+MIN_POOLED = 20     # a checkpoint needs this many problems for the logit-normal planning prior
 LOW_QUANTILE = 0.2  # r is capped at budget * p_low / 2, p_low this quantile of the pilot's Jeffreys posterior
 
 
@@ -50,6 +52,7 @@ class Design:
     round_size: int = 200            # most new samples per cell per round
     samples_per_cell: float = 40.0   # allocation budget, in samples per fit cell (pilot included)
     r_max: int = 200
+    prior: str = "logit-normal"      # planning pass rates: "logit-normal" (pooled per checkpoint) or "jeffreys"
     target: str | None = None
     target_compute: float | None = None
     cells: dict[tuple[str, str], CellDesign] = field(default_factory=dict)
@@ -62,6 +65,8 @@ class Design:
             raise UserError(f"design field 'pilot' must be an integer >= 0, got {self.pilot!r}")
         if self.budget < self.r:
             raise UserError(f"design field 'budget' ({self.budget}) must be at least r ({self.r})")
+        if self.prior not in PRIORS:
+            raise UserError(f"design field 'prior' must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         if not self.samples_per_cell > 0:
             raise UserError(f"design field 'samples_per_cell' must be positive, got {self.samples_per_cell}")
 
@@ -114,10 +119,15 @@ def leverage_weights(compute: np.ndarray, mean_neg_log: np.ndarray, target_compu
 
 
 def allocate_r(p_hat: np.ndarray, weights: np.ndarray, samples: float, r_max: int, budget: int,
-               p_low: np.ndarray | None = None) -> np.ndarray:
-    """Successes per cell minimising sum w (1-p) psi'(r) subject to sum r/p <= samples, r <= budget p_low / 2."""
+               p_low: np.ndarray | None = None,
+               posterior: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Successes per cell minimising sum w (1-p) psi'(r) subject to sum r/p <= samples, r <= budget p_low / 2.
+
+    ``posterior`` = (E[1/p], E[1-p]) per cell replaces 1/p_hat and 1 - p_hat (expected cost and variance).
+    """
     p = np.clip(p_hat, 1.0 / budget, 1 - 1e-6)
-    gain = np.broadcast_to(weights, p.shape) * p * (1 - p)
+    inverse, miss = (1 / p, 1 - p) if posterior is None else posterior
+    gain = np.broadcast_to(weights, p.shape) * miss / inverse
     low = p if p_low is None else np.asarray(p_low, dtype=float)
     cap = np.clip(np.floor(0.5 * budget * low), 1, r_max)  # stop well inside the budget even if p is low
 
@@ -125,7 +135,7 @@ def allocate_r(p_hat: np.ndarray, weights: np.ndarray, samples: float, r_max: in
         return np.clip(np.floor(np.sqrt(gain / lam)), 1, cap)
 
     def cost(lam: float) -> float:
-        return float(np.minimum(r_for(lam) / p, budget).sum())
+        return float(np.minimum(r_for(lam) * inverse, budget).sum())
 
     lo, hi = 1e-150, 1e150
     if cost(hi) > samples:                     # even r = 1 everywhere costs more: keep the floor
@@ -156,11 +166,51 @@ def allocate(counts: list[PassCount], design: Design) -> dict[tuple[str, str], C
     per_ckpt_cells = np.bincount(ckpt, minlength=len(names))
     weights = leverage_weights(compute, mu, design.target_compute) / per_ckpt_cells ** 2
     spent = sum(c.n for c in fit)
+    posterior = posterior_moments(n, passed, ckpt, design.budget) if design.prior == "logit-normal" else None
     r = allocate_r(p_hat, weights[ckpt], design.samples_per_cell * len(fit) - spent, design.r_max, design.budget,
-                   p_low)
+                   p_low, posterior)
     for c, rc in zip(fit, r):
         cells[(c.checkpoint, c.task_id)] = CellDesign(c.n, c.passed, int(rc), design.budget)
     return cells
+
+
+def posterior_moments(n: np.ndarray, passed: np.ndarray, group: np.ndarray, budget: int,
+                      nodes: int = 41) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell (E[1/p], E[1-p]) under a logit-normal prior fitted to each group's (checkpoint's) pilot.
+
+    The prior's mean and sd are the marginal maximum-likelihood fit over the group's cells (Gauss-Hermite);
+    one cell's few pilot draws then borrow the spread of all problems at its checkpoint. Groups of fewer
+    than MIN_POOLED cells use each cell's Jeffreys estimate.
+    """
+    z, zw = np.polynomial.hermite_e.hermegauss(nodes)
+    zw = zw / zw.sum()
+    n, passed, group = np.asarray(n, float), np.asarray(passed, float), np.asarray(group)
+    inverse, miss = np.empty(len(n)), np.empty(len(n))
+    for g in np.unique(group):
+        if np.sum(group == g) < MIN_POOLED:       # too few problems to estimate their spread: Jeffreys
+            p_hat = np.clip((passed[group == g] + 0.5) / (n[group == g] + 1.0), 1.0 / budget, 1 - 1e-6)
+            inverse[group == g], miss[group == g] = 1 / p_hat, 1 - p_hat
+            continue
+        pairs, where, size = np.unique(np.column_stack([passed[group == g], n[group == g]]), axis=0,
+                                       return_inverse=True, return_counts=True)
+        c, m = pairs[:, 0], pairs[:, 1]                                          # distinct (passed, n) of the group
+
+        def pattern_like(theta):
+            q = special.expit(theta[0] + np.exp(theta[1]) * z)[None, :]          # [1, node]
+            return np.exp(c[:, None] * np.log(q) + (m - c)[:, None] * np.log1p(-q)), q
+
+        def nll(theta):
+            like, _ = pattern_like(theta)
+            return -np.sum(size * np.log(like @ zw + 1e-300))
+
+        raw = np.sum(size * (c + 0.5) / (m + 1)) / np.sum(size)
+        fit = optimize.minimize(nll, [special.logit(raw), 0.0], method="Nelder-Mead")
+        like, q = pattern_like(fit.x)
+        post = like * zw
+        post /= post.sum(axis=1, keepdims=True)
+        floor = np.maximum(q[0], 1.0 / budget)
+        inverse[group == g], miss[group == g] = (post @ (1 / floor))[where.ravel()], (post @ (1 - q[0]))[where.ravel()]
+    return inverse, miss
 
 
 def next_totals(n, passed, start, start_passed, r, budget, round_size: int, step: float = 0.5) -> np.ndarray:

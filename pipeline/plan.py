@@ -19,7 +19,8 @@ from pipeline.errors import UserError
 from pipeline.passuntil import COMPLETE, CellEstimate, estimate_cell, read_ordered_outcomes
 from pipeline.records import PassCount, atomic_write_json, atomic_write_text, read_pass_counts
 
-DESIGN_OPTIONS = ("r", "budget", "pilot", "round_size", "samples_per_cell", "r_max", "target", "target_compute")
+DESIGN_OPTIONS = ("r", "budget", "pilot", "round_size", "samples_per_cell", "r_max", "prior", "target",
+                  "target_compute")
 
 
 def load_design(path: Path) -> Design:
@@ -227,6 +228,8 @@ def register(subparsers) -> None:
                              ("round_size", int, "most new samples per cell per round (default 200)"),
                              ("samples_per_cell", float, "allocation budget per fit cell (default 40)"),
                              ("r_max", int, "largest r the allocation may give (default 200)"),
+                             ("prior", str, "planning pass rates: logit-normal (pooled per checkpoint, default) "
+                                            "or jeffreys (each cell alone)"),
                              ("target", str, "the target checkpoint's name (run dirs: from the manifest)"),
                              ("target_compute", float, "the target's training FLOPs")]:
         plan.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)

@@ -143,3 +143,27 @@ def test_forecast_from_means_recovers_a_power_law():
     assert ad.forecast_from_means(compute, mean, 1e22) == pytest.approx(-2.0)
     with pytest.raises(UserError):
         ad.forecast_from_means(compute, -mean, 1e22)
+
+
+def test_logit_normal_posterior_tracks_pass_rates_better_than_jeffreys():
+    """Pooling a checkpoint's pilot counts: E[1-p] per cell closer to the truth than 1 - Jeffreys p_hat."""
+    rng = np.random.default_rng(11)
+    p = 1 / (1 + np.exp(-rng.normal(0.5, 1.5, size=2000)))
+    n = np.full(2000, 5)
+    passed = rng.binomial(5, p)
+    inverse, miss = ad.posterior_moments(n, passed, np.zeros(2000, int), budget=2000)
+    jeffreys = (passed + 0.5) / (n + 1.0)
+    assert np.mean((miss - (1 - p)) ** 2) < 0.9 * np.mean((jeffreys - p) ** 2)
+    assert np.all(inverse >= 1) and np.all((miss > 0) & (miss < 1))
+
+
+def test_the_planning_prior_only_changes_r_not_the_rules_shape():
+    counts = _counts([[5, 5, 5]] * 3, [[0, 3, 5]] * 3)
+    for prior in ad.PRIORS:
+        cells = ad.allocate(counts, ad.Design(pilot=5, samples_per_cell=40, target_compute=1e24, prior=prior))
+        assert all(c.start == 5 and c.r >= 1 and c.budget == 2000 for c in cells.values())
+
+
+def test_an_unknown_prior_is_named():
+    with pytest.raises(UserError, match="'prior'"):
+        ad.Design(prior="flat")
