@@ -8,6 +8,7 @@ import select
 import subprocess
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
@@ -17,6 +18,7 @@ HDR_SIZE = 4
 HOST_GRACE_S = 15.0   # beyond the wall limit, before the host declares a sandbox hung
 ATTEMPTS = 3          # a program is tried this often on fresh sandboxes before "sandbox error"
 START_TIMEOUT_S = 60.0
+PIPELINE = 2          # programs queued per sandbox: the next one is waiting when the server finishes
 
 
 UID_FLOOR = 100_000
@@ -129,19 +131,27 @@ class Sandbox:
         (n,) = int.from_bytes(self.transport.recv_exact(HDR_SIZE, deadline), "big"),
         return json.loads(self.transport.recv_exact(n, deadline))
 
-    def judge(self, program: Program, limits: Limits, processes: int) -> Outcome:
+    def send(self, program: Program, limits: Limits, processes: int) -> None:
+        """Queue one program on this sandbox (the server reads it once it is done with the previous one)."""
         cpu = program.cpu_seconds if program.cpu_seconds is not None else limits.cpu_seconds
-        wall = wall_limit(cpu, limits)
         candidate, test = program.candidate.encode(), program.test.encode()
         header = json.dumps({
-            "id": program.id, "entry_point": program.entry_point, "cpu_seconds": cpu, "wall_seconds": wall,
-            "memory_mb": limits.memory_mb, "file_size_mb": limits.file_size_mb, "open_files": limits.open_files,
-            "processes": processes, "output_bytes": limits.output_bytes,
-            "candidate_len": len(candidate), "test_len": len(test),
+            "id": program.id, "entry_point": program.entry_point, "cpu_seconds": cpu,
+            "wall_seconds": wall_limit(cpu, limits), "memory_mb": limits.memory_mb,
+            "file_size_mb": limits.file_size_mb, "open_files": limits.open_files, "processes": processes,
+            "output_bytes": limits.output_bytes, "candidate_len": len(candidate), "test_len": len(test),
         }).encode()
         try:
             self.transport.send(len(header).to_bytes(HDR_SIZE, "big") + header + candidate + test)
-            reply = self._recv(time.monotonic() + wall + HOST_GRACE_S)
+        except SandboxDied:
+            self.close()
+            raise
+
+    def receive(self, program: Program, limits: Limits) -> Outcome:
+        """The outcome of the oldest queued program, which must be ``program``."""
+        cpu = program.cpu_seconds if program.cpu_seconds is not None else limits.cpu_seconds
+        try:
+            reply = self._recv(time.monotonic() + wall_limit(cpu, limits) + HOST_GRACE_S)
         except SandboxDied:
             self.close()
             raise
@@ -204,17 +214,6 @@ class ForkServerPool:
             self._sandboxes[slot] = box
         return box
 
-    def judge(self, slot: int, program: Program) -> Outcome:
-        """Judge one program on this slot's sandbox, retrying on fresh sandboxes after infrastructure faults."""
-        faults = []
-        for _ in range(ATTEMPTS):
-            box = self._sandbox(slot)
-            try:
-                return box.judge(program, self.limits, self._processes(slot))
-            except SandboxDied as exc:
-                faults.append(f"{exc} {box.transport.diagnostics()}".strip())
-        return Outcome(id=program.id, status=SANDBOX_ERROR, detail=" | ".join(faults)[-1000:])
-
     def _ensure_workers(self) -> None:
         """Long-lived worker threads, one per slot: a sandbox lives as long as the thread that started it
         (bubblewrap's --die-with-parent is tied to that thread), so workers persist until close()."""
@@ -226,18 +225,79 @@ class ForkServerPool:
             self._threads.append(thread)
 
     def _work(self, slot: int) -> None:
+        """Keep PIPELINE programs queued on this slot's sandbox, so the server never waits for the host.
+
+        After an infrastructure fault every program in flight is resent to a fresh sandbox; one that has
+        been in flight through ATTEMPTS faults is reported as a sandbox error."""
+        inflight: deque = deque()   # [program, results queue, faults]
+        stopping = False
         while True:
-            job = self._jobs.get()
-            if job is None:
-                box = self._sandboxes.pop(slot, None)
-                if box is not None:
-                    box.close()
-                return
-            program, results = job
+            while not stopping and len(inflight) < PIPELINE:
+                if inflight and self._jobs.qsize() < self.workers:
+                    break   # queue a second program only when there is enough for every worker
+                try:
+                    job = self._jobs.get(block=not inflight)
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                inflight.append([*job, []])
+                try:
+                    self._send(slot, job[0])
+                except SandboxUnavailable as exc:
+                    inflight.pop()
+                    job[1].put(exc)
+                except SandboxDied as exc:
+                    inflight[-1][2].append(str(exc))
+                    self._resend(slot, inflight)
+            if not inflight:
+                if stopping:
+                    box = self._sandboxes.pop(slot, None)
+                    if box is not None:
+                        box.close()
+                    return
+                continue
+            program, results, faults = inflight[0]
+            box = self._sandboxes.get(slot)
             try:
-                results.put(self.judge(slot, program))
+                if box is None or not box.alive:
+                    raise SandboxDied("the sandbox was replaced")
+                outcome = box.receive(program, self.limits)
+            except SandboxDied as exc:
+                faults.append(f"{exc} {box.transport.diagnostics() if box else ''}".strip())
+                self._resend(slot, inflight)
+                continue
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                inflight.popleft()
                 results.put(exc)
+                continue
+            inflight.popleft()
+            results.put(outcome)
+
+    def _send(self, slot: int, program: Program) -> None:
+        self._sandbox(slot).send(program, self.limits, self._processes(slot))
+
+    def _resend(self, slot: int, inflight: deque) -> None:
+        """After a fault: give up on programs that saw ATTEMPTS faults, resend the rest to a fresh sandbox."""
+        while inflight:
+            kept = deque(e for e in inflight if len(e[2]) < ATTEMPTS)
+            for program, results, faults in inflight:
+                if len(faults) >= ATTEMPTS:
+                    results.put(Outcome(id=program.id, status=SANDBOX_ERROR, detail=" | ".join(faults)[-1000:]))
+            inflight.clear()
+            inflight.extend(kept)
+            try:
+                for entry in inflight:
+                    self._send(slot, entry[0])
+                return
+            except SandboxUnavailable as exc:
+                for _, results, _ in inflight:
+                    results.put(exc)
+                inflight.clear()
+            except SandboxDied as exc:
+                for entry in inflight:
+                    entry[2].append(str(exc))
 
     def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
         """Judge programs on the worker sandboxes; yields outcomes as they finish (any order)."""
@@ -255,7 +315,7 @@ class ForkServerPool:
             for program in programs:
                 self._jobs.put((program, results))
                 inflight += 1
-                while inflight >= 2 * self.workers:
+                while inflight >= (PIPELINE + 1) * self.workers:
                     inflight -= 1
                     yield take()
             while inflight:

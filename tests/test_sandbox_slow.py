@@ -9,8 +9,10 @@ import sandbox
 from sandbox.api import PASSED, SANDBOX_ERROR, Limits, Program
 from sandbox_fixtures import CORRECT, HOSTILE, TEST, docker_ready, sandbox_processes
 
-LEAVES_TRACES = ("orphan-outlives-the-run", "poison-the-next-sample", "disk-filling", "fork-bomb", "thread-bomb",
-                 "write-forged-frames-to-every-fd", "kill-parent-and-everyone", "os-exit-0-in-call")
+# Cheap hostile programs that leave things behind (orphans, files, dead zygotes); the CPU-burning ones
+# (bombs, loops) are in the hostile suite and would only load the shared machine here.
+LEAVES_TRACES = ("orphan-outlives-the-run", "poison-the-next-sample", "write-forged-frames-to-every-fd",
+                 "kill-parent-and-everyone", "os-exit-0-in-call", "atexit-exit-0")
 
 
 def ready(name):
@@ -30,9 +32,19 @@ def mixed_programs(n):
             for i, p in enumerate(pool)]
 
 
-def host_traces():
-    """What a run could leave on the host: entries of /tmp and /dev/shm."""
-    return {d: set(os.listdir(d)) for d in ("/tmp", "/dev/shm") if os.path.isdir(d)}
+def host_traces(uids=()):
+    """Entries of /tmp and /dev/shm that a sandbox run could have left: named capforecast-* or owned by its uids.
+
+    (Other processes on a shared machine create temp files too; only ours are attributable.)"""
+    found = set()
+    for d in ("/tmp", "/dev/shm"):
+        for entry in os.scandir(d) if os.path.isdir(d) else []:
+            try:
+                if entry.name.startswith("capforecast") or entry.stat(follow_symlinks=False).st_uid in uids:
+                    found.add(entry.path)
+            except OSError:
+                pass
+    return found
 
 
 @pytest.mark.slow
@@ -52,11 +64,11 @@ def ten_thousand(request):
     name = request.param
     ready(name)
     before = host_traces()
-    with sandbox.open_backend(name, limits=Limits(cpu_seconds=0.25, wall_seconds=2.0), workers=4) as backend:
+    with sandbox.open_backend(name, limits=Limits(cpu_seconds=0.25, wall_seconds=2.0), workers=2) as backend:
         uids = backend.uids
         outcomes = list(backend.run(mixed_programs(10_000)))
         restarts = backend.restarts
-    left = dict(processes=sandbox_processes(uids, 0), traces=host_traces(), before=before)
+    left = dict(processes=sandbox_processes(uids, 0), traces=host_traces(uids), before=before)
     if name == "docker":
         from sandbox.docker_backend import our_containers
         from sandbox.image import client
@@ -84,8 +96,7 @@ def test_ten_thousand_programs_leave_no_process(ten_thousand):
 @pytest.mark.slow
 def test_ten_thousand_programs_leave_no_temp_file(ten_thousand):
     left = ten_thousand["left"]
-    new = {d: left["traces"][d] - left["before"].get(d, set()) for d in left["traces"]}
-    assert all(not entries for entries in new.values()), new
+    assert left["traces"] - left["before"] == set()
 
 
 @pytest.mark.slow
