@@ -8,6 +8,8 @@ The design (recorded in plan.json, never changed once cells are allocated, so es
    variance  sum_m g_m^2 Var(mean_i log p_mi) / mu_m^2  for ``samples_per_cell`` samples per cell, where
    g_m is checkpoint m's leverage on the extrapolated value of the report's log-log fit and mu_m its
    mean -log p; with Var T_r ~ (1-p) psi'(r) and cost r/p the optimum is r ~ sqrt(w_m p (1-p) / lambda).
+   p comes from the pilot through a logit-normal prior fitted to each checkpoint's pilot counts
+   (``prior="logit-normal"``; ``"jeffreys"`` uses each cell alone): E[1-p] and E[1/p] per cell.
 3. Rounds: each unfinished cell asks for about half its expected remaining draws (at most
    ``round_size``) until its r-th success after ``start`` or ``budget`` draws. Draws past the stop are
    ignored by the estimator, so round sizes never bias it; only (start, r, budget) matter.

@@ -143,6 +143,9 @@ def summarize(cells: list[CellEstimate], computes: dict[str, float], target: str
         draws = np.random.default_rng(seed).normal(mean, se, size=(2000, len(fit)))
         reps = [forecast_from_means(compute, d, target_compute) for d in draws if np.all(d < 0)]
         tail = 50 * (1 - level)
+        slope, intercept = np.polyfit(np.log(compute / target_compute), np.log(-mean), 1)
+        out["alpha"], out["k"] = float(np.exp(intercept)), float(-slope)
+        out["problems"] = sorted({c.task_id for c in cells if c.checkpoint in {p["checkpoint"] for p in fit}})
         out["prediction"] = {"value": forecast_from_means(compute, mean, target_compute),
                              "interval": [float(np.percentile(reps, tail)), float(np.percentile(reps, 100 - tail))],
                              "level": level, "method": "aggregate fit of PassUntil means; interval from their SEs"}

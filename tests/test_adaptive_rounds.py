@@ -102,7 +102,8 @@ def test_the_target_gets_a_rule_fixed_before_its_draws(tmp_path):
     cells = _cells(tmp_path)
     assert summary["done"] and all(cells[("big", t)] == {"checkpoint": "big", "task_id": t, "start": 0,
                                                          "start_passed": 0, "r": 2, "budget": 400} for t in TASKS)
-    assert "actual" in json.loads((tmp_path / "passuntil.json").read_text())
+    estimates = json.loads((tmp_path / "passuntil.json").read_text())
+    assert "actual" in estimates and estimates["prediction"]["value"] == pytest.approx(-estimates["alpha"])
 
 
 def test_no_cell_draws_past_its_budget(tmp_path):
