@@ -152,19 +152,21 @@ def test_same_key_same_completion_in_another_order_and_company(setup, reference)
         assert comp.text == reference[(req.task_id, req.sample_index)]["raw_completion"]
 
 
-def test_finished_rows_riding_along_do_not_change_results(setup, reference):
-    # the GPU policy keeps finished rows in the batch until enough have finished; results must not move
+@pytest.mark.parametrize("width", [4, 16])
+def test_finished_rows_riding_along_do_not_change_results(setup, reference, width):
+    # the GPU policy keeps finished rows in the batch until enough have finished, then refills; same results
     from pipeline.backends import Request, SamplingOptions
     from pipeline.backends.hf import load
 
     family, problems = setup
     s = family.sampling
     backend = load(family.model_location(family.checkpoints[0]),
-                   SamplingOptions(s.temperature, s.top_p, s.max_new_tokens, tuple(s.stop), 16))
+                   SamplingOptions(s.temperature, s.top_p, s.max_new_tokens, tuple(s.stop), width))
     backend.compact_at = 0.5
     requests = [Request(t, i, problems[t]["prompt"], reference[(t, i)]["seed"]) for t, i in sorted(reference)]
-    results = backend.generate_batch(requests)
+    results = [pair for chunk in backend.generate(requests) for pair in chunk]
     assert backend.stats["forward_rows"] > backend.stats["tokens"]  # finished rows did ride along
+    assert sorted((r.task_id, r.sample_index) for r, _ in results) == sorted(reference)
     for req, comp in results:
         assert comp.text == reference[(req.task_id, req.sample_index)]["raw_completion"]
 

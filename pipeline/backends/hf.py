@@ -78,6 +78,9 @@ class HFBackend:
         # any row count, so keep finished rows until an eighth of the batch has finished (fewer cache copies
         # and fewer distinct shapes)
         self.compact_at = 0.0 if self.device.type == "cpu" else 0.125
+        self.block = noise_block_steps(model.get_output_embeddings().weight.shape[0])
+        self.refill = True  # set to False when the cache layout does not allow joining rows
+        self.prompt_kv: dict[str, tuple] = {}  # prompt -> (keys per layer, values per layer, length, logits)
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
 
@@ -87,63 +90,118 @@ class HFBackend:
         return info
 
     def generate(self, requests: Iterable[Request]) -> Iterator[list[tuple[Request, Completion]]]:
-        """Yield one list of results per batch; samples of a prompt share a batch (and its prefill)."""
-        for batch in plan_batches(list(requests), self.options.batch_size, self._prompt_len):
-            start = time.perf_counter()
-            results = self.generate_batch(batch)
+        """Yield finished (request, completion) pairs in groups; the batch is refilled as rows finish."""
+        ordered = [r for batch in plan_batches(list(requests), self.options.batch_size, len) for r in batch]
+        start = time.perf_counter()
+        for results in self._stream(ordered, self.options.batch_size):
             self.stats["seconds"] += time.perf_counter() - start
             yield results
+            start = time.perf_counter()
 
-    def _prompt_len(self, prompt: str) -> int:
-        return len(prompt)
+    def generate_batch(self, batch: list[Request]) -> list[tuple[Request, Completion]]:
+        """Sample every request of the batch together (no refill) and return them in request order."""
+        done = {id(r): c for chunk in self._stream(list(batch), len(batch)) for r, c in chunk}
+        return [(r, done[id(r)]) for r in batch]
 
     @torch.inference_mode()
-    def generate_batch(self, batch: list[Request]) -> list[tuple[Request, Completion]]:
-        """Sample every request of the batch to a stop sequence, end of text or max_new_tokens."""
+    def _stream(self, reqs: list[Request], width: int) -> Iterator[list[tuple[Request, Completion]]]:
+        """Continuous batching: up to ``width`` rows decode together; finished rows leave, pending ones join."""
+        pending = list(range(len(reqs)))[::-1]  # popped from the end, in order
+        tokens: dict[int, list[int]] = {}
+        finish: dict[int, str | None] = {}
+        state: _Rows | None = None
+        finished: list[int] = []
+        while pending or (state is not None and state.rows):
+            live = 0 if state is None else len(state.rows)
+            if pending and (live == 0 or (self.refill and width - live >= max(1, width // 8))):
+                if state is not None:
+                    state.keep([j for j, row in enumerate(state.rows) if finish[row] is None])
+                take = [pending.pop() for _ in range(min(width - len(state.rows if state else []), len(pending)))]
+                for i in take:
+                    tokens[i], finish[i] = [], None
+                new = self._prefill([reqs[i] for i in take], take)
+                state = new if state is None or not state.rows else state.join(new)
+            self._step(state, reqs, tokens, finish)
+            newly = [row for row in state.rows if finish[row] is not None and row not in state.reported]
+            state.reported.update(newly)
+            finished += newly
+            alive = [j for j, row in enumerate(state.rows) if finish[row] is None]
+            if len(state.rows) - len(alive) > self.compact_at * len(state.rows) or not alive:
+                state.keep(alive)
+            if state.rows:
+                self._forward(state)
+            if len(finished) >= width or (not state.rows and finished):
+                yield self._results(reqs, finished, tokens, finish, state.prompt_tokens)
+                finished = []
+
+    def _prefill(self, reqs: list[Request], ids: list[int]) -> "_Rows":
+        """Rows for new requests from each prompt's KV cache, computed once per prompt and kept for reuse."""
         from transformers import DynamicCache
 
-        prompts = list(dict.fromkeys(r.prompt for r in batch))
+        prompts = list(dict.fromkeys(r.prompt for r in reqs))
+        self._encode_prompts([p for p in prompts if p not in self.prompt_kv])
+        length = max(self.prompt_kv[p][2] for p in prompts)
+        stored = [self.prompt_kv[r.prompt] for r in reqs]
+        cache = DynamicCache()
+        for layer in range(len(stored[0][0])):
+            cache.update(torch.cat([_left_pad(kv[0][layer], length) for kv in stored]),
+                         torch.cat([_left_pad(kv[1][layer], length) for kv in stored]), layer)
+        lengths = torch.tensor([kv[2] for kv in stored], device=self.device)
+        mask = (torch.arange(length, device=self.device)[None, :] >= (length - lengths)[:, None]).long()
+        logits = torch.stack([kv[3] for kv in stored])
+        self.refill = self.refill and _layers(cache) is not None
+        rows = _Rows(list(ids), cache, mask, lengths - 1, logits, self.block)
+        rows.generators = {i: torch.Generator(device=self.device).manual_seed(r.seed) for i, r in zip(ids, reqs)}
+        rows.prompt_tokens = dict(zip(ids, lengths.tolist()))
+        return rows
+
+    def _encode_prompts(self, prompts: list[str]) -> None:
+        """Prefill prompts (left padded together) and keep each one's keys, values, length and last logits."""
+        from transformers import DynamicCache
+
+        if not prompts:
+            return
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         mask = enc["attention_mask"]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
-        out = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=positions,
+        out = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                          use_cache=True, logits_to_keep=1, **{self.cache_kwarg: cache})
         self.stats["forward_rows"] += len(prompts)
-        fan = torch.tensor([prompts.index(r.prompt) for r in batch], device=self.device)
-        cache.batch_select_indices(fan)
-        logits = out.logits[:, -1, :].float()[fan]
-        mask, position = mask[fan], positions[fan, -1]
-        prompt_tokens = mask.sum(-1).tolist()
-        generators = [torch.Generator(device=self.device).manual_seed(r.seed) for r in batch]
-        block = noise_block_steps(logits.shape[-1])
+        self.stats["prefill_tokens"] = self.stats.get("prefill_tokens", 0) + int(mask.sum())
+        keys, values = _cache_tensors(cache)
+        while len(self.prompt_kv) + len(prompts) > max(8, len(prompts)):  # keep the few most recent prompts
+            self.prompt_kv.pop(next(iter(self.prompt_kv)))
+        for j, prompt in enumerate(prompts):
+            n = int(mask[j].sum())
+            self.prompt_kv[prompt] = ([k[j:j + 1, :, -n:] for k in keys], [v[j:j + 1, :, -n:] for v in values], n,
+                                      out.logits[j, -1, :].float())
+
+    def _step(self, state: "_Rows", reqs, tokens, finish) -> None:
+        """Sample one token for every row; record it for rows still going."""
         noise = None
-        tokens: list[list[int]] = [[] for _ in batch]
-        finish: list[str | None] = [None] * len(batch)
-        rows = list(range(len(batch)))  # requests whose rows are in the batch tensors (some may have finished)
-        for step in range(self.options.max_new_tokens):
-            if step % block == 0 and self.options.temperature > 0:  # every row in the batch is at this step
-                noise = draw_noise([generators[i] for i in rows], block, logits.shape[-1], self.device)
-            chosen = sample_rows(logits, None if noise is None else noise[:, step % block],
-                                 self.options.temperature, self.options.top_p)
-            alive = self._advance(rows, chosen.tolist(), tokens, finish, step)
-            if not alive:
-                break
-            if len(rows) - len(alive) > self.compact_at * len(rows):  # drop finished rows (cache included)
-                index = torch.tensor(alive, device=self.device)
-                cache.batch_select_indices(index)
-                chosen, mask, position = chosen[index], mask[index], position[index]
-                noise = None if noise is None else noise[index]
-                rows = [rows[j] for j in alive]
-            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-            position = position + 1
-            out = self.model(input_ids=chosen[:, None], attention_mask=mask, position_ids=position[:, None],
-                             use_cache=True, **{self.cache_kwarg: cache})
-            self.stats["forward_rows"] += len(rows)
-            logits = out.logits[:, -1, :].float()
-        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        return [(r, Completion(texts[i], finish[i] or "length", len(tokens[i]), int(prompt_tokens[i])))
-                for i, r in enumerate(batch)]
+        if self.options.temperature > 0:
+            fresh = [j for j, row in enumerate(state.rows) if finish[row] is None and len(tokens[row]) % self.block == 0]
+            if fresh:
+                state.noise[fresh] = draw_noise([state.generators[state.rows[j]] for j in fresh], self.block,
+                                                state.logits.shape[-1], self.device)
+            phase = torch.tensor([len(tokens[row]) % self.block for row in state.rows], device=self.device)
+            noise = state.noise[torch.arange(len(state.rows), device=self.device), phase]
+        state.chosen = sample_rows(state.logits, noise, self.options.temperature, self.options.top_p)
+        self._advance(state.rows, state.chosen.tolist(), tokens, finish)
+
+    def _forward(self, state: "_Rows") -> None:
+        state.mask = torch.cat([state.mask, state.mask.new_ones(len(state.rows), 1)], dim=1)
+        state.position = state.position + 1
+        out = self.model(input_ids=state.chosen[:, None], attention_mask=state.mask,
+                         position_ids=state.position[:, None], use_cache=True, **{self.cache_kwarg: state.cache})
+        self.stats["forward_rows"] += len(state.rows)
+        state.logits = out.logits[:, -1, :].float()
+
+    def _results(self, reqs, rows: list[int], tokens, finish, prompt_tokens) -> list[tuple[Request, Completion]]:
+        texts = self.tokenizer.batch_decode([tokens[i] for i in rows], skip_special_tokens=True,
+                                            clean_up_tokenization_spaces=False)
+        return [(reqs[i], Completion(text, finish[i], len(tokens[i]), int(prompt_tokens[i])))
+                for i, text in zip(rows, texts)]
 
     def _decode_windows(self, windows: list[list[int]]) -> list[str]:
         """Decode the last few tokens of many rows; straight through the Rust tokenizer when there is one."""
@@ -152,8 +210,8 @@ class HFBackend:
             return backend.decode_batch(windows, skip_special_tokens=True)
         return self.tokenizer.batch_decode(windows, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    def _advance(self, rows: list[int], chosen: list[int], tokens, finish, step: int) -> list[int]:
-        """Append each unfinished row's token; return positions (in ``rows``) of rows still going."""
+    def _advance(self, rows: list[int], chosen: list[int], tokens, finish) -> None:
+        """Append each unfinished row's token; mark rows that hit end of text, a stop string or the length."""
         going = [(row, token) for row, token in zip(rows, chosen) if finish[row] is None]
         for row, token in going:
             tokens[row].append(token)
@@ -166,9 +224,78 @@ class HFBackend:
             for row, text in zip(check, windows):
                 if any(s in text for s in self.stop):
                     finish[row] = "stop"
-        if step + 1 == self.options.max_new_tokens:
-            return []
-        return [j for j, row in enumerate(rows) if finish[row] is None]
+        for row, _ in going:
+            if finish[row] is None and len(tokens[row]) >= self.options.max_new_tokens:
+                finish[row] = "length"
+
+
+class _Rows:
+    """The rows decoding together: their KV cache, attention mask, positions, next-token logits and noise."""
+
+    def __init__(self, rows, cache, mask, position, logits, block):
+        self.rows, self.cache, self.mask, self.position, self.logits = rows, cache, mask, position, logits
+        self.noise = torch.ones(len(rows), block, logits.shape[-1], device=logits.device)
+        self.generators: dict = {}
+        self.prompt_tokens: dict = {}
+        self.reported: set = set()
+        self.chosen = None
+
+    def keep(self, index: list[int]) -> None:
+        """Drop every row not in index (cache included) and trim columns that are padding in every row."""
+        if len(index) < len(self.rows):
+            at = torch.tensor(index, dtype=torch.long, device=self.mask.device)
+            self.cache.batch_select_indices(at)
+            self.mask, self.position, self.logits, self.noise = (t[at] for t in (self.mask, self.position,
+                                                                                 self.logits, self.noise))
+            self.chosen = None if self.chosen is None else self.chosen[at]
+            self.rows = [self.rows[j] for j in index]
+        layers = _layers(self.cache)
+        if self.rows and layers is not None:
+            lead = int((self.mask.sum(0) == 0).long().cumprod(0).sum())
+            if lead:
+                self.mask = self.mask[:, lead:]
+                for layer in layers:
+                    layer.keys, layer.values = layer.keys[:, :, lead:], layer.values[:, :, lead:]
+
+    def join(self, other: "_Rows") -> "_Rows":
+        """Append other's rows, left-padding the shorter cache so that both have the same length."""
+        length = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(_layers(self.cache), _layers(other.cache)):
+            mine.keys = torch.cat([_left_pad(mine.keys, length), _left_pad(theirs.keys, length)])
+            mine.values = torch.cat([_left_pad(mine.values, length), _left_pad(theirs.values, length)])
+        self.mask = torch.cat([_left_pad(self.mask, length, dim=1), _left_pad(other.mask, length, dim=1)])
+        self.position = torch.cat([self.position, other.position])
+        self.logits = torch.cat([self.logits, other.logits])
+        self.noise = torch.cat([self.noise, other.noise])
+        self.rows += other.rows
+        self.generators.update(other.generators)
+        self.prompt_tokens.update(other.prompt_tokens)
+        return self
+
+
+def _cache_tensors(cache) -> tuple[list, list]:
+    """Per-layer key and value tensors of a filled cache, whatever the transformers version."""
+    layers = _layers(cache)
+    if layers is not None:
+        return [layer.keys for layer in layers], [layer.values for layer in layers]
+    return list(cache.key_cache), list(cache.value_cache)
+
+
+def _layers(cache):
+    """The cache's per-layer objects with .keys/.values (transformers >= 4.56), else None (no refill)."""
+    layers = getattr(cache, "layers", None)
+    if not layers or not all(hasattr(layer, "keys") and hasattr(layer, "values") for layer in layers):
+        return None
+    return layers
+
+
+def _left_pad(t: torch.Tensor, length: int, dim: int = 2) -> torch.Tensor:
+    missing = length - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
 def noise_block_steps(vocab: int) -> int:
