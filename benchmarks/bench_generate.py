@@ -70,7 +70,7 @@ def ours(model, tok, problems, n, opts) -> dict:
                 for p in problems for i in range(n)]
     start = time.perf_counter()
     tokens = sum(c.n_tokens for results in backend.generate(requests) for _, c in results)
-    decode_rows = backend.stats["forward_rows"] - len({r.prompt for r in requests})  # minus prefill rows
+    decode_rows = backend.stats["forward_rows"]  # decode steps only; prompt prefills are counted apart
     finished_at_end = len(requests)  # the last token of each row needs no forward
     return {"seconds": time.perf_counter() - start, "tokens": tokens,
             "wasted": decode_rows - (tokens - finished_at_end), "samples": len(requests)}

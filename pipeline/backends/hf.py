@@ -73,7 +73,7 @@ class HFBackend:
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
         self.stop = tuple(s for s in options.stop if s)
         self.window = max((len(s.encode("utf-8")) for s in self.stop), default=0) + 1
-        self.stats = {"forward_rows": 0, "tokens": 0, "seconds": 0.0}
+        self.stats = {"forward_rows": 0, "tokens": 0, "seconds": 0.0, "prefill_rows": 0, "prefill_tokens": 0}
         # CPU: compute scales with rows, drop a finished row at once; GPU: a step costs about the same for
         # any row count, so keep finished rows until an eighth of the batch has finished (fewer cache copies
         # and fewer distinct shapes)
@@ -166,8 +166,8 @@ class HFBackend:
         cache = DynamicCache()
         out = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                          use_cache=True, logits_to_keep=1, **{self.cache_kwarg: cache})
-        self.stats["forward_rows"] += len(prompts)
-        self.stats["prefill_tokens"] = self.stats.get("prefill_tokens", 0) + int(mask.sum())
+        self.stats["prefill_rows"] += len(prompts)
+        self.stats["prefill_tokens"] += int(mask.sum())
         keys, values = _cache_tensors(cache)
         while len(self.prompt_kv) + len(prompts) > max(8, len(prompts)):  # keep the few most recent prompts
             self.prompt_kv.pop(next(iter(self.prompt_kv)))
