@@ -177,4 +177,4 @@ def zygote(ctrl):
         del code
         for fd in fds:
             os.close(fd)
-        send_frame(ctrl, {"pid": pid})
+        send_frame(ctrl, {"pid": pid, "job": req.get("job")})

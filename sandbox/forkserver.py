@@ -105,7 +105,7 @@ class Server:
             prctl(PR_SET_CHILD_SUBREAPER, 1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)  # as PID 1, default-action signals from inside are dropped
-        self.zygote_pid, self.ctrl, self.codes, self.reaped, self.pid_now = None, None, {}, {}, None
+        self.zygote_pid, self.ctrl, self.codes, self.reaped, self.pid_now, self.job = None, None, {}, {}, None, 0
 
     def spawn_zygote(self):
         ours, theirs = (s.detach() for s in socket.socketpair())
@@ -157,8 +157,8 @@ class Server:
         out_r, out_w = os.pipe()
         s_judge, s_cand = (s.detach() for s in socket.socketpair())
         keys = ("cpu_seconds", "memory_mb", "file_size_mb", "open_files", "processes")
-        data = json.dumps(dict({k: req[k] for k in keys}, candidate=candidate, work=work)).encode()
-        self.pid_now = None
+        self.job, self.pid_now = self.job + 1, None
+        data = json.dumps(dict({k: req[k] for k in keys}, candidate=candidate, work=work, job=self.job)).encode()
         try:
             with socket.socket(fileno=os.dup(self.ctrl)) as ctrl:
                 sent = socket.send_fds(ctrl, [HDR.pack(len(data)) + data], [s_cand, out_w])
@@ -193,7 +193,7 @@ class Server:
             except (EOFError, OSError, ValueError):
                 self.drop_zygote()
                 return False
-            if "pid" in msg:
+            if "pid" in msg and msg.get("job") == self.job:   # a late report of an earlier job is ignored
                 self.pid_now = msg["pid"]
             elif "exit" in msg:
                 self.reaped[msg["exit"]] = (msg["status"], msg["cpu_s"])
@@ -235,6 +235,8 @@ class Server:
         try:
             error = run_test(self.test_code(test), req["entry_point"], channel)
         except Stop:
+            pass
+        if watch.stop:   # even if the test swallowed the Stop and returned
             error = ("Stop", watch.stop)
         judge_cpu = time.process_time() - judge_cpu
         os.close(s_judge)

@@ -46,6 +46,13 @@ def test_the_same_slow_solution_past_its_cpu_limit_times_out(bwrap):
     assert outcome.status == TIMED_OUT, outcome
 
 
+def test_a_test_that_swallows_the_timeout_still_times_out(bwrap):
+    candidate = "def add(a, b):\n    while True:\n        pass\n"
+    test = ("def check(candidate):\n"
+            "    try:\n        candidate(1, 2)\n    except BaseException:\n        pass\n")
+    assert judge(bwrap, candidate, test, cpu=0.2).status == TIMED_OUT
+
+
 def test_sleeping_costs_no_cpu_time(bwrap):
     candidate = "import time\ndef add(a, b):\n    time.sleep(0.1)\n    return a + b\n"
     outcome = judge(bwrap, candidate, cpu=0.1)   # 0.3 s asleep in all, under a 0.1 CPU-s limit
