@@ -198,7 +198,7 @@ def posterior_moments(n: np.ndarray, passed: np.ndarray, group: np.ndarray, budg
         c, m = pairs[:, 0], pairs[:, 1]                                          # distinct (passed, n) of the group
 
         def pattern_like(theta):
-            q = special.expit(theta[0] + np.exp(theta[1]) * z)[None, :]          # [1, node]
+            q = np.clip(special.expit(theta[0] + np.exp(theta[1]) * z), 1e-12, 1 - 1e-12)[None, :]  # [1, node]
             return np.exp(c[:, None] * np.log(q) + (m - c)[:, None] * np.log1p(-q)), q
 
         def nll(theta):

@@ -167,3 +167,13 @@ def test_the_planning_prior_only_changes_r_not_the_rules_shape():
 def test_an_unknown_prior_is_named():
     with pytest.raises(UserError, match="'prior'"):
         ad.Design(prior="flat")
+
+
+@pytest.mark.parametrize("passed", [0, 5])
+def test_posterior_moments_stay_finite_when_a_checkpoint_always_or_never_passes(passed):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inverse, miss = ad.posterior_moments(np.full(40, 5), np.full(40, passed), np.zeros(40, int), budget=500)
+    assert np.all(np.isfinite(inverse)) and np.all((inverse >= 1) & (inverse <= 500))
