@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "pipeline.register",
     "pipeline.report",
     "pipeline.tinyfamily",
+    "sandbox.cli",
 ]
 
 OPTIONAL_COMMAND_MODULES: list[str] = []  # modules that may be absent in a partial install

@@ -81,7 +81,7 @@ class Sampling(_Strict):
 class SandboxSettings(_Strict):
     backend: str = "auto"
     workers: Optional[int] = Field(default=None, ge=1)
-    cpu_seconds: float = Field(default=3.0, gt=0)
+    cpu_seconds: float = Field(default=0.25, gt=0, description="CPU-s floor of max(floor, 20 x canonical)")
     wall_seconds: float = Field(default=10.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
     calibrate: bool = Field(default=True, description="per-problem CPU limit from the canonical solution")

@@ -16,6 +16,7 @@ from pipeline.errors import UserError
 from pipeline.records import JsonlAppender, read_jsonl, require_fields
 
 SANDBOX_ERROR = "sandbox error"
+CPU_FLOOR_S = 0.25  # = sandbox.calibrate.FLOOR_S; CPU time, so a loaded machine does not cut programs
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ExecuteOptions:
 
     sandbox: str = "auto"
     workers: int | None = None
-    cpu_seconds: float = 3.0
+    cpu_seconds: float = CPU_FLOOR_S  # floor of the calibrated per-problem CPU limit
     wall_seconds: float = 10.0
     memory_mb: int = 1024
     calibrate: bool = True
@@ -169,7 +170,9 @@ def register(subparsers) -> None:
     parser.add_argument("--sandbox", default="auto",
                         help="docker | bwrap | auto (docker, else bwrap) | unsafe-no-isolation (NOT a sandbox)")
     parser.add_argument("--workers", type=int, default=None, help="parallel sandboxed workers (default: CPUs)")
-    parser.add_argument("--cpu-seconds", type=float, default=3.0, help="CPU-time limit floor per program")
+    parser.add_argument("--cpu-seconds", type=float, default=CPU_FLOOR_S,
+                        help="CPU-time limit per program; with calibration the floor of "
+                             "max(floor, 20 x the canonical solution's CPU time) (default: %(default)s)")
     parser.add_argument("--wall-seconds", type=float, default=10.0, help="wall-clock backstop per program")
     parser.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
     parser.add_argument("--no-calibrate", action="store_true",

@@ -157,7 +157,12 @@ def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manife
     summary = _timed(manifest, run_dir, f"execute:{ckpt.name}", execute_samples,
                      samples, verdicts, problems, options)
     if summary.backend:
+        from sandbox.calibrate import FACTOR
+
         manifest["sandbox"] = {"backend": summary.backend, "limits": summary.limits,
+                               "calibration_rule": (f"cpu limit = max({options.cpu_seconds} CPU-s, {FACTOR} x "
+                                                    f"canonical solution CPU time)" if options.calibrate
+                                                    else "none: one cpu limit for all problems"),
                                "calibrated_cpu_seconds": summary.cpu_limits or manifest.get(
                                    "sandbox", {}).get("calibrated_cpu_seconds", {})}
     atomic_write_json(run_dir / "manifest.json", manifest)

@@ -130,3 +130,11 @@ def test_bad_sample_row_names_file_line_and_field(tmp_path, fake, case):
     with pytest.raises(UserError) as err:
         execute_samples(samples, tmp_path / "v.jsonl", PROBLEMS, ExecuteOptions())
     assert f"{samples}, line 2" in str(err.value) and words in str(err.value)
+
+
+def test_cli_cpu_floor_is_the_sandbox_calibration_floor():
+    from sandbox.calibrate import FLOOR_S
+
+    from pipeline.execute import CPU_FLOOR_S
+
+    assert CPU_FLOOR_S == FLOOR_S == ExecuteOptions().cpu_seconds
