@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=32, help="samples per problem")
     parser.add_argument("--naive-per-problem", type=int, default=8, help="samples per problem for the naive loop")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64, help="as sampling.batch_size (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=64)
     args = parser.parse_args(argv)
     global NAIVE_PER_PROBLEM
