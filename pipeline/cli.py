@@ -15,6 +15,7 @@ from pipeline.errors import UserError
 COMMAND_MODULES = [
     "pipeline.run",
     "pipeline.generate",
+    "pipeline.slurm",
     "pipeline.execute",
     "pipeline.counts",
     "pipeline.fit",

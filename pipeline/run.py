@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -95,8 +96,12 @@ def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: d
     return manifest
 
 
-def run_family(config_path: Path, family_name: str | None, out: Path | None) -> Path:
-    """Run every stage for one family; return the run directory."""
+def run_family(config_path: Path, family_name: str | None, out: Path | None, slurm=None) -> Path:
+    """Run every stage for one family; return the run directory.
+
+    With ``slurm`` (a pipeline.slurm.SlurmSettings), sampling and execution run as Slurm array jobs;
+    this process waits for them, then counts, fits and reports (the local stages find no work left).
+    """
     config = load_config(config_path)
     family = config.family(family_name)
     run_dir = out or Path("results") / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
@@ -106,6 +111,8 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None) -> 
     manifest = start_manifest(run_dir, config_path, family, problems, benchmark)
     log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
         f"x n={family.sampling.n} -> {run_dir}")
+    if slurm is not None:
+        on_slurm(config_path, family, run_dir, slurm, manifest)
     target = family.target.checkpoint
     smaller = [c for c in sorted(family.checkpoints, key=lambda c: c.compute) if c.name != target]
     if family.sampling.adaptive is not None:  # PassUntil rounds (pipeline/rounds.py) instead of a fixed n
@@ -131,6 +138,19 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None) -> 
     report = write_report(run_dir)
     log(f"report: {report}")
     return run_dir
+
+
+def on_slurm(config_path: Path, family: Family, run_dir: Path, settings, manifest: dict) -> None:
+    """Submit generate + execute arrays (once; a rerun only waits) and block until they finish."""
+    from pipeline.slurm import submit, wait_for_jobs
+
+    if not (run_dir / "slurm" / "jobs.json").exists():
+        settings = replace(settings, sandbox=settings.sandbox or family.sandbox.backend,
+                           workers=settings.workers or family.sandbox.workers)
+        jobs = submit(config_path, family, run_dir, settings)
+        log(f"submitted Slurm arrays: generate {jobs['generate']}, execute {jobs['execute']} (afterok)")
+    log("waiting for the Slurm jobs (rerun the same command to resume waiting)")
+    manifest["slurm"] = _timed(manifest, run_dir, "slurm", wait_for_jobs, run_dir)
 
 
 def _timed(manifest: dict, run_dir: Path, stage: str, fn, *args):
@@ -253,10 +273,25 @@ def register(subparsers) -> None:
     parser.add_argument("--family", default=None, help="family name (default: the file's default_family)")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default: results/<family>-<UTC timestamp>/)")
+    parser.add_argument("--slurm", type=int, metavar="SHARDS", default=None,
+                        help="sample and execute as Slurm array jobs with SHARDS problem shards per checkpoint, "
+                             "wait for them, then fit and report here")
+    parser.add_argument("--partition", default=None, help="Slurm partition (with --slurm)")
+    parser.add_argument("--gpus-per-task", type=int, default=1, help="GPUs per generate task (with --slurm)")
+    parser.add_argument("--cpus-per-task", type=int, default=4,
+                        help="CPUs per generate and per execute task (with --slurm)")
     parser.set_defaults(func=_main)
 
 
 def _main(args) -> int:
-    run_dir = run_family(args.config, args.family, args.out)
+    slurm = None
+    if args.slurm is not None:
+        from pipeline.slurm import SlurmSettings
+
+        if args.slurm < 1:
+            raise UserError(f"--slurm takes the number of shards per checkpoint (>= 1), got {args.slurm}")
+        slurm = SlurmSettings(shards=args.slurm, partition=args.partition, gpus_per_task=args.gpus_per_task,
+                              cpus_per_generate=args.cpus_per_task, cpus_per_execute=args.cpus_per_task)
+    run_dir = run_family(args.config, args.family, args.out, slurm)
     print(run_dir)
     return 0

@@ -174,3 +174,24 @@ def test_slurm_run_equals_a_local_run(slurm_cluster, tmp_path):
     for name in ("a", "b"):
         assert rows_by_key(remote / "samples" / f"{name}.jsonl") == rows_by_key(local / "samples" / f"{name}.jsonl")
         assert _verdict_map(remote / "verdicts" / f"{name}.jsonl") == _verdict_map(local / "verdicts" / f"{name}.jsonl")
+
+
+@pytest.mark.slow
+def test_run_on_slurm_equals_a_local_run(slurm_cluster, tmp_path):
+    """`capforecast run --slurm N` waits for the arrays, then fits and reports as a local run does."""
+    import yaml
+
+    config = write_tiny_setup(tmp_path / "fam", names=("a", "b", "c", "d"), problems=PROBLEMS, n=4, batch_size=4)
+    data = yaml.safe_load(config.read_text())
+    data["families"]["tiny"].update(sandbox={"backend": "bwrap", "workers": 1}, loss={"enabled": False},
+                                    fit={"bootstrap": 20})
+    config.write_text(yaml.safe_dump(data))
+    repo = Path(__file__).resolve().parent.parent
+    run = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(config), "--out"]
+    for out, extra in (("local", []), ("slurm", ["--slurm", "2", "--gpus-per-task", "0", "--cpus-per-task", "1"])):
+        subprocess.run([*run, str(tmp_path / out), *extra], cwd=repo, check=True, timeout=600)
+    local, remote = (tmp_path / d for d in ("local", "slurm"))
+    assert (remote / "pass_counts.csv").read_text() == (local / "pass_counts.csv").read_text()
+    assert (remote / "report.md").exists() and (remote / "slurm" / "jobs.json").exists()
+    manifest = json.loads((remote / "manifest.json").read_text())
+    assert set(manifest["slurm"]["states"]["execute"]) == {"COMPLETED"}
