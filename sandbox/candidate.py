@@ -21,7 +21,7 @@ from sandbox.wire import HDR, decode, encode, read_exact, recv_frame, send_frame
 PR_SET_DUMPABLE = 4
 # Imported once in the zygote so that a candidate's ``import`` of them costs a dict lookup, not milliseconds.
 PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "string", "heapq", "bisect", "operator",
-           "copy", "time", "json", "random", "hashlib", "datetime")   # more modules make every fork dearer
+           "copy", "time", "json", "random")   # more modules make every fork dearer
 
 
 def prctl(option, value):

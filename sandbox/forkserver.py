@@ -24,7 +24,8 @@ from sandbox.judge import Channel, run_test  # inline
 BOOT = "import sys;exec(compile(sys.argv[1],'<forkserver>','exec'),{'__name__':'__main__'})"
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 FATAL_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
-POLL_S = 0.05
+POLL_S = 0.05       # longest gap between two reads of the candidate's CPU clock
+MIN_POLL_S = 0.002  # shortest, when its budget is nearly spent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CODE_CACHE = 512
 
@@ -73,14 +74,16 @@ class Watch:
             if now >= self.deadline:
                 self.stop = "wall-clock limit"
             elif now >= self.next_cpu_check:
-                self.next_cpu_check = now + POLL_S
                 pid = self.pid()
-                if pid and cpu_seconds_of(pid) > self.cpu:
+                used = cpu_seconds_of(pid) if pid else 0.0
+                if used > self.cpu:
                     self.stop = "CPU-time limit"
+                # one thread cannot spend the rest of its budget sooner than that much wall time
+                self.next_cpu_check = now + min(POLL_S, max(MIN_POLL_S, self.cpu - used))
             if self.stop:
                 break
             fds = [fd] if self.out_r is None else [fd, self.out_r]
-            ready = select.select(fds, [], [], min(POLL_S, self.deadline - now))[0]
+            ready = select.select(fds, [], [], max(0.0, min(self.next_cpu_check, self.deadline) - now))[0]
             if self.out_r in ready:
                 self.drain()
             if fd in ready:
