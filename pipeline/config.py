@@ -56,12 +56,12 @@ class Checkpoint(_Strict):
 class AdaptiveSettings(_Strict):
     """Adaptive (PassUntil) rounds instead of a fixed n: see pipeline/adaptive.py for each field."""
 
-    pilot: int = Field(default=10, ge=0)
+    pilot: int = Field(default=5, ge=0)
     r: int = Field(default=1, ge=1)
     budget: int = Field(default=2000, ge=1)
     round_size: int = Field(default=200, ge=1)
     samples_per_cell: float = Field(default=40.0, gt=0)
-    max_rounds: int = Field(default=20, ge=1)
+    max_rounds: int = Field(default=30, ge=1)
 
 
 class Sampling(_Strict):
