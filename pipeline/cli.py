@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "pipeline.loss",
     "pipeline.register",
     "pipeline.report",
+    "pipeline.reference.cli",
     "pipeline.tinyfamily",
     "sandbox.cli",
 ]
