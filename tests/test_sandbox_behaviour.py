@@ -46,6 +46,13 @@ def test_the_same_slow_solution_past_its_cpu_limit_times_out(bwrap):
     assert outcome.status == TIMED_OUT, outcome
 
 
+def test_an_endless_loop_is_stopped_within_a_few_ms_of_cpu_past_its_limit(bwrap):
+    programs = [Program(id=str(i), candidate="def add(a, b):\n    while True:\n        pass\n", test=TEST,
+                        entry_point="add", cpu_seconds=0.25) for i in range(4)]
+    outcomes = list(bwrap.run(programs))   # cpu_s: the candidate's CPU time plus the judge's (a few ms)
+    assert all(o.status == TIMED_OUT and o.extra["cpu_s"] < 0.25 + 0.03 for o in outcomes), outcomes
+
+
 def test_a_test_that_swallows_the_timeout_still_times_out(bwrap):
     candidate = "def add(a, b):\n    while True:\n        pass\n"
     test = ("def check(candidate):\n"
