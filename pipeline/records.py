@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -31,10 +32,15 @@ class PassCount:
 PASS_COUNT_COLUMNS = [f.name for f in fields(PassCount)]
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, row) from a JSONL file; a torn last line (interrupted write) is skipped."""
+def read_jsonl(path: str | Path, allow_torn_tail: bool = True) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, row) from a JSONL or JSONL.GZ file.
+
+    With allow_torn_tail (files this tool appends to), a last line cut short by an interrupted
+    write is skipped, since resume redoes it; input files pass False so that any bad line is an error.
+    """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         lines = fh.readlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -42,8 +48,8 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            if number == len(lines) and not line.endswith("\n"):
-                return  # a write cut short by an interruption; resume will redo it
+            if allow_torn_tail and number == len(lines) and not line.endswith("\n"):
+                return
             raise BadInput(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise BadInput(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
