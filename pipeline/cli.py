@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from pipeline.errors import UserError
+from sandbox.api import SandboxUnavailable
 
 COMMAND_MODULES = [
     "pipeline.run",
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except (UserError, SandboxUnavailable) as exc:
         print(f"capforecast {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

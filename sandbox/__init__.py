@@ -74,7 +74,7 @@ def open_backend(name: str = "auto", limits: Limits | None = None, workers: int 
     if name == UNSAFE:
         from sandbox.unsafe import open_unsafe
         return open_unsafe(limits, workers)
-    raise ValueError(f"unknown sandbox backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+    raise SandboxUnavailable(f"unknown sandbox backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
 
 
 __all__ = ["open_backend", "available_backends", "calibrate_cpu_limits", "Backend", "Limits", "Outcome", "Program",

@@ -138,3 +138,14 @@ def test_cli_cpu_floor_is_the_sandbox_calibration_floor():
     from pipeline.execute import CPU_FLOOR_S
 
     assert CPU_FLOOR_S == FLOOR_S == ExecuteOptions().cpu_seconds
+
+
+def test_cli_unknown_sandbox_is_a_one_paragraph_error(tmp_path):
+    import subprocess
+    import sys
+
+    samples = write_samples(tmp_path / "s.jsonl", ["    return 1\n"])
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "execute", "--samples", str(samples),
+                           "--out", str(tmp_path / "v.jsonl"), "--sandbox", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown sandbox backend 'nope'" in proc.stderr

@@ -155,7 +155,7 @@ def test_no_backend_gives_a_clear_error_and_never_falls_back_to_no_isolation(mon
 
 
 def test_unknown_backend_name_is_rejected():
-    with pytest.raises(ValueError, match="unknown sandbox backend"):
+    with pytest.raises(SandboxUnavailable, match="unknown sandbox backend"):
         sandbox.open_backend("chroot")
 
 
