@@ -144,7 +144,8 @@ def test_cli_unknown_sandbox_is_a_one_paragraph_error(tmp_path):
     import subprocess
     import sys
 
-    samples = write_samples(tmp_path / "s.jsonl", ["    return 1\n"])
+    samples = tmp_path / "s.jsonl"
+    samples.write_text('{"task_id": "HumanEval/0", "completion": "    return False\\n"}\n')
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "execute", "--samples", str(samples),
                            "--out", str(tmp_path / "v.jsonl"), "--sandbox", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
