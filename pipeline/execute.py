@@ -29,6 +29,7 @@ class ExecuteOptions:
     wall_seconds: float = 10.0
     memory_mb: int = 1024
     calibrate: bool = True
+    known_cpu_limits: dict[str, float] | None = None  # calibrated earlier in this run: not timed again
     dedupe: bool = True
     retries: int = 2
 
@@ -121,7 +122,11 @@ def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict
         summary.backend = backend.name
         cpu = {}
         if options.calibrate:
-            cpu = calibrated_limits(sandbox, backend, problems, {row["task_id"] for _, row in todo}, limits)
+            needed = {row["task_id"] for _, row in todo}
+            known = options.known_cpu_limits or {}
+            cpu = {t: known[t] for t in needed & known.keys()}
+            if needed - known.keys():
+                cpu.update(calibrated_limits(sandbox, backend, problems, needed - known.keys(), limits))
         summary.cpu_limits = cpu
         programs = {}
         for gid, (key, members) in enumerate(groups.items()):

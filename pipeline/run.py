@@ -172,8 +172,12 @@ def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manife
                  family, ckpt, problems, samples, requests=requests))
     manifest.setdefault("generation", {})[ckpt.name] = gen
     s = family.sandbox
+    earlier = manifest.get("sandbox", {})  # reuse this run's calibration when made under the same floor
+    known = (earlier.get("calibrated_cpu_seconds") or None
+             if earlier.get("limits", {}).get("cpu_seconds") == s.cpu_seconds else None)
     options = ExecuteOptions(sandbox=s.backend, workers=s.workers, cpu_seconds=s.cpu_seconds,
-                             wall_seconds=s.wall_seconds, memory_mb=s.memory_mb, calibrate=s.calibrate)
+                             wall_seconds=s.wall_seconds, memory_mb=s.memory_mb, calibrate=s.calibrate,
+                             known_cpu_limits=known)
     summary = _timed(manifest, run_dir, f"execute:{ckpt.name}", execute_samples,
                      samples, verdicts, problems, options)
     if summary.backend:
@@ -183,8 +187,7 @@ def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manife
                                "calibration_rule": (f"cpu limit = max({options.cpu_seconds} CPU-s, {FACTOR} x "
                                                     f"canonical solution CPU time)" if options.calibrate
                                                     else "none: one cpu limit for all problems"),
-                               "calibrated_cpu_seconds": summary.cpu_limits or manifest.get(
-                                   "sandbox", {}).get("calibrated_cpu_seconds", {})}
+                               "calibrated_cpu_seconds": {**(known or {}), **summary.cpu_limits}}
     atomic_write_json(run_dir / "manifest.json", manifest)
     if report_summary(verdicts, summary):
         raise UserError(f"{verdicts}: sandbox errors persisted; fix the sandbox (`capforecast sandbox check`) "

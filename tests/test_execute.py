@@ -150,3 +150,22 @@ def test_cli_unknown_sandbox_is_a_one_paragraph_error(tmp_path):
                            "--out", str(tmp_path / "v.jsonl"), "--sandbox", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "unknown sandbox backend 'nope'" in proc.stderr
+
+
+def test_limits_calibrated_earlier_in_the_run_are_not_timed_again(tmp_path, fake, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sandbox, "calibrate_cpu_limits",
+                        lambda problems, backend, **kw: calls.append(set(problems)) or {t: 1.0 for t in problems})
+    samples = write_samples(tmp_path / "s.jsonl", ["    return x + 1\n"])
+    summary = execute_samples(samples, tmp_path / "v.jsonl", PROBLEMS,
+                              ExecuteOptions(known_cpu_limits={"T/0": 0.7}))
+    assert calls == [] and summary.cpu_limits == {"T/0": 0.7}
+
+
+def test_problems_without_earlier_limits_are_calibrated(tmp_path, fake, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sandbox, "calibrate_cpu_limits",
+                        lambda problems, backend, **kw: calls.append(set(problems)) or {t: 1.0 for t in problems})
+    samples = write_samples(tmp_path / "s.jsonl", ["    return x + 1\n"])
+    execute_samples(samples, tmp_path / "v.jsonl", PROBLEMS, ExecuteOptions(known_cpu_limits={"X/1": 0.7}))
+    assert calls == [{"T/0"}]
