@@ -53,11 +53,14 @@ def _score(subset, target, method, m, options, prepare, run_method, actual_value
         actual = actual_value(data, problems, method, fit, options)
     except UserError as exc:
         return row | {"error": str(exc)}
-    pred = actual.get("prediction_on_same_problems", {"value": fit.prediction, "interval": list(fit.interval)})
+    from pipeline.fit import judged_interval, prediction_block
+
+    pred = actual.get("prediction_on_same_problems") or prediction_block(fit, data, problems, options)
     largest = float(np.max(data.table.select(data.restriction.models).compute))
     row |= {"target_compute": data.target_compute, "extrapolation": data.target_compute / largest,
             "n_problems": actual["n_problems"], "unsolved_by_target": len(actual["unsolved_by_target"]),
-            "prediction": pred["value"], "interval": list(pred["interval"]), "actual": actual["value"]}
+            "prediction": pred["value"], "interval": list(pred["interval"]), "actual": actual["value"],
+            "judged_by": judged_interval(pred)}
     if actual["value"] is None:
         return row | {"error": actual["note"]}
     solved = data.target_table.select(task_ids=[p for p in problems if p not in actual["unsolved_by_target"]])
@@ -66,7 +69,8 @@ def _score(subset, target, method, m, options, prepare, run_method, actual_value
     row["error"] = None
     row["signed_error"] = pred["value"] - actual["value"]
     row["relative_error"] = abs(row["signed_error"]) / max(abs(actual["value"]), 1e-12)
-    row["covered"] = bool(pred["interval"][0] <= actual["value"] <= pred["interval"][1])
+    lo, hi = row["judged_by"]
+    row["covered"] = bool(lo <= actual["value"] <= hi)
     return row
 
 

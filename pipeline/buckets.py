@@ -31,7 +31,7 @@ def split_buckets(task_ids: list[str], pass_rate: np.ndarray, buckets: int,
 
 def bucket_forecasts(data, method: str, options) -> tuple[list[dict], dict]:
     """A forecast per bucket; a bucket that cannot be fitted carries {"error": message} instead."""
-    from pipeline.fit import actual_value, run_method
+    from pipeline.fit import actual_value, prediction_block, run_method
 
     models = data.restriction.models
     table = data.table.select(models)
@@ -54,8 +54,7 @@ def bucket_forecasts(data, method: str, options) -> tuple[list[dict], dict]:
             bucket["prediction"] = None
             out.append(bucket)
             continue
-        bucket.update({"alpha": fit.alpha, "k": fit.k, "prediction": {
-            "value": fit.prediction, "interval": list(fit.interval), "level": options.level}})
+        bucket.update({"alpha": fit.alpha, "k": fit.k, "prediction": prediction_block(fit, data, problems, options)})
         actual = actual_value(data, problems, method, fit, options)
         if actual is not None:
             bucket["actual"] = actual

@@ -30,6 +30,8 @@ class FitOptions:
     bootstrap: int = 1000
     seed: int = 0
     alternatives: bool = True                        # also report the other methods' forecasts
+    target_n: int | None = None                      # samples per problem the target will be measured with,
+                                                     # when its counts are not in the input yet
 
 
 @dataclass
@@ -123,7 +125,7 @@ def forecast_from_counts(counts: list[PassCount], target_name: str | None, targe
         "alpha": fit.alpha, "alpha_interval": list(fit.alpha_interval),
         "k": fit.k, "k_interval": list(fit.k_interval),
         "problems": problems, "models": models,
-        "prediction": {"value": fit.prediction, "interval": list(fit.interval), "level": options.level},
+        "prediction": prediction_block(fit, data, problems, options),
     }
     actual = actual_value(data, problems, method, fit, options)
     if actual is not None:
@@ -151,6 +153,36 @@ def forecast_from_counts(counts: list[PassCount], target_name: str | None, targe
     return out
 
 
+def prediction_block(fit, data: FitData, problems: list[str], options: FitOptions) -> dict:
+    """The forecast's value and interval, and (when the method gives pass-rate draws and the target's sample
+    budget is known) the interval for what that budget will measure, which is what an actual is judged by."""
+    from pipeline.fit_methods import measurement_interval
+
+    block = {"value": fit.prediction, "interval": list(fit.interval), "level": options.level}
+    n = target_sample_counts(data, problems, options)
+    if fit.target_p_draws is not None and n is not None:
+        band = measurement_interval(fit.target_p_draws, n, options.level, np.random.default_rng(options.seed + 7919))
+        if band is not None:
+            block["measurement_interval"] = list(band)
+            block["measurement_n"] = int(n.max()) if n.min() == n.max() else [int(v) for v in n]
+    return block
+
+
+def target_sample_counts(data: FitData, problems: list[str], options: FitOptions) -> np.ndarray | None:
+    """Samples per problem at the target: its counts when present, else ``options.target_n``, else None."""
+    if data.target_table is not None:
+        t = data.target_table
+        if all(p in t.task_ids for p in problems):
+            n = t.select(task_ids=problems).n[0].astype(float)
+            return n if np.all(n > 0) else None
+    return np.full(len(problems), float(options.target_n)) if options.target_n else None
+
+
+def judged_interval(prediction: dict) -> list[float]:
+    """The interval an actual value is judged by: the measurement interval when there is one."""
+    return list(prediction.get("measurement_interval") or prediction["interval"])
+
+
 def actual_value(data: FitData, problems: list[str], method: str, fit, options: FitOptions) -> dict | None:
     """The target's measured E_P[log(c/n)]; on the problems it solves, with the forecast redone on those."""
     from pipeline.estimate import log_pass_rate
@@ -169,8 +201,7 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
               "value_bias_corrected": float(np.mean(log_pass_rate(s.passed[0], s.n[0], bias_correction=True)))}
     if missing:
         same = run_method(method, data.table, data.restriction.models, solved, data.target_compute, options)
-        actual["prediction_on_same_problems"] = {"value": same.prediction, "interval": list(same.interval),
-                                                 "level": options.level}
+        actual["prediction_on_same_problems"] = prediction_block(same, data, solved, options)
         actual["note"] = ("the target never solved some fit problems at its sample budget (log 0); value and "
                           "prediction_on_same_problems use only the problems it solved")
     return actual

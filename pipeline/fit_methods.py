@@ -38,6 +38,24 @@ class MethodFit:
     curve_lo: np.ndarray
     curve_hi: np.ndarray
     details: dict = field(default_factory=dict)
+    target_p_draws: np.ndarray | None = None  # [draw, problem] pass rates at the target, when the method has them
+
+
+def measurement_interval(p_draws: np.ndarray, n: np.ndarray, level: float,
+                         rng: np.random.Generator) -> tuple[float, float] | None:
+    """Interval for the E_P[log(c/n)] that ``n`` samples per problem will *measure* at the target.
+
+    The forecast interval is for the true mean log pass rate; the actual value is an estimate from n samples,
+    so a fair check adds that binomial noise: each draw's pass rates are sampled n times per problem and
+    averaged over the problems solved at least once, exactly as the actual value is computed.
+    """
+    c = rng.binomial(np.broadcast_to(n.astype(np.int64), p_draws.shape), np.clip(p_draws, 0.0, 1.0))
+    logs = np.where(c > 0, np.log(np.maximum(c, 1) / n[None, :]), np.nan)
+    solved = np.any(c > 0, axis=1)
+    if not solved.any():
+        return None
+    values = np.nanmean(logs[solved], axis=1)
+    return _interval(values, level)
 
 
 def curve_grid(x: np.ndarray, points: int = 25) -> np.ndarray:
@@ -115,6 +133,7 @@ def fit_per_problem(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: flo
         {"k_pooled": float(np.mean(laws.k_prior)), "k_spread": laws.tau, "dispersion": laws.dispersion,
          "problem_k": laws.k.tolist(), "problem_log_lambda_at_target": mu0.tolist(),
          "problem_log_lambda_se": np.sqrt(var0).tolist()},
+        target_p_draws=np.exp(-lam0),
     )
 
 

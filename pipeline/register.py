@@ -169,6 +169,8 @@ def _time(stamp: str) -> datetime:
 def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path | None = None,
                     forecasts_dir: str | Path | None = None) -> dict:
     """Compare every registered record with the target's actual result; write forecasts/scores.json."""
+    from pipeline.fit import judged_interval
+
     run_dir = Path(run_dir) if run_dir is not None else None
     counts_path = Path(counts_path) if counts_path else (run_dir / "pass_counts.csv" if run_dir else None)
     directory = Path(forecasts_dir) if forecasts_dir else (run_dir or counts_path.parent) / "forecasts"
@@ -194,7 +196,8 @@ def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path |
                  "actual": actual, "registered_before_target_samples": before, "why": why}
         if actual and actual["value"] is not None:
             entry["error"] = actual["value"] - pred["value"]
-            entry["within_interval"] = bool(pred["interval"][0] <= actual["value"] <= pred["interval"][1])
+            lo, hi = judged_interval(pred)
+            entry["within_interval"] = bool(lo <= actual["value"] <= hi)
             entry["pass_rate_ratio"] = float(np.exp(entry["error"]))  # actual / predicted geometric-mean pass rate
         scores.append(entry)
     result = {"scored_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

@@ -91,6 +91,12 @@ def comparison(source: dict | None) -> tuple[float | None, tuple[float, float] |
     block = source.get("actual") if isinstance(source.get("actual"), dict) else {}
     same = block.get("prediction_on_same_problems")
     if isinstance(same, dict) and interval(same):
-        return actual, interval(same), True
+        return actual, judged_band(same), True
     prediction = source.get("prediction") if isinstance(source.get("prediction"), dict) else {}
-    return actual, interval(prediction), False
+    return actual, judged_band(prediction), False
+
+
+def judged_band(prediction: dict) -> tuple[float, float] | None:
+    """The measurement interval (what the target's sample budget will measure) when present, else the interval."""
+    measured = interval({"interval": prediction.get("measurement_interval")})
+    return measured or interval(prediction)

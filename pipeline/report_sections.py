@@ -100,6 +100,11 @@ def headline(run: RunInputs) -> list[Paragraph]:
             text += (f", i.e. a geometric-mean pass rate ≈ {fmt_percent(math.exp(value))}"
                      + (f" [{fmt_percent(math.exp(band[0]))}, {fmt_percent(math.exp(band[1]))}]" if band else "")
                      + " (pass@1 averaged over these problems is at least this)")
+        measured = interval({"interval": pred.get("measurement_interval")})
+        if measured:
+            n = pred.get("measurement_n")
+            text += (f"; what {n if isinstance(n, int) else 'its'} samples per problem will measure at the target: "
+                     f"{fmt_interval(measured)}")
         factor = extrapolation_factor(run)
         if factor:
             text += f"; extrapolated {fmt_factor(factor)} beyond the largest checkpoint in the fit"

@@ -206,7 +206,8 @@ def fit_options(family: Family):
 
     f = family.fit
     return FitOptions(level=f.level, method=f.method, max_fit_compute_fraction=f.max_fit_compute_fraction,
-                      buckets=f.buckets, bootstrap=f.bootstrap)
+                      buckets=f.buckets, bootstrap=f.bootstrap,
+                      target_n=None if family.sampling.adaptive else family.sampling.n)
 
 
 def forecast_stage(run_dir: Path, family: Family, manifest: dict) -> None:
