@@ -183,7 +183,7 @@ def fit_and_forecast(rows: dict, target: str | None, target_compute: float, opti
         tokens = np.array([rows[n]["tokens"] for n in fit_names], dtype=float)
         sums = np.array([rows[n]["loss_sums"] for n in fit_names], dtype=float)
         reps = bootstrap_loss_law(x, tokens, sums, options.bootstrap, np.random.default_rng(options.seed),
-                                  init=(fit.a, fit.b, fit.c))
+                                  init=(fit.a, fit.b, fit.c), residuals=fit.residuals)
     tail = 50 * (1 - options.level)
 
     def interval(col: int):
@@ -197,7 +197,7 @@ def fit_and_forecast(rows: dict, target: str | None, target_compute: float, opti
         "prediction": {"value": fit.a + fit.c, "interval": interval(3), "level": options.level},
         "points": points,
         "fit": {"checkpoints": fit_names, "huber_delta": 1e-3, "log_residuals": fit.residuals.tolist(),
-                "bootstrap": options.bootstrap, "resampled": "corpus documents",
+                "bootstrap": options.bootstrap, "resampled": "corpus documents and checkpoint residuals" if len(fit_names) > 3 else "corpus documents",
                 "identifiability": identifiability(fit, reps, len(fit_names), options.level)},
     }
     actual = next((p for p in points if p["checkpoint"] == target), None)

@@ -78,17 +78,28 @@ def fit_loss_law(x, loss, starts: int = 3, delta: float = HUBER_DELTA, init: tup
 
 
 def bootstrap_loss_law(x, token_counts: np.ndarray, loss_sums: np.ndarray, reps: int,
-                       rng: np.random.Generator, starts: int = 1, init: tuple | None = None) -> np.ndarray:
-    """[reps, 4] of (a, b, c, prediction at x = 1), resampling corpus documents (paired across checkpoints).
+                       rng: np.random.Generator, starts: int = 1, init: tuple | None = None,
+                       residuals: np.ndarray | None = None) -> np.ndarray:
+    """[reps, 4] of (a, b, c, prediction at x = 1), resampling corpus documents (paired across checkpoints)
+    and, when ``residuals`` (the fit's log-residuals) are given, the checkpoints' scatter about the law.
 
     token_counts and loss_sums are [checkpoint, document]; each replicate's mean loss per token is
-    sum(loss) / sum(tokens) over the resampled documents.
+    sum(loss) / sum(tokens) over the resampled documents. Documents are shared by every checkpoint, so their
+    noise moves all points together; what a checkpoint's own training adds (seed, schedule, misfit) shows only
+    in the residuals, which are centred, inflated by sqrt(n / (n - 3)) for the three fitted parameters and
+    drawn with replacement onto the points (a residual bootstrap).
     """
     docs = token_counts.shape[1]
+    scatter = None
+    if residuals is not None and len(residuals) > 3:
+        r = np.asarray(residuals, dtype=float)
+        scatter = (r - r.mean()) * np.sqrt(len(r) / (len(r) - 3))
     out = np.empty((reps, 4))
     for i in range(reps):
         pick = rng.integers(0, docs, size=docs)
         mean = loss_sums[:, pick].sum(axis=1) / np.maximum(token_counts[:, pick].sum(axis=1), 1)
+        if scatter is not None:
+            mean = mean * np.exp(rng.choice(scatter, size=len(mean)))
         fit = fit_loss_law(x, mean, starts=starts, init=init)
         out[i] = (fit.a, fit.b, fit.c, fit.a + fit.c)
     return out

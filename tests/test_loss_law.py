@@ -39,6 +39,27 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_narrow():
     assert lo <= point.a + point.c <= hi and hi - lo < 0.5
 
 
+def test_checkpoint_scatter_widens_the_interval():
+    tokens, sums = _documents(1.2, -0.08, 1.7)
+    scatter = np.exp(np.random.default_rng(4).normal(0, 0.01, size=len(X)))
+    sums = sums * scatter[:, None]
+    point = fit_loss_law(X, sums.sum(1) / tokens.sum(1))
+    init = (point.a, point.b, point.c)
+    docs_only = bootstrap_loss_law(X, tokens, sums, 40, np.random.default_rng(1), init=init)
+    both = bootstrap_loss_law(X, tokens, sums, 40, np.random.default_rng(1), init=init, residuals=point.residuals)
+    width = [np.subtract(*np.percentile(r[:, 3], [95, 5])) for r in (docs_only, both)]
+    assert width[1] > 1.5 * width[0]
+
+
+def test_exact_law_has_no_scatter_to_add():
+    tokens, sums = _documents(1.2, -0.08, 1.7)
+    exact = (1.2 * X ** -0.08 + 1.7)[:, None] * tokens
+    point = fit_loss_law(X, exact.sum(1) / tokens.sum(1))
+    reps = bootstrap_loss_law(X, tokens, exact, 10, np.random.default_rng(1), init=(point.a, point.b, point.c),
+                              residuals=point.residuals)
+    assert np.ptp(reps[:, 3]) < 1e-3
+
+
 def test_three_points_are_reported_as_exactly_determined():
     x = X[:3]
     fit = fit_loss_law(x, 1.0 * x ** -0.1 + 1.0)
