@@ -111,6 +111,26 @@ def test_family_spans_thirty_times_compute_with_six_checkpoints():
     assert sum(f <= max(flops) / 5 for f in flops) >= 4
 
 
+@pytest.mark.parametrize("family", ["reference", "reference-full"])
+def test_config_family_is_the_committed_cards(family):
+    from pipeline.config import load_config
+
+    fam = load_config("checkpoints.yaml").families[family]
+    cards = {c["name"]: c for c in committed_cards()}
+    for ck in fam.checkpoints:
+        assert (ck.params, ck.tokens) == (cards[ck.name]["params"], cards[ck.name]["tokens"])
+    assert fam.target.checkpoint == max(fam.checkpoints, key=lambda ck: ck.compute).name
+
+
+def test_default_family_spans_thirty_times_with_a_fit_set_under_a_fifth():
+    from pipeline.config import load_config
+
+    fam = load_config("checkpoints.yaml").families["reference"]
+    computes = sorted(ck.compute for ck in fam.checkpoints)
+    assert len(computes) >= 6 and computes[-1] / computes[0] >= 30
+    assert sum(c <= computes[-1] * fam.fit.max_fit_compute_fraction for c in computes) >= 4
+
+
 @pytest.mark.parametrize("member", FAMILY.members, ids=lambda m: m.name)
 def test_committed_card_matches_recomputed_params_and_flops(member):
     card = json.loads((FAMILY_DIR / member.name / "card.json").read_text())
