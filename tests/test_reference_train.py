@@ -10,8 +10,8 @@ from pipeline.reference.train import TINY, count_params
 @pytest.mark.slow
 def test_tiny_recipe_reproduces_its_cards(tmp_path):
     cards = []
-    for run in ("a", "b"):
-        assert cli.main(["train", "--tiny", "--out", str(tmp_path / run)]) == 0
+    for run, jobs in (("a", "1"), ("b", "2")):   # one process, then two: the cards must not depend on it
+        assert cli.main(["train", "--tiny", "--jobs", jobs, "--out", str(tmp_path / run)]) == 0
         cards.append({m.name: json.loads((tmp_path / run / m.name / "card.json").read_text()) for m in TINY.members})
     for member in TINY.members:
         a, b = cards[0][member.name], cards[1][member.name]
@@ -19,6 +19,8 @@ def test_tiny_recipe_reproduces_its_cards(tmp_path):
         assert a["params"] == b["params"] == params
         assert a["flops"] == b["flops"] == 6 * params * TINY.tokens(member)
         assert a["final_train_loss"] == pytest.approx(b["final_train_loss"], abs=1e-3)
+        weights = [(tmp_path / run / member.name / "model.safetensors").read_bytes() for run in ("a", "b")]
+        assert weights[0] == weights[1]
 
 
 @pytest.mark.slow

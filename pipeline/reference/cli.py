@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def register(subparsers) -> None:
     train.add_argument("--only", nargs="+", metavar="NAME", help="train only these members")
     train.add_argument("--tiny", action="store_true", help="a reduced two-member setting for CI (seconds)")
     train.add_argument("--max-steps", type=int, help="cap every member's steps (smoke runs; cards say so)")
+    train.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                       help="members trained at once, one process and one thread each (default: CPUs, %(default)s)")
     train.set_defaults(func=run_train)
     suite = sub.add_parser("suite", help="regenerate the benchmark and the held-out loss corpus")
     suite.add_argument("--out", type=Path, default=DATA_DIR, help=f"output folder (default {DATA_DIR})")
@@ -41,7 +44,7 @@ def run_train(args) -> int:
     unknown = sorted(set(args.only or ()) - names)
     if unknown:
         raise UserError(f"--only: unknown member(s) {', '.join(unknown)}; members are {', '.join(sorted(names))}")
-    train_family(recipe, args.out, only=args.only)
+    train_family(recipe, args.out, only=args.only, jobs=args.jobs)
     return 0
 
 

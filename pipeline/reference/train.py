@@ -176,17 +176,24 @@ def save_checkpoint(model, tokenizer, card: dict, directory: Path) -> None:
     atomic_write_json(directory / "card.json", card)
 
 
-def train_family(recipe: Recipe, out_dir: str | Path, only: list[str] | None = None, log=print) -> list[dict]:
-    """Train every member (or those named in ``only``) into ``out_dir``; return their cards."""
-    import torch
+def train_family(recipe: Recipe, out_dir: str | Path, only: list[str] | None = None, log=print,
+                 jobs: int = 1) -> list[dict]:
+    """Train every member (or those named in ``only``) into ``out_dir``; return their cards.
 
-    torch.set_num_threads(recipe.threads)
+    With ``jobs`` > 1 the members are spread over that many processes, longest first (each still one thread,
+    so a card does not depend on ``jobs``); the family takes about as long as its largest member then.
+    """
     out_dir = Path(out_dir)
     members = [m for m in recipe.members if (not only or m.name in only)
                and not (out_dir / m.name / "card.json").exists()]  # resume: a saved card means done
     if not members:
         log(f"every requested checkpoint already has a card in {out_dir}; nothing to train")
         return []
+    if jobs > 1 and len(members) > 1:
+        return _train_in_processes(recipe, out_dir, members, jobs, log)
+    import torch
+
+    torch.set_num_threads(recipe.threads)
     tokenizer = build_tokenizer(recipe)
     stream = token_stream(tokenizer, max(recipe.tokens(m) for m in members), recipe.corpus_seed)
     log(f"training {len(members)} checkpoints on up to {len(stream):,} tokens into {out_dir}")
@@ -197,3 +204,20 @@ def train_family(recipe: Recipe, out_dir: str | Path, only: list[str] | None = N
         log(f"{member.name}: N={c['params']:,} D={c['tokens']:,} C={c['flops']:.3e} loss={c['final_train_loss']} "
             f"({c['train_seconds']} s)")
     return cards
+
+
+def _train_in_processes(recipe: Recipe, out_dir: Path, members: list[Member], jobs: int, log) -> list[dict]:
+    """Longest-processing-time-first over ``jobs`` worker processes, one member per task."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    order = sorted(members, key=lambda m: count_params(m, recipe) * recipe.tokens(m), reverse=True)
+    log(f"training {len(order)} checkpoints in {min(jobs, len(order))} processes into {out_dir}")
+    cards = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(train_family, recipe, out_dir, [m.name], print): m for m in order}
+        for future in as_completed(futures):
+            for card in future.result():
+                cards[card["name"]] = card
+                log(f"{card['name']}: done in {card['train_seconds']} s")
+    return [cards[m.name] for m in members if m.name in cards]
