@@ -176,7 +176,7 @@ def backtest_rows(run: RunInputs) -> list[dict]:
             continue
         pred = r.get("prediction") if "prediction" in r else r.get("forecast")
         value, actual = number(pred), number(r.get("actual"))
-        band = interval(pred) if isinstance(pred, dict) else interval(r.get("interval"))
+        band = interval(r.get("judged_by")) or (interval(pred) if isinstance(pred, dict) else interval(r.get("interval")))
         error = number(r.get("signed_error"))
         if error is None:
             error = number(r.get("error"))

@@ -250,7 +250,10 @@ def backtest_table(run: RunInputs) -> Table | None:
     return Table("Backtest: forecasts of held-out checkpoints from smaller ones",
                  ["held out", "method", "extrapolation", "forecast", "interval", "actual", "error", "inside?"], rows,
                  note="Error = forecast − actual, in mean log pass rate, on the problems the held-out checkpoint "
-                      "solved. Extrapolation = held-out compute ÷ largest compute in that fit.", slug="backtest")
+                      "solved. Extrapolation = held-out compute ÷ largest compute in that fit. Interval: for the "
+                      "per-problem method, what the held-out checkpoint's samples would measure (the forecast's "
+                      "uncertainty plus their binomial noise); for the aggregate method, the forecast's own.",
+                 slug="backtest")
 
 
 def registered_prediction(record: dict) -> dict:
