@@ -73,6 +73,7 @@ class HFBackend:
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
         self.stop = tuple(s for s in options.stop if s)
         self.window = max((len(s.encode("utf-8")) for s in self.stop), default=0) + 1
+        self.may_stop = stop_candidates(self, self.stop) if self.stop else None
         self.stats = {"forward_rows": 0, "tokens": 0, "seconds": 0.0, "prefill_rows": 0, "prefill_tokens": 0}
         # CPU: compute scales with rows, drop a finished row at once; GPU: a step costs about the same for
         # any row count, so keep finished rows until an eighth of the batch has finished (fewer cache copies
@@ -219,7 +220,9 @@ class HFBackend:
                 finish[row] = "stop"
         self.stats["tokens"] += len(going)
         if self.stop:
-            check = [row for row, _ in going if finish[row] is None]
+            may_stop = self.may_stop
+            check = [row for row, token in going if finish[row] is None
+                     and (may_stop is None or token >= len(may_stop) or may_stop[token])]
             windows = self._decode_windows([tokens[row][-self.window:] for row in check])
             for row, text in zip(check, windows):
                 if any(s in text for s in self.stop):
@@ -227,6 +230,29 @@ class HFBackend:
         for row, _ in going:
             if finish[row] is None and len(tokens[row]) >= self.options.max_new_tokens:
                 finish[row] = "length"
+
+
+def stop_candidates(backend: "HFBackend", stops: tuple[str, ...]) -> list[bool] | None:
+    """Per token id: can a stop string newly appear when this token is appended? None: check every token.
+
+    A stop string that newly appears ends inside the newest token: it lies within the token's text, or the
+    text starts with a proper suffix of it. A token's text alone differs from its text in context at most
+    by a leading space (SentencePiece, WordPiece) or by byte fragments of a multi-byte character (shown as
+    U+FFFD), so both spellings are tried, fragments are always candidates, and no token is ruled out when
+    a stop ends in a space. Rows whose newest token is not a candidate skip the decode; the others get
+    the full-window check, so the decision is the same as checking every row.
+    """
+    if any(stop.endswith(" ") for stop in stops):
+        return None
+    suffixes = tuple({stop[j:] for stop in stops for j in range(1, len(stop))})
+
+    def candidate(text: str) -> bool:
+        if not text or "\ufffd" in text:
+            return True
+        return any(form.startswith(suffixes) or any(stop in form for stop in stops) for form in (text, " " + text))
+
+    texts = backend._decode_windows([[i] for i in range(len(backend.tokenizer))])  # ids past it: candidates
+    return [candidate(text) for text in texts]
 
 
 class _Rows:
@@ -317,10 +343,29 @@ def sample_rows(logits: torch.Tensor, noise: torch.Tensor | None, temperature: f
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        better = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
-        probs = probs.masked_fill(torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, better >= top_p), 0)
+    choice = (probs / noise).argmax(dim=-1)
+    if top_p >= 1.0:
+        return choice
+    # The race's winner over the whole vocabulary is also the winner within the nucleus whenever it lies
+    # inside it, which a compare-and-sum shows without sorting: the mass of every other token at least as
+    # likely is clearly below top_p. Only the other rows (~1 - top_p of them) are sorted, so the result is
+    # the sorted nucleus's in every row.
+    p_choice = probs.gather(-1, choice[:, None])
+    above = (probs * (probs >= p_choice)).sum(dim=-1) - p_choice[:, 0]
+    unsure = (above >= top_p - NUCLEUS_MARGIN).nonzero()[:, 0]
+    if len(unsure):
+        choice[unsure] = _nucleus_race(probs[unsure], noise[unsure], top_p)
+    return choice
+
+
+NUCLEUS_MARGIN = 1e-4  # above float32 summation error over a vocabulary, so no row is misjudged kept
+
+
+def _nucleus_race(probs: torch.Tensor, noise: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The race restricted to the top-p nucleus, found by sorting (the definition)."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    better = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
+    probs = probs.masked_fill(torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, better >= top_p), 0)
     return (probs / noise).argmax(dim=-1)
 
 
