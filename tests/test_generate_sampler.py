@@ -6,6 +6,15 @@ import torch
 from test_generate import rows_by_key, write_tiny_setup
 
 
+def tiny_backend(tmp_path, options, **setup):
+    """The HF backend on the tiny random model of test_generate, with the given sampling options."""
+    from pipeline.backends.hf import load
+    from pipeline.config import load_config
+
+    family = load_config(write_tiny_setup(tmp_path, **setup)).family()
+    return load(family.model_location(family.checkpoints[0]), options)
+
+
 def random_logits(rows: int, vocab: int, scale: float, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(rows, vocab, generator=g) * scale
@@ -37,19 +46,13 @@ def test_nucleus_shortcut_with_tied_probabilities():
 ])  # each set has a stop that a random model hits, so rows stop at varied steps
 def test_stop_prefilter_changes_no_completion(tmp_path, stops):
     from pipeline.backends import Request, SamplingOptions
-    from pipeline.backends.hf import load
-
-    config = write_tiny_setup(tmp_path, stop=list(stops), max_new_tokens=24)
-    from pipeline.config import load_config
     from pipeline.problems import load_problems
 
-    family = load_config(config).family()
+    backend = tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 24, stops, 8), stop=list(stops), max_new_tokens=24)
     problems = load_problems(tmp_path / "problems.jsonl")
-    options = SamplingOptions(1.0, 1.0, 24, stops, 8)
     requests = [Request(t, i, p["prompt"], 1000 * i + len(t)) for t, p in problems.items() for i in range(6)]
     results = {}
     for prefilter in (True, False):
-        backend = load(family.model_location(family.checkpoints[0]), options)
         if not prefilter:
             backend.may_stop = None  # every row's window decoded every step: the definition
         else:
@@ -62,14 +65,8 @@ def test_stop_prefilter_changes_no_completion(tmp_path, stops):
 
 def test_a_stop_ending_in_a_space_disables_the_prefilter(tmp_path):
     from pipeline.backends import SamplingOptions
-    from pipeline.backends.hf import load
 
-    config = write_tiny_setup(tmp_path)
-    from pipeline.config import load_config
-
-    family = load_config(config).family()
-    backend = load(family.model_location(family.checkpoints[0]), SamplingOptions(1.0, 1.0, 8, ("\nif ",), 4))
-    assert backend.may_stop is None
+    assert tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 8, ("\nif ",), 4)).may_stop is None
 
 
 def test_the_generated_file_is_unchanged_by_the_shortcuts(tmp_path):
@@ -85,7 +82,7 @@ def test_the_generated_file_is_unchanged_by_the_shortcuts(tmp_path):
     generate_checkpoint(family, family.checkpoints[0], problems, tmp_path / "fast.jsonl")
     slow = pytest.MonkeyPatch()
     try:
-        slow.setattr(hf, "stop_candidates", lambda backend, stops: None)
+        slow.setattr(hf, "stop_candidates", lambda *args: None)
         slow.setattr(hf, "sample_rows", lambda logits, noise, t, p: hf._nucleus_race(
             torch.softmax(logits / t, dim=-1), noise, p) if t > 0 else logits.argmax(-1))
         generate_checkpoint(family, family.checkpoints[0], problems, tmp_path / "slow.jsonl")
@@ -98,11 +95,8 @@ def test_the_generated_file_is_unchanged_by_the_shortcuts(tmp_path):
 def test_every_token_that_completes_a_stop_after_another_is_a_candidate(tmp_path, stops):
     # exhaustive over token pairs: if appending b to a makes a stop appear, b must be a candidate
     from pipeline.backends import SamplingOptions
-    from pipeline.backends.hf import load
-    from pipeline.config import load_config
 
-    family = load_config(write_tiny_setup(tmp_path)).family()
-    backend = load(family.model_location(family.checkpoints[0]), SamplingOptions(1.0, 1.0, 8, stops, 4))
+    backend = tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 8, stops, 4))
     vocab = range(len(backend.tokenizer))
     alone = backend._decode_windows([[a] for a in vocab])
     completing = set()

@@ -73,7 +73,8 @@ class HFBackend:
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
         self.stop = tuple(s for s in options.stop if s)
         self.window = max((len(s.encode("utf-8")) for s in self.stop), default=0) + 1
-        self.may_stop = stop_candidates(self, self.stop) if self.stop else None
+        vocab = max(model.get_output_embeddings().weight.shape[0], len(tokenizer))
+        self.may_stop = stop_candidates(self._decode_windows, len(tokenizer), vocab, self.stop)
         self.stats = {"forward_rows": 0, "tokens": 0, "seconds": 0.0, "prefill_rows": 0, "prefill_tokens": 0}
         # CPU: compute scales with rows, drop a finished row at once; GPU: a step costs about the same for
         # any row count, so keep finished rows until an eighth of the batch has finished (fewer cache copies
@@ -221,8 +222,7 @@ class HFBackend:
         self.stats["tokens"] += len(going)
         if self.stop:
             may_stop = self.may_stop
-            check = [row for row, token in going if finish[row] is None
-                     and (may_stop is None or token >= len(may_stop) or may_stop[token])]
+            check = [row for row, token in going if finish[row] is None and (may_stop is None or may_stop[token])]
             windows = self._decode_windows([tokens[row][-self.window:] for row in check])
             for row, text in zip(check, windows):
                 if any(s in text for s in self.stop):
@@ -232,17 +232,18 @@ class HFBackend:
                 finish[row] = "length"
 
 
-def stop_candidates(backend: "HFBackend", stops: tuple[str, ...]) -> list[bool] | None:
-    """Per token id: can a stop string newly appear when this token is appended? None: check every token.
+def stop_candidates(decode, known: int, vocab: int, stops: tuple[str, ...]) -> list[bool] | None:
+    """Per token id below vocab: can a stop string newly appear when this token is appended? None: check all.
 
     A stop string that newly appears ends inside the newest token: it lies within the token's text, or the
     text starts with a proper suffix of it. A token's text alone differs from its text in context at most
     by a leading space (SentencePiece, WordPiece) or by byte fragments of a multi-byte character (shown as
     U+FFFD), so both spellings are tried, fragments are always candidates, and no token is ruled out when
     a stop ends in a space. Rows whose newest token is not a candidate skip the decode; the others get
-    the full-window check, so the decision is the same as checking every row.
+    the full-window check, so the decision is the same as checking every row. ``decode`` turns lists of
+    ids into texts; ids from ``known`` (the tokenizer's size) up to ``vocab`` have no text: candidates.
     """
-    if any(stop.endswith(" ") for stop in stops):
+    if not stops or any(stop.endswith(" ") for stop in stops):
         return None
     suffixes = tuple({stop[j:] for stop in stops for j in range(1, len(stop))})
 
@@ -251,8 +252,7 @@ def stop_candidates(backend: "HFBackend", stops: tuple[str, ...]) -> list[bool] 
             return True
         return any(form.startswith(suffixes) or any(stop in form for stop in stops) for form in (text, " " + text))
 
-    texts = backend._decode_windows([[i] for i in range(len(backend.tokenizer))])  # ids past it: candidates
-    return [candidate(text) for text in texts]
+    return [candidate(text) for text in decode([[i] for i in range(known)])] + [True] * (vocab - known)
 
 
 class _Rows:
