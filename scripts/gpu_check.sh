@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine, from anywhere: run both generation backends on one random ~1.1B Llama and print
 # tokens/s and the sample-identity check (same key -> same completion across batch sizes and orders).
-# Usage: scripts/gpu_check.sh [--problems-file HumanEval.jsonl.gz] [--preset gpu|tiny] [--skip-baseline]
+# Usage: scripts/gpu_check.sh [--problems-file HumanEval.jsonl.gz] [--preset gpu|tiny] [--skip-baseline] [--backends transformers,vllm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

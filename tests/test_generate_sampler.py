@@ -106,3 +106,21 @@ def test_every_token_that_completes_a_stop_after_another_is_a_candidate(tmp_path
     assert completing, "the stop set should be completed by some pair"
     assert all(backend.may_stop[b] for b in completing)
     assert not all(backend.may_stop), "a filter that keeps every token saves nothing"
+
+
+def test_a_batch_needing_more_prompts_than_the_kv_store_keeps_is_served(tmp_path):
+    # the prompt-KV store keeps about 8 prompts; a batch of 12 with 3 already stored once lost a stored one to
+    # eviction before using it (KeyError on the H200 check); completions must equal a fresh backend's
+    from pipeline.backends import Request, SamplingOptions
+    from pipeline.problems import load_problems
+
+    options = SamplingOptions(1.0, 1.0, 6, (), 64)
+    backend = tiny_backend(tmp_path / "a", options)
+    base = next(iter(load_problems(tmp_path / "a" / "problems.jsonl").values()))["prompt"]
+    requests = [Request(f"t{k}", 0, f"# variant {k}\n{base}", 17 + k) for k in range(12)]
+
+    def texts(b, reqs):
+        return {r.task_id: c.text for chunk in b.generate(reqs) for r, c in chunk}
+
+    texts(backend, requests[:3])
+    assert texts(backend, requests[::-1]) == texts(tiny_backend(tmp_path / "b", options), requests[::-1])

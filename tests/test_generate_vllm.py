@@ -139,3 +139,23 @@ def test_vllm_engine_info_records_batch_invariance(fake_vllm, monkeypatch):
     info = describe_engine("vllm", SamplingOptions(1.0, 1.0, 8, (), 8))
     assert info["name"] == "vllm" and info["version"] == "0.33.0-fake"
     assert info["batch_invariance"] == "VLLM_BATCH_INVARIANT=1"
+
+
+@pytest.mark.parametrize("flashinfer_installed, preset, expected", [
+    (False, None, "0"), (False, "1", "1"), (True, None, None)])
+def test_vllm_without_flashinfer_keeps_the_sampler_off_it(fake_vllm, monkeypatch, flashinfer_installed, preset,
+                                                           expected):
+    # vLLM 0.26.0 on an H200 failed at engine start importing flashinfer for its sampler check when absent
+    import importlib.util
+    import os
+
+    from pipeline.backends import load_backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (object() if flashinfer_installed else None)
+                        if name == "flashinfer" else real(name, *a))
+    monkeypatch.setenv("VLLM_USE_FLASHINFER_SAMPLER", preset or "")  # so the test's own setting is undone after
+    if preset is None:
+        monkeypatch.delenv("VLLM_USE_FLASHINFER_SAMPLER")
+    load_backend("vllm", "/models/m", SamplingOptions(1.0, 1.0, 8, (), 8))
+    assert os.environ.get("VLLM_USE_FLASHINFER_SAMPLER") == expected

@@ -141,9 +141,10 @@ class HFBackend:
         from transformers import DynamicCache
 
         prompts = list(dict.fromkeys(r.prompt for r in reqs))
-        self._encode_prompts([p for p in prompts if p not in self.prompt_kv])
-        length = max(self.prompt_kv[p][2] for p in prompts)
-        stored = [self.prompt_kv[r.prompt] for r in reqs]
+        kv = {p: self.prompt_kv[p] for p in prompts if p in self.prompt_kv}  # taken before encoding evicts any
+        kv.update(self._encode_prompts([p for p in prompts if p not in kv]))
+        length = max(kv[p][2] for p in prompts)
+        stored = [kv[r.prompt] for r in reqs]
         cache = DynamicCache()
         for layer in range(len(stored[0][0])):
             cache.update(torch.cat([_left_pad(kv[0][layer], length) for kv in stored]),
@@ -157,12 +158,12 @@ class HFBackend:
         rows.prompt_tokens = dict(zip(ids, lengths.tolist()))
         return rows
 
-    def _encode_prompts(self, prompts: list[str]) -> None:
-        """Prefill prompts (left padded together) and keep each one's keys, values, length and last logits."""
+    def _encode_prompts(self, prompts: list[str]) -> dict[str, tuple]:
+        """Prefill prompts (left padded together); return and keep each one's keys, values, length, last logits."""
         from transformers import DynamicCache
 
         if not prompts:
-            return
+            return {}
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         mask = enc["attention_mask"]
         cache = DynamicCache()
@@ -177,6 +178,7 @@ class HFBackend:
             n = int(mask[j].sum())
             self.prompt_kv[prompt] = ([k[j:j + 1, :, -n:] for k in keys], [v[j:j + 1, :, -n:] for v in values], n,
                                       out.logits[j, -1, :].float())
+        return {p: self.prompt_kv[p] for p in prompts}
 
     def _step(self, state: "_Rows", reqs, tokens, finish) -> None:
         """Sample one token for every row; record it for rows still going."""

@@ -7,6 +7,7 @@ setting is recorded in the engine info. Large checkpoints: ``sampling.tensor_par
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Iterable, Iterator
 
@@ -29,6 +30,10 @@ def describe(options: SamplingOptions) -> dict:
 
 
 def load(model: str, options: SamplingOptions, *, revision: str | None = None) -> "VLLMBackend":
+    if importlib.util.find_spec("flashinfer") is None:
+        # vLLM 0.26 imports flashinfer to decide whether its sampler may use it, even when it is absent; the
+        # flag makes it take its own top-p/top-k path instead of failing at engine start (seen on an H200)
+        os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
     llm = LLM(model=model, revision=revision, tokenizer_revision=revision,
               dtype="auto" if options.dtype == "auto" else options.dtype,
               tensor_parallel_size=options.tensor_parallel_size, enable_prefix_caching=True, seed=0)
