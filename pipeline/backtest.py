@@ -119,6 +119,8 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser("backtest", help="hold out the largest checkpoints in turn and score forecasts",
                                    description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
+                        "(same as --run)")
     parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
     parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes backtest.json)")
     parser.add_argument("--out", help="backtest JSON to write (default: RUN/backtest.json; none for a bare CSV)")

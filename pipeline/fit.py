@@ -270,20 +270,25 @@ def options_from_args(args) -> FitOptions:
 
 
 def counts_source(args) -> tuple[Path, Path | None]:
-    """(pass-counts CSV, run directory or None) from --pass-counts / --run."""
-    if args.run:
-        run = Path(args.run)
+    """(pass-counts CSV, run directory or None) from --pass-counts / RUN_DIR / --run."""
+    positional = getattr(args, "run_dir", None)
+    if positional and args.run and Path(args.run) != Path(positional):
+        raise UserError(f"two run directories given: {positional} and --run {args.run}")
+    if args.run or positional:
+        run = Path(args.run or positional)
         if not run.is_dir():
             raise UserError(f"{run}: run directory not found")
         return run / "pass_counts.csv", run
     if not args.pass_counts:
-        raise UserError("give --pass-counts FILE.csv or --run DIR")
+        raise UserError("give a run directory (RUN_DIR or --run DIR) or --pass-counts FILE.csv")
     return Path(args.pass_counts), None
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("fit", help="fit the capability law and forecast the target",
                                    description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
+                        "(same as --run)")
     parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
     parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes forecast.json)")
     parser.add_argument("--out", help="forecast JSON to write (default: RUN/forecast.json)")
@@ -299,7 +304,7 @@ def handle_fit(args) -> int:
     csv_path, run = counts_source(args)
     out = Path(args.out) if args.out else (run / "forecast.json" if run else None)
     if out is None:
-        raise UserError("give --out FILE.json (or --run DIR to write DIR/forecast.json)")
+        raise UserError("give --out FILE.json (or a run directory, to write RUN_DIR/forecast.json)")
     result = forecast_from_counts(read_pass_counts(csv_path), args.target, args.target_compute,
                                   options_from_args(args))
     atomic_write_json(out, result)

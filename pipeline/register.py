@@ -195,10 +195,10 @@ def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path |
                  "code_version": record.get("code_version"), "target": record["target"], "prediction": pred,
                  "actual": actual, "registered_before_target_samples": before, "why": why}
         if actual and actual["value"] is not None:
-            entry["error"] = actual["value"] - pred["value"]
+            entry["signed_error"] = pred["value"] - actual["value"]   # prediction - actual, as backtest.json has it
             lo, hi = judged_interval(pred)
             entry["within_interval"] = bool(lo <= actual["value"] <= hi)
-            entry["pass_rate_ratio"] = float(np.exp(entry["error"]))  # actual / predicted geometric-mean pass rate
+            entry["pass_rate_ratio"] = float(np.exp(-entry["signed_error"]))  # actual / predicted geometric-mean pass rate
         scores.append(entry)
     result = {"scored_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
               "pass_counts": str(counts_path), "scores": scores}

@@ -91,6 +91,12 @@ def test_cli_on_run_dir_writes_backtest_json(tmp_path, counts, capsys, cli_main)
     assert "coverage" in capsys.readouterr().out
 
 
+def test_cli_takes_the_run_directory_as_other_commands_do(tmp_path, counts, cli_main):
+    write_pass_counts(tmp_path / "pass_counts.csv", counts)
+    assert cli_main(["backtest", str(tmp_path), "--max-holdout", "1", "--bootstrap", "100"]) == 0
+    assert json.loads((tmp_path / "backtest.json").read_text())["summary"]
+
+
 def test_cli_on_bare_csv_prints_and_writes_only_with_out(tmp_path, counts, capsys, cli_main):
     main = cli_main
     csv = tmp_path / "c.csv"

@@ -176,10 +176,21 @@ def test_cli_fit_on_csv_and_run_dir(tmp_path, counts, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_cli_fit_takes_the_run_directory_as_other_commands_do(tmp_path, counts):
+    from pipeline.cli import main
+
+    write_pass_counts(tmp_path / "pass_counts.csv", counts)
+    assert main(["fit", str(tmp_path), "--method", "aggregate", "--bootstrap", "100"]) == 0
+    positional = json.loads((tmp_path / "forecast.json").read_text())
+    assert main(["fit", "--run", str(tmp_path), "--method", "aggregate", "--bootstrap", "100"]) == 0
+    assert json.loads((tmp_path / "forecast.json").read_text()) == positional
+
+
 @pytest.mark.parametrize("argv,message", [
     (["fit", "--pass-counts", "/nonexistent.csv", "--out", "x.json"], "file not found"),
     (["fit", "--pass-counts", "PLACEHOLDER"], "give --out"),
-    (["fit"], "give --pass-counts"),
+    (["fit"], "give a run directory"),
+    (["fit", "/run-a", "--run", "/run-b"], "two run directories"),
     (["fit", "--run", "/nonexistent-run"], "run directory not found"),
 ])
 def test_cli_fit_errors_exit_2(argv, message, tmp_path, counts, capsys):

@@ -1,6 +1,7 @@
 """Registered forecasts: immutable records, the target left out, scoring, and the before/after rule."""
 import argparse
 import json
+import math
 import os
 import stat
 import time
@@ -79,7 +80,9 @@ def test_score_before_samples_existed(tmp_path, family):
     write_pass_counts(run / "pass_counts.csv", counts)
     score = reg.score_forecasts(run)["scores"][0]
     assert score["registered_before_target_samples"] is True
-    assert score["actual"]["value"] < 0 and "error" in score and isinstance(score["within_interval"], bool)
+    assert score["actual"]["value"] < 0 and isinstance(score["within_interval"], bool)
+    assert score["signed_error"] == pytest.approx(score["prediction"]["value"] - score["actual"]["value"])
+    assert score["pass_rate_ratio"] == pytest.approx(math.exp(score["actual"]["value"] - score["prediction"]["value"]))
     assert (run / "forecasts" / "scores.json").exists()
 
 
