@@ -5,7 +5,9 @@ process execs the trusted test and calls ``check`` with proxies to the candidate
 process of the program is killed and reaped and the scratch dirs are emptied. Inside a sandbox this
 server is PID 1 of its own PID namespace, so the candidate cannot kill it; it talks to the host over
 its stdin/stdout only, which no child holds, and it is non-dumpable, so /proc and ptrace do not
-reach it. Started as ``python3 -I -S -c BOOT SOURCE --scratch DIR [--wipe DIR]``.
+reach it. Started as ``python3 -I -S -c BOOT SOURCE --scratch DIR [--wipe DIR] [--channel SOCKET]``; with
+``--channel`` it talks to the host over that Unix socket instead of stdin/stdout (connected once, before any
+candidate exists; the host then removes the path).
 """
 import gc
 import json
@@ -94,11 +96,16 @@ class Watch:
 class Server:
     """One sandbox's fork server."""
 
-    def __init__(self, source, scratch, wipe):
+    def __init__(self, source, scratch, wipe, channel=None):
         self.source, self.scratch, self.wipe = source, scratch, wipe
         self.pid = os.getpid()
         self.is_init = self.pid == 1
-        self.host_in, self.host_out = os.dup(0), os.dup(1)
+        if channel:   # a Unix socket the host listens on for us alone (docker: no engine in the data path)
+            host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            host.connect(channel)
+            self.host_in = self.host_out = host.detach()
+        else:
+            self.host_in, self.host_out = os.dup(0), os.dup(1)
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
@@ -375,14 +382,16 @@ def main(argv):
     if argv[1:2] == ["--zygote"]:
         zygote(3)
         return
-    scratch, wipe, args = "/tmp", [], list(argv[1:])
+    scratch, wipe, channel, args = "/tmp", [], None, list(argv[1:])
     while args:
         flag = args.pop(0)
         if flag == "--scratch":
             scratch = args.pop(0)
         elif flag == "--wipe":
             wipe.append(args.pop(0))
-    Server(argv[0], scratch, wipe).serve()
+        elif flag == "--channel":
+            channel = args.pop(0)
+    Server(argv[0], scratch, wipe, channel).serve()
 
 
 if __name__ == "__main__":

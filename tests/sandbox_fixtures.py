@@ -69,6 +69,16 @@ FALSE_PASSES = {
         "        try:\n"
         "            with open(f'/proc/{pid}/fd/{fd}', 'wb') as f:\n                f.write(FORGED)\n"
         "        except Exception:\n            pass\n" + WRONG),
+    "forged-frames-to-every-unix-socket": FORGED_FRAME + (   # docker's host channel is a Unix socket
+        "import os, socket\n"
+        "for root in ('/run', '/var/run', '/tmp', '/dev/shm'):\n"
+        "    for d, _, files in os.walk(root):\n"
+        "        for name in files + ['host.sock']:\n"
+        "            try:\n"
+        "                s = socket.socket(socket.AF_UNIX)\n"
+        "                s.connect(os.path.join(d, name))\n"
+        "                s.sendall(FORGED)\n"
+        "            except OSError:\n                pass\n" + WRONG),
     "atexit-exit-0": "import atexit, os\natexit.register(lambda: os._exit(0))\n" + WRONG,
     "atexit-forged-output": "import atexit\natexit.register(lambda: print('passed'))\n" + WRONG,
     "steal-expected-answers-from-memory": (
