@@ -141,10 +141,10 @@ class HFBackend:
         from transformers import DynamicCache
 
         prompts = list(dict.fromkeys(r.prompt for r in reqs))
-        kv = {p: self.prompt_kv[p] for p in prompts if p in self.prompt_kv}  # taken before encoding evicts any
-        kv.update(self._encode_prompts([p for p in prompts if p not in kv]))
-        length = max(kv[p][2] for p in prompts)
-        stored = [kv[r.prompt] for r in reqs]
+        by_prompt = {p: self.prompt_kv[p] for p in prompts if p in self.prompt_kv}  # taken before encoding evicts
+        by_prompt.update(self._encode_prompts([p for p in prompts if p not in by_prompt]))
+        length = max(by_prompt[p][2] for p in prompts)
+        stored = [by_prompt[r.prompt] for r in reqs]
         cache = DynamicCache()
         for layer in range(len(stored[0][0])):
             cache.update(torch.cat([_left_pad(kv[0][layer], length) for kv in stored]),
