@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sandbox.api import Limits
 from sandbox.image import IMAGE, client, image_exists
-from sandbox.pool import START_TIMEOUT_S, ForkServerPool, SandboxDied, server_argv, slot_uid
+from sandbox.pool import START_TIMEOUT_S, ForkServerPool, SandboxDied, read_before, server_argv, slot_uid
 
 LABEL = "capforecast.sandbox"
 OWNER = "capforecast.owner"
@@ -50,17 +50,7 @@ class DockerTransport:
             raise SandboxDied(f"cannot write to the container: {exc}") from None
 
     def recv_exact(self, n: int, deadline: float) -> bytes:
-        chunks, got = [], 0
-        while got < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.conn], [], [], remaining)[0]:
-                raise SandboxDied("the container stopped answering")
-            data = self.conn.recv(n - got)
-            if not data:
-                raise SandboxDied("the container exited")
-            chunks.append(data)
-            got += len(data)
-        return b"".join(chunks)
+        return read_before(self.conn.fileno(), n, deadline, "the container")
 
     def close(self) -> None:
         try:

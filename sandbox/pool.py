@@ -64,6 +64,21 @@ class Transport(Protocol):
     def diagnostics(self) -> str: ...
 
 
+def read_before(fd: int, n: int, deadline: float, who: str) -> bytes:
+    """Exactly n bytes from a pipe or socket fd, or SandboxDied if ``who`` exits or is silent past the deadline."""
+    chunks, got = [], 0
+    while got < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise SandboxDied(f"{who} stopped answering")
+        data = os.read(fd, n - got)
+        if not data:
+            raise SandboxDied(f"{who} exited")
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
 class PipeTransport:
     """Talks to a fork server that is a local subprocess (bwrap or no isolation) over its stdin/stdout."""
 
@@ -79,17 +94,7 @@ class PipeTransport:
             raise SandboxDied(f"cannot write to the sandbox: {exc}") from None
 
     def recv_exact(self, n: int, deadline: float) -> bytes:
-        chunks, got = [], 0
-        while got < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.out_fd], [], [], remaining)[0]:
-                raise SandboxDied("the sandbox stopped answering")
-            data = os.read(self.out_fd, n - got)
-            if not data:
-                raise SandboxDied("the sandbox exited")
-            chunks.append(data)
-            got += len(data)
-        return b"".join(chunks)
+        return read_before(self.out_fd, n, deadline, "the sandbox")
 
     def close(self) -> None:
         """End of input makes the server exit and bubblewrap reap it; kill only if that does not happen."""
