@@ -1,12 +1,12 @@
 """Samples needed by adaptive PassUntil sampling vs fixed n = 200 for the same forecast standard error.
 
 Both designs forecast the target's mean log pass rate with the report's aggregate fit (log(-E log p)
-linear in log C) on the same simulated family (pipeline.simulate, known truth) and the same problems:
+linear in log C) on the same simulated family (pipeline.forecast.simulate, known truth) and the same problems:
 those whose true pass rate is >= --p-floor at every fit checkpoint (fixed n = 200 solves them almost
 always; the hard tail is left out of both, and said so). Fixed: n = 200 per cell, log(c/n), a problem
 dropped in a replicate where some checkpoint never solves it (the P/M rule). Adaptive: the real planner
-(pipeline.adaptive: pilot, allocation, rounds) driving simulated generation, and the real estimator
-(pipeline.passuntil.estimate_cell) on draws in sample_index order; every generated sample is counted,
+(pipeline.sampling.adaptive: pilot, allocation, rounds) driving simulated generation, and the real estimator
+(pipeline.sampling.passuntil.estimate_cell) on draws in sample_index order; every generated sample is counted,
 pilot and draws past the stop included. The adaptive design runs at several budgets; the samples it
 needs for the fixed design's standard error are interpolated (log SE linear in log samples).
 
@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scipy import special, stats  # noqa: E402
 
-from pipeline.adaptive import (PRIORS, Design, allocate, allocate_r, forecast_from_means, leverage_weights,  # noqa: E402
+from pipeline.sampling.adaptive import (PRIORS, Design, allocate, allocate_r, forecast_from_means, leverage_weights,  # noqa: E402
                                next_totals)
-from pipeline.passuntil import COMPLETE, estimate_cell  # noqa: E402
-from pipeline.plan import summarize  # noqa: E402
+from pipeline.sampling.passuntil import COMPLETE, estimate_cell  # noqa: E402
+from pipeline.sampling.plan import summarize  # noqa: E402
 from pipeline.records import PassCount  # noqa: E402
-from pipeline.simulate import FamilySpec, simulate_family  # noqa: E402
+from pipeline.forecast.simulate import FamilySpec, simulate_family  # noqa: E402
 
 FIXED_N = 200
 
@@ -139,7 +139,7 @@ def adaptive_once(p: np.ndarray, compute, target_compute, design: Design, rng, w
     truncated = sum(cell.status != COMPLETE for cell in cells)
     means = np.array([cell.log_p for cell in cells]).reshape(m, k).mean(axis=1)
     interval = None
-    if with_interval and not truncated:   # the interval `capforecast passuntil` reports (pipeline.plan.summarize)
+    if with_interval and not truncated:   # the interval `capforecast passuntil` reports (pipeline.sampling.plan.summarize)
         summary = summarize(cells, dict(zip(names, map(float, compute))), None, float(target_compute))
         interval = summary["prediction"]["interval"]
     return forecast_from_means(compute, means, target_compute), int(n.sum()), rounds, truncated, naive, interval

@@ -1,6 +1,6 @@
 """Simulation study: estimator bias, interval coverage, forecast error vs budget, on families with known truth.
 
-Families come from pipeline.simulate (per-problem exponents k +- 0.15, 7 checkpoints over two decades,
+Families come from pipeline.forecast.simulate (per-problem exponents k +- 0.15, 7 checkpoints over two decades,
 target 10-300x beyond the largest, 3% problems falling with scale, lognormal cell noise). The named
 baseline is the GPT-4 report's aggregate fit ("aggregate"); every table prints it beside "per-problem".
 The adaptive-vs-fixed sampling comparison is its own script: benchmarks/bench_adaptive.py.
@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.estimate import log_pass_rate, pass_at_k, pass_rate  # noqa: E402
-from pipeline.simulate import forecast_study  # noqa: E402
+from pipeline.forecast.estimate import log_pass_rate, pass_at_k, pass_rate  # noqa: E402
+from pipeline.forecast.simulate import forecast_study  # noqa: E402
 
 METHODS = ("aggregate", "per-problem")
 
@@ -116,9 +116,9 @@ def scenario_study(replicates: int) -> None:
 
 def backtest_study(families: int) -> None:
     """capforecast backtest on simulated families: is it a fair judge of which method to trust?"""
-    from pipeline.backtest import backtest
-    from pipeline.fit import FitOptions
-    from pipeline.simulate import FamilySpec, sample_counts, simulate_family
+    from pipeline.forecast.backtest import backtest
+    from pipeline.forecast.fit import FitOptions
+    from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
 
     print(f"\n== Backtest on {families} simulated families (8 checkpoints incl. the target at 30x, hold out "
           "up to 3; scored against the measured held-out value) ==")

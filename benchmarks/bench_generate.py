@@ -5,7 +5,7 @@ Tiny random Llama built from a config, tokenizer trained here. Measured in the s
   naive        one ``model.generate(do_sample=True)`` per sample, seeded per sample (the baseline; timed on
                --naive-per-problem samples of each problem, since its per-sample rate does not depend on n)
   hf.generate  one ``model.generate(num_return_sequences=n)`` per problem (transformers' own batching)
-  capforecast  ``pipeline.backends.hf`` (per-row seeds, shared prefill, finished rows leave the batch and
+  capforecast  ``pipeline.generate.backends.hf`` (per-row seeds, shared prefill, finished rows leave the batch and
                pending ones join it: continuous batching)
 Twice: without stop strings, and with stops (Codex's + "\\n", so a random model stops at varied lengths).
 Also prints row-steps computed for rows that had already stopped ("wasted") by hf.generate and ours.
@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from pipeline.backends import Request, SamplingOptions  # noqa: E402
-from pipeline.backends.hf import HFBackend  # noqa: E402
+from pipeline.generate.backends import Request, SamplingOptions  # noqa: E402
+from pipeline.generate.backends.hf import HFBackend  # noqa: E402
 from pipeline.config import CODEX_STOP  # noqa: E402
-from pipeline.seeds import sample_seed  # noqa: E402
-from pipeline.tinyfamily import TinySpec, build_model, train_tokenizer  # noqa: E402
+from pipeline.generate.seeds import sample_seed  # noqa: E402
+from pipeline.generate.tinyfamily import TinySpec, build_model, train_tokenizer  # noqa: E402
 
 
 NAIVE_PER_PROBLEM = 8

@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-from pipeline.loss_law import fit_loss_law  # noqa: E402
+from pipeline.forecast.loss_law import fit_loss_law  # noqa: E402
 rng = np.random.default_rng(0)
 X = np.logspace(-4, -1, 6)  # 6 checkpoints, 1e-4..1e-1 of the target
 for a, b, c in [(1.2, -0.08, 1.7), (0.6, -0.2, 0.9)]:

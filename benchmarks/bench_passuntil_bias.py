@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.passuntil import log_p_estimate, truncation_bias, variance_estimate  # noqa: E402
+from pipeline.sampling.passuntil import log_p_estimate, truncation_bias, variance_estimate  # noqa: E402
 
 
 def main() -> int:

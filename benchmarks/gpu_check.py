@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.backends import Request, SamplingOptions  # noqa: E402
-from pipeline.seeds import sample_seed  # noqa: E402
+from pipeline.generate.backends import Request, SamplingOptions  # noqa: E402
+from pipeline.generate.seeds import sample_seed  # noqa: E402
 
 PRESETS = {  # Llama shapes: ~1.1B (TinyLlama-like, small vocab) on a GPU, ~1M on a CPU
     "gpu": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
@@ -42,7 +42,7 @@ def build_model(out: Path, preset: dict, problems: list[dict]) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from pipeline.tinyfamily import train_tokenizer
+    from pipeline.generate.tinyfamily import train_tokenizer
 
     tok = train_tokenizer(out, vocab_size=preset["vocab"], texts=[p["prompt"] + p["canonical_solution"]
                                                                    for p in problems] * 4)
@@ -70,7 +70,7 @@ def make_requests(problems: list[dict], n: int) -> list[Request]:
 def run_backend(name: str, model: str, options: SamplingOptions, requests: list[Request],
                 backend=None) -> tuple[dict, dict]:
     """Generate all requests; return {(task, index): text} and timing. ``backend``: reuse a loaded one."""
-    from pipeline.backends import load_backend
+    from pipeline.generate.backends import load_backend
 
     keep = backend is not None
     t0 = time.perf_counter()
@@ -100,7 +100,7 @@ def hf_generate_baseline(model: str, options: SamplingOptions, requests: list[Re
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.backends.hf import pick_device_dtype, plan_batches
+    from pipeline.generate.backends.hf import pick_device_dtype, plan_batches
 
     device, dtype = pick_device_dtype(options.dtype)
     tok = AutoTokenizer.from_pretrained(model)
@@ -155,7 +155,7 @@ def vllm_check(model: str, options: SamplingOptions, requests: list[Request]) ->
     except ImportError as exc:
         print(f"         vllm: SKIPPED, not importable here ({exc})")
         return {"vllm": f"skipped: {exc}"}
-    from pipeline.backends import load_backend
+    from pipeline.generate.backends import load_backend
 
     t0 = time.perf_counter()
     backend = load_backend("vllm", model, options)

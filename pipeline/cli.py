@@ -15,18 +15,18 @@ from sandbox.api import SandboxUnavailable
 
 COMMAND_MODULES = [
     "pipeline.run",
-    "pipeline.generate",
+    "pipeline.generate.stage",
     "pipeline.slurm",
     "pipeline.execute",
     "pipeline.counts",
-    "pipeline.fit",
-    "pipeline.backtest",
-    "pipeline.plan",
-    "pipeline.loss",
-    "pipeline.register",
-    "pipeline.report",
+    "pipeline.forecast.capability",
+    "pipeline.forecast.backtest",
+    "pipeline.sampling.plan",
+    "pipeline.forecast.loss",
+    "pipeline.forecast.register",
+    "pipeline.report.stage",
     "pipeline.reference.cli",
-    "pipeline.tinyfamily",
+    "pipeline.generate.tinyfamily",
     "sandbox.cli",
 ]
 

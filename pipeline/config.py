@@ -54,7 +54,7 @@ class Checkpoint(_Strict):
 
 
 class AdaptiveSettings(_Strict):
-    """Adaptive (PassUntil) rounds instead of a fixed n: see pipeline/adaptive.py for each field."""
+    """Adaptive (PassUntil) rounds instead of a fixed n: see pipeline/sampling/adaptive.py for each field."""
 
     pilot: int = Field(default=5, ge=0)
     r: int = Field(default=1, ge=1)

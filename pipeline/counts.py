@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
-    from pipeline.run import read_manifest
+    from pipeline.manifest import read_manifest
 
     manifest = read_manifest(args.run_dir)
     computes = {c["name"]: c["compute"] for c in manifest["checkpoints"]}

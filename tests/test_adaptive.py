@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from pipeline import adaptive as ad
+from pipeline.sampling import adaptive as ad
 from pipeline.errors import UserError
-from pipeline.passuntil import COMPLETE, estimate_cell
+from pipeline.sampling.passuntil import COMPLETE, estimate_cell
 from pipeline.records import PassCount
 
 

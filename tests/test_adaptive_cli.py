@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline import plan as plan_cli
+from pipeline.sampling import plan as plan_cli
 from pipeline.errors import UserError
 from pipeline.records import PassCount, write_pass_counts
 

@@ -1,4 +1,4 @@
-"""Adaptive rounds inside `capforecast run` (pipeline/rounds.py): a fake sampler with known pass rates, and one
+"""Adaptive rounds inside `capforecast run` (pipeline/sampling/rounds.py): a fake sampler with known pass rates, and one
 slow run through the real generate/execute stages on tiny random models."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from pipeline.config import AdaptiveSettings
 from pipeline.errors import UserError
 from pipeline.records import JsonlAppender, read_jsonl
-from pipeline.rounds import sample_in_rounds
+from pipeline.sampling.rounds import sample_in_rounds
 
 RATES = {"a": [0.1, 0.3, 0.05], "b": [0.2, 0.4, 0.1], "c": [0.3, 0.5, 0.15], "big": [0.4, 0.6, 0.2]}
 COMPUTE = {"a": 1e20, "b": 1e21, "c": 1e22, "big": 1e24}

@@ -6,22 +6,22 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.backtest import backtest, backtest_counts
+from pipeline.forecast.backtest import backtest, backtest_counts
 from pipeline.errors import UserError
-from pipeline.fit import FitOptions
+from pipeline.forecast.fit import FitOptions
 from pipeline.records import PassCount, write_pass_counts
-from pipeline.simulate import FamilySpec, sample_counts, simulate_family
+from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
 
 FAST = FitOptions(bootstrap=100, buckets=1)
 
 
 @pytest.fixture
 def cli_main(monkeypatch):
-    """pipeline.cli.main with pipeline.backtest registered (the lead adds it to COMMAND_MODULES)."""
+    """pipeline.cli.main with pipeline.forecast.backtest registered (the lead adds it to COMMAND_MODULES)."""
     import pipeline.cli as cli
 
-    if "pipeline.backtest" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ["pipeline.backtest"])
+    if "pipeline.forecast.backtest" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ["pipeline.forecast.backtest"])
     return cli.main
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.estimate import (BOOTSTRAP_FLOOR, basic_interval, bootstrap_mean_log, count_table, log_pass_rate,
+from pipeline.forecast.estimate import (BOOTSTRAP_FLOOR, basic_interval, bootstrap_mean_log, count_table, log_pass_rate,
                                mean_log_pass_rate, pass_at_k, pass_rate, percentile_interval,
                                restrict_solved_by_all)
 from pipeline.records import PassCount

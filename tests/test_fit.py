@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.fit import FitOptions, forecast_from_counts, forecast_or_error
+from pipeline.forecast.fit import FitOptions
+from pipeline.forecast.capability import forecast_from_counts, forecast_or_error
 from pipeline.records import PassCount, write_pass_counts
-from pipeline.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
+from pipeline.forecast.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
 
 FAST = FitOptions(bootstrap=200)
 

@@ -1,10 +1,10 @@
-"""Per-problem laws (pipeline.problem_laws): recovery, the selection-conditioned likelihood, pooling, dispersion."""
+"""Per-problem laws (pipeline.forecast.problem_laws): recovery, the selection-conditioned likelihood, pooling, dispersion."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.problem_laws import (_log1m_exp_neg, _loglik, exponent_pool, falling_problems, fit_hierarchical,
+from pipeline.forecast.problem_laws import (_log1m_exp_neg, _loglik, exponent_pool, falling_problems, fit_hierarchical,
                                    fit_problem_laws, pearson_dispersion)
 
 X = np.log(np.logspace(-4, -2, 7))

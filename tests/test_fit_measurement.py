@@ -6,9 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.fit import FitOptions, forecast_from_counts, judged_interval
-from pipeline.fit_methods import measurement_interval
-from pipeline.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
+from pipeline.forecast.fit import FitOptions, judged_interval
+
+from pipeline.forecast.capability import forecast_from_counts
+from pipeline.forecast.methods import measurement_interval
+from pipeline.forecast.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
 
 FAST = FitOptions(bootstrap=200)
 

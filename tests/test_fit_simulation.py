@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.fit import FitOptions, prepare, run_method
-from pipeline.simulate import FamilySpec, forecast_study, sample_counts, simulate_family
+from pipeline.forecast.fit import FitOptions, prepare, run_method
+from pipeline.forecast.simulate import FamilySpec, forecast_study, sample_counts, simulate_family
 
 
 def _stats(rows, method):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.generate import (cut_at_stop, generate_checkpoint, generate_family, merge_shards, parse_shard,
+from pipeline.generate.stage import (cut_at_stop, generate_checkpoint, generate_family, merge_shards, parse_shard,
                                read_plan, samples_path, shard_block, shard_from_env)
 
 PROMPTS = ["def add(a, b):\n    ", "def is_even(n):\n    \"\"\"Return True if n is even.\"\"\"\n",
@@ -18,7 +18,7 @@ STOP = ["e", "\n#"]  # 'e' is common, so rows stop at different steps and leave 
 def write_tiny_setup(root: Path, *, n=3, batch_size=4, max_new_tokens=12, stop=STOP, names=("small",),
                      problems=None, build=True) -> Path:
     """A tokenizer trained here, tiny random Llamas, a problem file and a checkpoints.yaml; no hub."""
-    from pipeline.tinyfamily import TinySpec, build_model, train_tokenizer
+    from pipeline.generate.tinyfamily import TinySpec, build_model, train_tokenizer
 
     root.mkdir(parents=True, exist_ok=True)
     problems = problems or [{"task_id": f"T/{i}", "prompt": p, "test": "", "entry_point": "f"}
@@ -139,8 +139,8 @@ def test_same_key_same_completion_whatever_the_batch_size(setup, reference, tmp_
 
 
 def test_same_key_same_completion_in_another_order_and_company(setup, reference):
-    from pipeline.backends import Request, SamplingOptions
-    from pipeline.backends.hf import load
+    from pipeline.generate.backends import Request, SamplingOptions
+    from pipeline.generate.backends.hf import load
 
     family, problems = setup
     s = family.sampling
@@ -155,8 +155,8 @@ def test_same_key_same_completion_in_another_order_and_company(setup, reference)
 @pytest.mark.parametrize("width", [4, 16])
 def test_finished_rows_riding_along_do_not_change_results(setup, reference, width):
     # the GPU policy keeps finished rows in the batch until enough have finished, then refills; same results
-    from pipeline.backends import Request, SamplingOptions
-    from pipeline.backends.hf import load
+    from pipeline.generate.backends import Request, SamplingOptions
+    from pipeline.generate.backends.hf import load
 
     family, problems = setup
     s = family.sampling
@@ -172,8 +172,8 @@ def test_finished_rows_riding_along_do_not_change_results(setup, reference, widt
 
 
 def test_no_forward_pass_is_spent_on_finished_rows(setup, reference):
-    from pipeline.backends import Request, SamplingOptions
-    from pipeline.backends.hf import load
+    from pipeline.generate.backends import Request, SamplingOptions
+    from pipeline.generate.backends.hf import load
 
     family, problems = setup
     s = family.sampling
@@ -288,7 +288,7 @@ def test_plan_draws_only_its_requests(setup, reference, tmp_path):
 def test_choosing_no_backend_imports_no_heavy_module():
     import subprocess
 
-    code = ("import sys, pipeline.generate, pipeline.backends, pipeline.seeds; "
+    code = ("import sys, pipeline.generate.stage, pipeline.generate.backends, pipeline.generate.seeds; "
             "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
@@ -296,7 +296,7 @@ def test_choosing_no_backend_imports_no_heavy_module():
 
 
 def test_unknown_backend_is_a_user_error():
-    from pipeline.backends import SamplingOptions, load_backend
+    from pipeline.generate.backends import SamplingOptions, load_backend
 
     with pytest.raises(UserError, match="unknown generation backend"):
         load_backend("tpu-magic", "m", SamplingOptions(1.0, 1.0, 4, (), 1))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.generate import generate_family, register
+from pipeline.generate.stage import generate_family, register
 from test_generate import rows_by_key, write_tiny_setup
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from test_generate import rows_by_key, write_tiny_setup
 
 def tiny_backend(tmp_path, options, **setup):
     """The HF backend on the tiny random model of test_generate, with the given sampling options."""
-    from pipeline.backends.hf import load
+    from pipeline.generate.backends.hf import load
     from pipeline.config import load_config
 
     family = load_config(write_tiny_setup(tmp_path, **setup)).family()
@@ -23,7 +23,7 @@ def random_logits(rows: int, vocab: int, scale: float, seed: int) -> torch.Tenso
 @pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.95, 0.999])
 @pytest.mark.parametrize("scale", [0.1, 1.0, 5.0, 30.0])  # flat to peaked distributions
 def test_nucleus_shortcut_picks_the_sorted_definitions_token(top_p, scale):
-    from pipeline.backends.hf import _nucleus_race, sample_rows
+    from pipeline.generate.backends.hf import _nucleus_race, sample_rows
 
     logits = random_logits(256, 300, scale, seed=int(scale * 10))
     noise = torch.empty(256, 300).exponential_(generator=torch.Generator().manual_seed(1))
@@ -33,7 +33,7 @@ def test_nucleus_shortcut_picks_the_sorted_definitions_token(top_p, scale):
 
 def test_nucleus_shortcut_with_tied_probabilities():
     # equal logits: which tied token the sort ranks first decides membership, so no row may use the shortcut
-    from pipeline.backends.hf import _nucleus_race, sample_rows
+    from pipeline.generate.backends.hf import _nucleus_race, sample_rows
 
     logits = torch.zeros(64, 10)
     logits[:, :3] = 2.0
@@ -45,7 +45,7 @@ def test_nucleus_shortcut_with_tied_probabilities():
     ("e",), ("\n#", "\ndef", "a"), ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "n"), ("):", "re", "et", "ur"),
 ])  # each set has a stop that a random model hits, so rows stop at varied steps
 def test_stop_prefilter_changes_no_completion(tmp_path, stops):
-    from pipeline.backends import Request, SamplingOptions
+    from pipeline.generate.backends import Request, SamplingOptions
     from pipeline.problems import load_problems
 
     backend = tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 24, stops, 8), stop=list(stops), max_new_tokens=24)
@@ -64,16 +64,16 @@ def test_stop_prefilter_changes_no_completion(tmp_path, stops):
 
 
 def test_a_stop_ending_in_a_space_disables_the_prefilter(tmp_path):
-    from pipeline.backends import SamplingOptions
+    from pipeline.generate.backends import SamplingOptions
 
     assert tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 8, ("\nif ",), 4)).may_stop is None
 
 
 def test_the_generated_file_is_unchanged_by_the_shortcuts(tmp_path):
     # top_p 0.95 and stops ("e", "\n#") exercise both shortcuts; the file equals one made without them
-    from pipeline.backends import hf
+    from pipeline.generate.backends import hf
     from pipeline.config import load_config
-    from pipeline.generate import generate_checkpoint
+    from pipeline.generate.stage import generate_checkpoint
     from pipeline.problems import load_problems
 
     config = write_tiny_setup(tmp_path)
@@ -94,7 +94,7 @@ def test_the_generated_file_is_unchanged_by_the_shortcuts(tmp_path):
 @pytest.mark.parametrize("stops", [("\nclass", "\ndef", "\n#", "\nif", "\nprint"), ("):", "re", "et", "urn", "n(")])
 def test_every_token_that_completes_a_stop_after_another_is_a_candidate(tmp_path, stops):
     # exhaustive over token pairs: if appending b to a makes a stop appear, b must be a candidate
-    from pipeline.backends import SamplingOptions
+    from pipeline.generate.backends import SamplingOptions
 
     backend = tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 8, stops, 4))
     vocab = range(len(backend.tokenizer))
@@ -111,7 +111,7 @@ def test_every_token_that_completes_a_stop_after_another_is_a_candidate(tmp_path
 def test_a_batch_needing_more_prompts_than_the_kv_store_keeps_is_served(tmp_path):
     # the prompt-KV store keeps about 8 prompts; a batch of 12 with 3 already stored once lost a stored one to
     # eviction before using it (KeyError on the H200 check); completions must equal a fresh backend's
-    from pipeline.backends import Request, SamplingOptions
+    from pipeline.generate.backends import Request, SamplingOptions
     from pipeline.problems import load_problems
 
     options = SamplingOptions(1.0, 1.0, 6, (), 64)

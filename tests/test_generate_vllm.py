@@ -3,7 +3,7 @@ import importlib.util
 
 import pytest
 
-from pipeline.backends import Request, SamplingOptions
+from pipeline.generate.backends import Request, SamplingOptions
 
 
 def _why_no_vllm() -> str | None:
@@ -22,8 +22,8 @@ def test_vllm_module_is_only_imported_when_chosen():
     import subprocess
     import sys
 
-    code = ("import sys; from pipeline.backends import BACKENDS; import pipeline.generate; "
-            "print('pipeline.backends.vllm' in sys.modules, 'vllm' in sys.modules)")
+    code = ("import sys; from pipeline.generate.backends import BACKENDS; import pipeline.generate.stage; "
+            "print('pipeline.generate.backends.vllm' in sys.modules, 'vllm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -31,7 +31,7 @@ def test_vllm_module_is_only_imported_when_chosen():
 @pytest.mark.gpu
 @pytest.mark.skipif(_why_no_vllm() is not None, reason=str(_why_no_vllm()))
 def test_vllm_same_key_same_completion_across_batches(tmp_path):
-    from pipeline.backends import load_backend
+    from pipeline.generate.backends import load_backend
     from test_generate import PROMPTS, write_tiny_setup
 
     config = write_tiny_setup(tmp_path / "fam")
@@ -88,9 +88,9 @@ def fake_vllm(monkeypatch):
     module = types.ModuleType("vllm")
     module.__version__, module.LLM, module.SamplingParams = "0.33.0-fake", _FakeEngine, SamplingParams
     monkeypatch.setitem(sys.modules, "vllm", module)
-    monkeypatch.delitem(sys.modules, "pipeline.backends.vllm", raising=False)
+    monkeypatch.delitem(sys.modules, "pipeline.generate.backends.vllm", raising=False)
     yield module
-    sys.modules.pop("pipeline.backends.vllm", None)
+    sys.modules.pop("pipeline.generate.backends.vllm", None)
 
 
 def _requests(shuffle_seed=None):
@@ -105,10 +105,10 @@ def _requests(shuffle_seed=None):
 @pytest.mark.parametrize("chunk", [1, 4, 8192])
 @pytest.mark.parametrize("shuffle_seed", [None, 1, 2])
 def test_vllm_adapter_gives_each_request_its_own_seeds_completion(fake_vllm, monkeypatch, chunk, shuffle_seed):
-    from pipeline.backends import load_backend
+    from pipeline.generate.backends import load_backend
 
     backend = load_backend("vllm", "/models/m", SamplingOptions(0.8, 0.95, 6, ("\n#",), 64))
-    monkeypatch.setattr("pipeline.backends.vllm.CHUNK", chunk)
+    monkeypatch.setattr("pipeline.generate.backends.vllm.CHUNK", chunk)
     results = [pair for batch in backend.generate(_requests(shuffle_seed)) for pair in batch]
     assert sorted((r.task_id, r.sample_index) for r, _ in results) == sorted((r.task_id, r.sample_index)
                                                                             for r in _requests())
@@ -119,7 +119,7 @@ def test_vllm_adapter_gives_each_request_its_own_seeds_completion(fake_vllm, mon
 
 
 def test_vllm_adapter_passes_the_sampling_settings(fake_vllm):
-    from pipeline.backends import load_backend
+    from pipeline.generate.backends import load_backend
 
     backend = load_backend("vllm", "/models/m", SamplingOptions(0.8, 0.95, 6, ("\n#", "\ndef"), 64,
                                                                 tensor_parallel_size=2))
@@ -133,7 +133,7 @@ def test_vllm_adapter_passes_the_sampling_settings(fake_vllm):
 
 
 def test_vllm_engine_info_records_batch_invariance(fake_vllm, monkeypatch):
-    from pipeline.backends import describe_engine
+    from pipeline.generate.backends import describe_engine
 
     monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
     info = describe_engine("vllm", SamplingOptions(1.0, 1.0, 8, (), 8))
@@ -149,7 +149,7 @@ def test_vllm_without_flashinfer_keeps_the_sampler_off_it(fake_vllm, monkeypatch
     import importlib.util
     import os
 
-    from pipeline.backends import load_backend
+    from pipeline.generate.backends import load_backend
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (object() if flashinfer_installed else None)

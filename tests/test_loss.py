@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pipeline import loss
+from pipeline.forecast import loss
 from pipeline.errors import UserError
-from pipeline.tinyfamily import TinySpec, build_tiny_family
+from pipeline.generate.tinyfamily import TinySpec, build_tiny_family
 
 SPECS = tuple(TinySpec(f"t{i}", hidden_size=16 * (i + 1), layers=1, heads=2, tokens=10 ** (6 + i), seed=i)
               for i in range(4))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.loss_law import bootstrap_loss_law, fit_loss_law, identifiability
+from pipeline.forecast.loss_law import bootstrap_loss_law, fit_loss_law, identifiability
 
 X = np.logspace(-4, -1, 6)  # normalised compute: the target is at 1, 10x beyond the largest point
 

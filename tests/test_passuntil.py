@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import passuntil as pu
+from pipeline.sampling import passuntil as pu
 from pipeline.errors import UserError
 
 

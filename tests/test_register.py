@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import register as reg
+from pipeline.forecast import register as reg
 from pipeline.errors import UserError
-from pipeline.fit import FitOptions
+from pipeline.forecast.fit import FitOptions
 from pipeline.records import write_pass_counts
-from pipeline.simulate import FamilySpec, TARGET_NAME, sample_counts, simulate_family
+from pipeline.forecast.simulate import FamilySpec, TARGET_NAME, sample_counts, simulate_family
 
 FAST = FitOptions(bootstrap=20, alternatives=False, buckets=2)
 

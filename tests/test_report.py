@@ -1,6 +1,6 @@
 """The report stage: report.md, report.html and figures/ from a run directory's stored results.
 
-Run directories are built with the real producers (pipeline.simulate + pipeline.fit), so these tests break
+Run directories are built with the real producers (pipeline.forecast.simulate + pipeline.forecast.fit), so these tests break
 when the forecast format drifts away from what the report reads.
 """
 from __future__ import annotations
@@ -15,15 +15,16 @@ import pytest
 
 from pipeline.errors import UserError
 from pipeline.records import BadInput, atomic_write_json, write_pass_counts
-from pipeline.report import write_report
+from pipeline.report.stage import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def make_run(run_dir: Path, *, n_problems: int = 40, seed: int = 3, forecast: bool = True) -> Path:
     """A realistic run directory: simulated pass counts, the real fit's forecast.json, a manifest, verdicts."""
-    from pipeline.fit import FitOptions, forecast_or_error
-    from pipeline.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
+    from pipeline.forecast.fit import FitOptions
+    from pipeline.forecast.capability import forecast_or_error
+    from pipeline.forecast.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
 
     family = simulate_family(FamilySpec(n_problems=n_problems, n_checkpoints=5, target_factor=30,
                                         non_monotone_fraction=0.1), seed=seed)
@@ -173,7 +174,7 @@ def test_cli_report_on_missing_dir_exits_2(tmp_path, capsys):
 
 
 def test_pass_at_k_interval_covers_the_population_mean():
-    from pipeline.report_tables import pass_at_k_with_interval
+    from pipeline.report.tables import pass_at_k_with_interval
 
     rng = np.random.default_rng(0)
     hits = 0
@@ -188,7 +189,7 @@ def test_pass_at_k_interval_covers_the_population_mean():
 
 @pytest.mark.parametrize("k", [10, 100])
 def test_pass_at_k_is_absent_when_fewer_samples_than_k(k):
-    from pipeline.report_tables import pass_at_k_with_interval
+    from pipeline.report.tables import pass_at_k_with_interval
 
     assert pass_at_k_with_interval(np.full(5, 8), np.full(5, 3), k, level=0.9) is None
 

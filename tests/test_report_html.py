@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.records import atomic_write_json
-from pipeline.report import write_report
+from pipeline.report.stage import write_report
 from test_report import make_run
 
 FIGURES = ["capability", "buckets", "loss", "atlas", "backtest"]
@@ -20,7 +20,7 @@ FIT_BLUE = np.array([31, 119, 180]) / 255  # the fitted law's colour in every fi
 
 
 def add_loss_and_backtest(run_dir: Path) -> None:
-    """loss.json as pipeline.loss writes it, and backtest.json from pipeline.backtest."""
+    """loss.json as pipeline.forecast.loss writes it, and backtest.json from pipeline.forecast.backtest."""
     import json
 
     forecast = json.loads((run_dir / "forecast.json").read_text())
@@ -34,8 +34,8 @@ def add_loss_and_backtest(run_dir: Path) -> None:
         "points": [{"checkpoint": f"sim-{i}", "compute": x * target["compute"], "normalized_compute": x,
                     "mean_loss": a * x ** b + c, "used_in_fit": True} for i, x in enumerate(xs)],
         "fit": {"identifiability": ["c trades off against a: their bootstrap correlation is -0.93"]}})
-    from pipeline.backtest import backtest
-    from pipeline.fit import FitOptions
+    from pipeline.forecast.backtest import backtest
+    from pipeline.forecast.fit import FitOptions
     from pipeline.records import read_pass_counts
 
     atomic_write_json(run_dir / "backtest.json", backtest(read_pass_counts(run_dir / "pass_counts.csv"),
@@ -44,9 +44,9 @@ def add_loss_and_backtest(run_dir: Path) -> None:
 
 
 def register_then_score(run_dir: Path) -> None:
-    """A forecast registered by pipeline.register before the target's counts exist, then scored."""
+    """A forecast registered by pipeline.forecast.register before the target's counts exist, then scored."""
     from pipeline.records import read_pass_counts, write_pass_counts
-    from pipeline.register import register_forecast, score_forecasts
+    from pipeline.forecast.register import register_forecast, score_forecasts
 
     counts = read_pass_counts(run_dir / "pass_counts.csv")
     write_pass_counts(run_dir / "pass_counts.csv", [c for c in counts if c.checkpoint != "target"])

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-from pipeline.seeds import SEED_BITS, sample_key, sample_seed
+from pipeline.generate.seeds import SEED_BITS, sample_key, sample_seed
 
 
 def test_seed_is_pinned_across_runs_and_machines():

@@ -153,7 +153,7 @@ def _verdict_map(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_slurm_run_equals_a_local_run(slurm_cluster, tmp_path):
-    from pipeline.generate import generate_family
+    from pipeline.generate.stage import generate_family
 
     config = write_tiny_setup(tmp_path / "fam", names=("a", "b"), problems=PROBLEMS, n=3, batch_size=3)
     family = load_family(config)

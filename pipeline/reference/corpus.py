@@ -72,5 +72,5 @@ def held_out_documents(count: int = HELD_OUT_DOCUMENTS, seed: int = HELD_OUT_SEE
 
 
 def write_held_out(path: str | Path, rows: list[dict]) -> None:
-    """Write the held-out corpus as JSONL with a "text" field (what ``pipeline.loss`` reads)."""
+    """Write the held-out corpus as JSONL with a "text" field (what ``pipeline.forecast.loss`` reads)."""
     Path(path).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), encoding="utf-8")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report_fields import actual_value, interval, level_label, level_of, number, param
-from pipeline.report_figures import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, _flops_axis,
-                                     _pyplot, _save)
-from pipeline.report_inputs import RunInputs
+from pipeline.report.fields import actual_value, interval, level_label, level_of, number, param
+from pipeline.report.inputs import RunInputs
+from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, flops_axis,
+                                   pyplot, save_figure)
 
 LOSS_LABEL = "final loss on held-out code  (nats per token)"
 
@@ -54,7 +54,7 @@ def loss_figure(run: RunInputs, out_dir: Path) -> Path | None:
     value, band = number(prediction.get("value")), interval(prediction)
     if not points and value is None:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.2))
     level = level_label(level_of(loss))
     lo_x = min([p["x"] for p in points] + [1.0]) / 2.0
@@ -90,9 +90,9 @@ def loss_figure(run: RunInputs, out_dir: Path) -> Path | None:
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title(f"Loss forecast for {run.target_name}")
-    _flops_axis(ax, run.target_compute)
+    flops_axis(ax, run.target_compute)
     ax.legend(loc="upper right", frameon=True)
-    return _save(fig, out_dir / "loss.png")
+    return save_figure(fig, out_dir / "loss.png")
 
 
 METHOD_STYLE = [("o", "#1f77b4"), ("s", "#ff7f0e"), ("^", "#2ca02c"), ("D", "#9467bd")]
@@ -100,12 +100,12 @@ METHOD_STYLE = [("o", "#1f77b4"), ("s", "#ff7f0e"), ("^", "#2ca02c"), ("D", "#94
 
 def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
     """Forecast error (forecast − actual) against extrapolation factor; filled = actual inside the interval."""
-    from pipeline.report_sections import backtest_rows
+    from pipeline.report.stored import backtest_rows
 
     rows = [r for r in backtest_rows(run) if r["factor"] and r["error"] is not None and r["failure"] is None]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
     level = level_label(level_of((run.backtest or {}).get("options")) or level_of(run.forecast))
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -136,7 +136,7 @@ def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
     ax.set_ylabel("forecast − actual\n(mean log pass rate)")
     ax.set_title("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
     ax.legend(loc="best", frameon=True)
-    return _save(fig, out_dir / "backtest.png")
+    return save_figure(fig, out_dir / "backtest.png")
 
 
 def _factor_ticks(ax, lo: float, hi: float) -> None:

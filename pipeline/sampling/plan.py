@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.adaptive import CellDesign, Design, forecast_from_means, plan_next_round
+from pipeline.sampling.adaptive import CellDesign, Design, forecast_from_means, plan_next_round
 from pipeline.errors import UserError
-from pipeline.passuntil import COMPLETE, CellEstimate, estimate_cell, read_ordered_outcomes
+from pipeline.sampling.passuntil import COMPLETE, CellEstimate, estimate_cell, read_ordered_outcomes
 from pipeline.records import PassCount, atomic_write_json, atomic_write_text, read_pass_counts
 
 DESIGN_OPTIONS = ("r", "budget", "pilot", "round_size", "samples_per_cell", "r_max", "prior", "target",
@@ -37,7 +37,7 @@ def load_design(path: Path) -> Design:
 
 def run_counts(run_dir: Path) -> tuple[list[PassCount], dict, dict]:
     """(counts over each cell's contiguous sample_index prefix, manifest, ordered outcomes) of a run."""
-    from pipeline.run import read_manifest
+    from pipeline.manifest import read_manifest
 
     manifest = read_manifest(run_dir)
     computes = {c["name"]: float(c["compute"]) for c in manifest["checkpoints"]}

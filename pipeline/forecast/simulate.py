@@ -153,7 +153,7 @@ def forecast_study(replicates: int, n: int = 100, methods: tuple[str, ...] = ("a
     E_P[log p] over the problems P that the report's rule selected from the sampled counts.
     """
     from pipeline.errors import UserError
-    from pipeline.fit import FitOptions, prepare, run_method
+    from pipeline.forecast.fit import FitOptions, prepare, run_method
 
     options = FitOptions(level=level, bootstrap=draws, seed=seed)
     rows = []

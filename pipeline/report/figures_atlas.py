@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report_figures import EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, _pyplot, _save
-from pipeline.report_inputs import RunInputs
+from pipeline.report.inputs import RunInputs
+from pipeline.report.style import EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, pyplot, save_figure
 
 FALLING_FILL = "#fde0dc"
 
 
 def problem_grid(run: RunInputs):
     """(checkpoints, normalised compute [ckpt], task_ids, rate [ckpt, problem] with NaN where unsampled)."""
-    from pipeline.report_tables import counts_by_checkpoint
+    from pipeline.report.tables import counts_by_checkpoint
 
     grouped = counts_by_checkpoint(run.counts)
     target_c = run.target_compute or max(g["compute"] for g in grouped.values())
@@ -56,7 +56,7 @@ def atlas_figure(run: RunInputs, out_dir: Path) -> Path | None:
     used = set((run.forecast or {}).get("problems") or [])
     target = run.target_name
     fit_rows = [j for j, c in enumerate(checkpoints) if c != target]
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(16, max(4, math.ceil(math.sqrt(len(tasks) * 1.6))))
     rows = math.ceil(len(tasks) / cols)
     fig = plt.figure(figsize=(13, 4.6 + 0.62 * rows))
@@ -64,7 +64,7 @@ def atlas_figure(run: RunInputs, out_dir: Path) -> Path | None:
     grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.62 * rows], hspace=1.5 / mean_height)  # ~1.5 inch gap
     _overview(fig.add_subplot(grid[0]), x, rate, tasks, falling, fit_rows, checkpoints, target)
     _cells(fig.add_subplot(grid[1]), x, rate, tasks, falling, used, fit_rows, cols, rows, checkpoints, target)
-    return _save(fig, out_dir / "atlas.png")
+    return save_figure(fig, out_dir / "atlas.png")
 
 
 def _overview(ax, x, rate, tasks, falling, fit_rows, checkpoints, target) -> None:

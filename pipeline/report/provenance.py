@@ -1,9 +1,9 @@
 """The provenance table: where a run's numbers came from (digests, code, engine/device, sandbox, limits)."""
 from __future__ import annotations
 
-from pipeline.report_document import Table, fmt
-from pipeline.report_fields import number
-from pipeline.report_inputs import RunInputs
+from pipeline.report.document import Table, fmt
+from pipeline.report.fields import number
+from pipeline.report.inputs import RunInputs
 
 SHOWN = [("family", "family"), ("created_at", "created (UTC)"), ("config_digest", "config digest (sha256)"),
          ("config_path", "config file"), ("problems.digest", "problem-set digest (sha256)"),

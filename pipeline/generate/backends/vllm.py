@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import vllm
 from vllm import LLM, SamplingParams
 
-from pipeline.backends import Completion, Request, SamplingOptions
+from pipeline.generate.backends import Completion, Request, SamplingOptions
 
 CHUNK = 8192  # requests per LLM.generate call: bounds the work an interruption can lose
 

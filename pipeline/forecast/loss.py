@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.errors import UserError
 from pipeline.records import BadInput, JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
 
-DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent / "reference" / "data"
+DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent.parent / "reference" / "data"
 SOURCE_SUFFIXES = {".py", ".c", ".h", ".cc", ".cpp", ".java", ".js", ".ts", ".go", ".rs", ".rb", ".sh", ".txt"}
 
 
@@ -161,7 +161,7 @@ def write_measurements(path: Path, rows: dict) -> None:
 
 def fit_and_forecast(rows: dict, target: str | None, target_compute: float, options: LossOptions) -> dict:
     """The loss.json object: law with bootstrap intervals, forecast at the target, actual beside it."""
-    from pipeline.loss_law import bootstrap_loss_law, fit_loss_law, identifiability
+    from pipeline.forecast.loss_law import bootstrap_loss_law, fit_loss_law, identifiability
 
     limit = target_compute * options.max_fit_compute_fraction if options.max_fit_compute_fraction else None
     points, fit_names = [], []
@@ -252,7 +252,7 @@ def _main(args) -> int:
     options = LossOptions(corpus=args.corpus, max_documents=args.max_documents, bootstrap=args.bootstrap,
                           max_fit_compute_fraction=args.max_fit_compute_fraction, device=args.device)
     if args.run_dir is not None:
-        from pipeline.run import read_manifest
+        from pipeline.manifest import read_manifest
 
         manifest = read_manifest(args.run_dir)
         models = [LossModel(c["name"], c["model"], float(c["compute"]), c.get("revision"))

@@ -3,7 +3,7 @@
 - ``aggregate``: the GPT-4 report's fit, least squares of log(-E_P[log(c/n)]) on log C (one power law),
   intervals by bootstrap over problems and samples.
 - ``per-problem``: every problem's own law fitted to its binomial counts with exponents pooled across
-  problems (pipeline.problem_laws), then the extrapolations averaged; intervals from each problem's
+  problems (pipeline.forecast.problem_laws), then the extrapolations averaged; intervals from each problem's
   posterior (a parametric bootstrap over samples). A sum of power laws is not a power law; this method
   does not pretend it is.
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.estimate import bootstrap_mean_log, percentile_interval
-from pipeline.problem_laws import fit_hierarchical
+from pipeline.forecast.estimate import bootstrap_mean_log, percentile_interval
+from pipeline.forecast.problem_laws import fit_hierarchical
 
 MIN_POINTS = 3
 

@@ -1,22 +1,17 @@
-"""Capability fit and forecast: -E_P[log pass_rate(C)] = alpha * C^(-k), per bucket and overall.
+"""The capability fit's public primitives: options, the P/M-restricted data, one method's fit, its prediction
+block, the target's actual and the checkpoints' measured points.
 
-``forecast_from_counts`` turns pass counts into the forecast JSON (docs/forecasting.md has every field);
-``capforecast fit`` runs it on a run directory or a bare pass-counts CSV. The target checkpoint, when its
-counts are present, is never used in the fit: only to report ``actual``.
+``pipeline.forecast.capability`` assembles these (and the buckets) into the forecast JSON. The target
+checkpoint, when its counts are present, is never used in the fit: only to report ``actual``.
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.records import PassCount
-
-HUMANEVAL_PROBLEMS, HUMANEVAL_HARDEST = 164, 15
-
 
 @dataclass
 class FitOptions:
@@ -50,7 +45,7 @@ class FitData:
 def prepare(counts: list[PassCount], target_name: str | None, target_compute: float | None,
             options: FitOptions) -> FitData:
     """Choose the target and the fit checkpoints, and apply the report's P/M rule."""
-    from pipeline.estimate import count_table, restrict_solved_by_all
+    from pipeline.forecast.estimate import count_table, restrict_solved_by_all
 
     table = count_table(counts)
     if target_name is not None and target_name not in table.checkpoints and target_compute is None:
@@ -95,7 +90,7 @@ def prepare(counts: list[PassCount], target_name: str | None, target_compute: fl
 def run_method(method: str, table, models: list[str], problems: list[str], target_compute: float,
                options: FitOptions, seed_offset: int = 0):
     """Fit one method on the given models x problems; returns a fit_methods.MethodFit."""
-    from pipeline.fit_methods import METHODS
+    from pipeline.forecast.methods import METHODS
 
     sub = table.select(models, problems)
     rng = np.random.default_rng([options.seed, seed_offset])
@@ -103,60 +98,10 @@ def run_method(method: str, table, models: list[str], problems: list[str], targe
     return METHODS[method](x, sub.n.astype(float), sub.passed.astype(float), options.level, options.bootstrap, rng)
 
 
-def forecast_from_counts(counts: list[PassCount], target_name: str | None, target_compute: float | None,
-                         options: FitOptions) -> dict:
-    """The forecast JSON for the target; raises UserError (clear message) when no fit is possible."""
-    from pipeline.buckets import bucket_forecasts
-    from pipeline.fit_methods import METHODS, resolve_method
-    from pipeline.problem_laws import falling_problems
-
-    if not 0 < options.level < 1:
-        raise UserError(f"interval level must be between 0 and 1, got {options.level}")
-    method = resolve_method(options.method)
-    data = prepare(counts, target_name, target_compute, options)
-    models, problems = data.restriction.models, data.restriction.problems
-    fit = run_method(method, data.table, models, problems, data.target_compute, options)
-    model_table = data.table.select(models)
-    x_all = np.log(model_table.compute / data.target_compute)
-    falling = falling_problems(x_all, model_table.n.astype(float), model_table.passed.astype(float))
-    out = {
-        "method": method,
-        "target": {"name": data.target_name, "compute": data.target_compute},
-        "alpha": fit.alpha, "alpha_interval": list(fit.alpha_interval),
-        "k": fit.k, "k_interval": list(fit.k_interval),
-        "problems": problems, "models": models,
-        "prediction": prediction_block(fit, data, problems, options),
-    }
-    actual = actual_value(data, problems, method, fit, options)
-    if actual is not None:
-        out["actual"] = actual
-    out["points"] = checkpoint_points(data, problems, options)
-    out["curve"] = [{"normalized_compute": float(np.exp(x)), "compute": float(np.exp(x) * data.target_compute),
-                     "value": float(v), "interval": [float(lo), float(hi)]}
-                    for x, v, lo, hi in zip(fit.curve_x, fit.curve, fit.curve_lo, fit.curve_hi)]
-    out["law"] = fit.details | {"method": method}
-    out["excluded"] = data.excluded
-    out["non_monotone"] = [model_table.task_ids[i] for i in falling]
-    out["buckets"], out["hardest_excluded"] = bucket_forecasts(data, method, options)
-    if options.alternatives:
-        out["alternatives"] = {}
-        for other in METHODS:
-            if other == method:
-                continue
-            try:
-                alt = run_method(other, data.table, models, problems, data.target_compute, options)
-                out["alternatives"][other] = {"alpha": alt.alpha, "k": alt.k, "prediction": {
-                    "value": alt.prediction, "interval": list(alt.interval), "level": options.level}}
-            except UserError as exc:
-                out["alternatives"][other] = {"error": str(exc)}
-    out["options"] = asdict(options)
-    return out
-
-
 def prediction_block(fit, data: FitData, problems: list[str], options: FitOptions) -> dict:
     """The forecast's value and interval, and (when the method gives pass-rate draws and the target's sample
     budget is known) the interval for what that budget will measure, which is what an actual is judged by."""
-    from pipeline.fit_methods import measurement_interval
+    from pipeline.forecast.methods import measurement_interval
 
     block = {"value": fit.prediction, "interval": list(fit.interval), "level": options.level}
     n = target_sample_counts(data, problems, options)
@@ -185,7 +130,7 @@ def judged_interval(prediction: dict) -> list[float]:
 
 def actual_value(data: FitData, problems: list[str], method: str, fit, options: FitOptions) -> dict | None:
     """The target's measured E_P[log(c/n)]; on the problems it solves, with the forecast redone on those."""
-    from pipeline.estimate import log_pass_rate
+    from pipeline.forecast.estimate import log_pass_rate
 
     if data.target_table is None:
         return None
@@ -209,7 +154,7 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
 
 def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -> list[dict]:
     """Measured E_P[log(c/n)] over P for every checkpoint in the input (fitted or not), with bootstrap intervals."""
-    from pipeline.estimate import basic_interval, bootstrap_mean_log
+    from pipeline.forecast.estimate import basic_interval, bootstrap_mean_log
 
     rng = np.random.default_rng([options.seed, 99])
     used = set(data.restriction.models)
@@ -235,84 +180,3 @@ def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -
                 point["mean_log_pass_rate"] = None
             points.append(point)
     return points
-
-
-def forecast_or_error(counts: list[PassCount], target_name: str | None, target_compute: float | None,
-                      options: FitOptions) -> dict:
-    """Like forecast_from_counts, but a UserError becomes {"error": message, ...} so a report can still be written."""
-    try:
-        return forecast_from_counts(counts, target_name, target_compute, options)
-    except UserError as exc:
-        return {"error": str(exc), "method": options.method,
-                "target": {"name": target_name, "compute": target_compute}, "options": asdict(options)}
-
-
-def add_fit_arguments(parser: argparse.ArgumentParser, methods: bool = False) -> None:
-    """Options shared by fit and backtest (backtest takes a comma-separated list of methods, or all)."""
-    if methods:
-        parser.add_argument("--method", default="all", help="comma-separated methods to score (default: all)")
-    else:
-        parser.add_argument("--method", default="default", help="default, aggregate (the report's) or per-problem")
-    parser.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
-    parser.add_argument("--buckets", type=int, default=6, help="difficulty buckets (default 6)")
-    parser.add_argument("--hardest-excluded", type=int, default=None,
-                        help="H hardest problems left out of the buckets (default 15/164 of the problems)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates / posterior draws")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
-                        help="fit only checkpoints with compute <= FRACTION x target compute")
-
-
-def options_from_args(args) -> FitOptions:
-    return FitOptions(level=args.level, max_fit_compute_fraction=getattr(args, "max_fit_compute_fraction", None),
-                      method=args.method if "," not in args.method and args.method != "all" else "default", buckets=args.buckets, hardest_excluded=args.hardest_excluded,
-                      bootstrap=args.bootstrap, seed=args.seed)
-
-
-def counts_source(args) -> tuple[Path, Path | None]:
-    """(pass-counts CSV, run directory or None) from --pass-counts / RUN_DIR / --run."""
-    positional = getattr(args, "run_dir", None)
-    if positional and args.run and Path(args.run) != Path(positional):
-        raise UserError(f"two run directories given: {positional} and --run {args.run}")
-    if args.run or positional:
-        run = Path(args.run or positional)
-        if not run.is_dir():
-            raise UserError(f"{run}: run directory not found")
-        return run / "pass_counts.csv", run
-    if not args.pass_counts:
-        raise UserError("give a run directory (RUN_DIR or --run DIR) or --pass-counts FILE.csv")
-    return Path(args.pass_counts), None
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("fit", help="fit the capability law and forecast the target",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
-                        "(same as --run)")
-    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
-    parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes forecast.json)")
-    parser.add_argument("--out", help="forecast JSON to write (default: RUN/forecast.json)")
-    parser.add_argument("--target", help="target checkpoint name (default: the largest compute in the CSV)")
-    parser.add_argument("--target-compute", type=float, help="target training FLOPs (raw)")
-    add_fit_arguments(parser)
-    parser.set_defaults(func=handle_fit)
-
-
-def handle_fit(args) -> int:
-    from pipeline.records import atomic_write_json, read_pass_counts
-
-    csv_path, run = counts_source(args)
-    out = Path(args.out) if args.out else (run / "forecast.json" if run else None)
-    if out is None:
-        raise UserError("give --out FILE.json (or a run directory, to write RUN_DIR/forecast.json)")
-    result = forecast_from_counts(read_pass_counts(csv_path), args.target, args.target_compute,
-                                  options_from_args(args))
-    atomic_write_json(out, result)
-    p = result["prediction"]
-    line = (f"{result['method']}: E_P[log pass rate] at {result['target']['name'] or 'target'} = {p['value']:.4f} "
-            f"[{p['interval'][0]:.4f}, {p['interval'][1]:.4f}] ({p['level']:.0%}); alpha={result['alpha']:.4g} "
-            f"k={result['k']:.3g}; {len(result['problems'])} problems")
-    if "actual" in result and result["actual"]["value"] is not None:
-        line += f"; actual {result['actual']['value']:.4f}"
-    print(line + f"\nwrote {out}")
-    return 0

@@ -6,48 +6,20 @@ import math
 import numpy as np
 from pathlib import Path
 
-from pipeline.report_document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_factor, fmt_flops,
+from pipeline.report.document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_factor, fmt_flops,
                                       fmt_interval, fmt_percent)
-from pipeline.report_fields import actual_value, comparison, interval, level_label, level_of, number
-from pipeline.report_inputs import RunInputs
-
-
-def _registered_for_target(run: RunInputs) -> list[dict]:
-    name = run.target_name
-    out = []
-    for f in run.registered:
-        target = f.get("target")
-        target_name = target.get("name") if isinstance(target, dict) else target
-        if target_name in (None, name):
-            out.append(f)
-    return out
-
-
-def registered_at(forecast: dict) -> str | None:
-    """When a registered forecast was recorded, as 'YYYY-MM-DD HH:MM UTC' (or as stored, if not ISO 8601)."""
-    from datetime import datetime, timezone
-
-    for key in ("registered_at", "created_at", "timestamp"):
-        stamp = forecast.get(key)
-        if isinstance(stamp, str):
-            try:
-                when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            except ValueError:
-                return stamp
-            when = when.astimezone(timezone.utc) if when.tzinfo else when
-            return when.strftime("%Y-%m-%d %H:%M UTC")
-    return None
+from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number
+from pipeline.report.inputs import RunInputs
+from pipeline.report.stored import backtest_rows, registered_at, registered_for_target, registered_prediction, scores_by_file
 
 
 def _registration_note(run: RunInputs) -> str:
     """'; registered 2026-11-26 12:00 UTC, before the target's samples existed' or ''."""
-    from pipeline.report_tables import _scores_by_file
-
-    registered = [r for r in _registered_for_target(run) if registered_at(r)]
+    registered = [r for r in registered_for_target(run) if registered_at(r)]
     if not registered:
         return ""
     first = registered[0]
-    before = _scores_by_file(run.scores).get(first["_file"], {}).get("registered_before_target_samples")
+    before = scores_by_file(run.scores).get(first["_file"], {}).get("registered_before_target_samples")
     text = f"; registered {registered_at(first)}"
     if before is True:
         text += ", before the target's samples existed"
@@ -165,32 +137,6 @@ def evidence_summary(run: RunInputs) -> str | None:
 
 def _loss(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
-
-
-def backtest_rows(run: RunInputs) -> list[dict]:
-    """backtest.json rows normalised: name, method, factor, value, band, actual, error, covered, failure."""
-    block = run.backtest or {}
-    out = []
-    for r in block.get("rows") or block.get("results") or []:
-        if not isinstance(r, dict):
-            continue
-        pred = r.get("prediction") if "prediction" in r else r.get("forecast")
-        value, actual = number(pred), number(r.get("actual"))
-        band = interval(r.get("judged_by")) or (interval(pred) if isinstance(pred, dict) else interval(r.get("interval")))
-        error = number(r.get("signed_error"))
-        if error is None:
-            error = number(r.get("error"))
-        if error is None and value is not None and actual is not None:
-            error = value - actual
-        covered = r.get("covered")
-        if not isinstance(covered, bool):
-            covered = (band[0] <= actual <= band[1]) if band and actual is not None else None
-        out.append({"name": str(r.get("target") or r.get("held_out") or r.get("checkpoint") or "?"),
-                    "method": str(r.get("method") or ""), "holdout": r.get("holdout"),
-                    "factor": number(r.get("extrapolation") or r.get("extrapolation_factor")),
-                    "value": value, "band": band, "actual": actual, "error": error, "covered": covered,
-                    "failure": r["error"] if isinstance(r.get("error"), str) else None})
-    return out
 
 
 def backtest_summary(run: RunInputs) -> str | None:

@@ -17,11 +17,11 @@ FIGURES = "figures"
 def write_report(run_dir: Path, html: bool = True) -> Path:
     """Write the run's report; returns the path of report.md."""
     from pipeline.records import atomic_write_text
-    from pipeline.report_document import to_markdown
-    from pipeline.report_figures import all_figures
-    from pipeline.report_inputs import load_run
-    from pipeline.report_sections import build_document
-    from pipeline.report_tables import all_tables
+    from pipeline.report.document import to_markdown
+    from pipeline.report.figures import all_figures
+    from pipeline.report.inputs import load_run
+    from pipeline.report.sections import build_document
+    from pipeline.report.tables import all_tables
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
@@ -31,7 +31,7 @@ def write_report(run_dir: Path, html: bool = True) -> Path:
     atomic_write_text(md_path, to_markdown(doc, relative_to=run_dir))
     _readable(md_path)
     if html:
-        from pipeline.report_html import to_html
+        from pipeline.report.html import to_html
 
         atomic_write_text(run_dir / REPORT_HTML, to_html(doc))
         _readable(run_dir / REPORT_HTML)

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from pipeline.adaptive import Design, plan_next_round
+from pipeline.sampling.adaptive import Design, plan_next_round
 from pipeline.errors import UserError
-from pipeline.passuntil import COMPLETE, read_ordered_outcomes
+from pipeline.sampling.passuntil import COMPLETE, read_ordered_outcomes
 from pipeline.records import PassCount, atomic_write_json
 
 PLAN_FILE = "plan.json"
@@ -29,7 +29,7 @@ SETTINGS = ("pilot", "r", "budget", "round_size", "samples_per_cell")
 
 def design_for(run_dir: Path, family) -> Design:
     """The run's recorded design (plan.json), or a new one from ``family.sampling.adaptive``."""
-    from pipeline.plan import load_design
+    from pipeline.sampling.plan import load_design
 
     settings = family.sampling.adaptive
     if settings is None:
@@ -115,8 +115,8 @@ def passuntil_estimates(run_dir: Path, manifest: dict | None = None) -> dict:
     The summary's ``points`` give each checkpoint's unbiased mean log p (when all its cells are
     complete) and ``prediction`` the report's aggregate fit on them, with an interval from their SEs.
     """
-    from pipeline.plan import estimate_run, load_design, summarize, write_estimates
-    from pipeline.run import read_manifest
+    from pipeline.sampling.plan import estimate_run, load_design, summarize, write_estimates
+    from pipeline.manifest import read_manifest
 
     run_dir = Path(run_dir)
     manifest = manifest or read_manifest(run_dir)

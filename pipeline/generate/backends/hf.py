@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from pipeline.backends import Completion, Request, SamplingOptions
+from pipeline.generate.backends import Completion, Request, SamplingOptions
 
 
 def pick_device_dtype(dtype: str = "auto") -> tuple[str, torch.dtype]:

@@ -7,7 +7,7 @@ from typing import Iterable, Iterator, Protocol
 
 from pipeline.errors import UserError
 
-BACKENDS = {"transformers": "pipeline.backends.hf", "hf": "pipeline.backends.hf", "vllm": "pipeline.backends.vllm"}
+BACKENDS = {"transformers": "pipeline.generate.backends.hf", "hf": "pipeline.generate.backends.hf", "vllm": "pipeline.generate.backends.vllm"}
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,9 @@ def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path
                       target: str | None = None, target_compute: float | None = None,
                       out_dir: str | Path | None = None, options=None) -> Path:
     """Fit without the target's counts and write an immutable record under forecasts/; return its path."""
-    from pipeline.fit import FitOptions, forecast_from_counts
-    from pipeline.run import code_version
+    from pipeline.forecast.fit import FitOptions
+    from pipeline.forecast.capability import forecast_from_counts
+    from pipeline.manifest import code_version
 
     run_dir = Path(run_dir) if run_dir is not None else None
     manifest = _manifest(run_dir) if run_dir is not None else {}
@@ -108,7 +109,7 @@ def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path
 
 
 def _manifest(run_dir: Path) -> dict:
-    from pipeline.run import read_manifest
+    from pipeline.manifest import read_manifest
 
     return read_manifest(run_dir)
 
@@ -169,7 +170,7 @@ def _time(stamp: str) -> datetime:
 def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path | None = None,
                     forecasts_dir: str | Path | None = None) -> dict:
     """Compare every registered record with the target's actual result; write forecasts/scores.json."""
-    from pipeline.fit import judged_interval
+    from pipeline.forecast.fit import judged_interval
 
     run_dir = Path(run_dir) if run_dir is not None else None
     counts_path = Path(counts_path) if counts_path else (run_dir / "pass_counts.csv" if run_dir else None)

@@ -9,54 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report_fields import comparison, interval, level_label, level_of, number, series
-from pipeline.report_inputs import RunInputs
-
-DPI = 130
-FORECAST_COLOR = "#d62728"
-ACTUAL_COLOR = "#111111"
-FIT_COLOR = "#1f77b4"
-EXCLUDED_COLOR = "#9a9a9a"
-X_LABEL = "training compute ÷ target's compute  (log scale; target = 1)"
-Y_LABEL = "mean log pass rate  E_P[ln pass rate]"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11,
-                         "legend.fontsize": 9, "axes.grid": True, "grid.alpha": 0.3,
-                         "axes.spines.top": False, "axes.spines.right": False})
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.08, metadata={"Software": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
-def _flops_axis(ax, target_compute: float | None) -> None:
-    """A top axis in raw FLOPs for a normalised-compute x axis."""
-    if not target_compute:
-        return
-    top = ax.secondary_xaxis("top", functions=(lambda x: x * target_compute, lambda f: f / target_compute))
-    top.set_xlabel("training compute (FLOPs)")
-
-
-def _pass_rate_axis(ax) -> None:
-    """A right axis translating mean log pass rate into a geometric-mean pass rate."""
-    right = ax.secondary_yaxis("right", functions=(lambda y: np.exp(np.clip(y, -50, 50)),
-                                                   lambda p: np.log(np.clip(p, 1e-22, None))))
-    right.set_ylabel("geometric-mean pass rate  exp(y)")
-    ax.spines["right"].set_visible(False)
-
+from pipeline.report.fields import comparison, interval, level_label, level_of, number, series
+from pipeline.report.inputs import RunInputs
+from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, Y_LABEL,
+                                    flops_axis, pass_rate_axis, pyplot, save_figure)
 
 # ---------------------------------------------------------------- capability data
 
@@ -204,7 +160,7 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
     forecast = run.forecast or {}
     if run.forecast_error:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.6))
     n_problems = len(forecast.get("problems") or []) or None
     title = f"Capability forecast for {run.target_name}" + (f" — {n_problems} problems" if n_problems else "")
@@ -213,11 +169,11 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
         return None
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel(Y_LABEL)
-    _flops_axis(ax, run.target_compute)
-    _pass_rate_axis(ax)
+    flops_axis(ax, run.target_compute)
+    pass_rate_axis(ax)
     ax.legend(loc="lower right", frameon=True)
     _target_inset(ax, forecast)
-    return _save(fig, out_dir / "capability.png")
+    return save_figure(fig, out_dir / "capability.png")
 
 
 def _target_inset(ax, forecast: dict) -> None:
@@ -251,7 +207,7 @@ def _target_inset(ax, forecast: dict) -> None:
 
 def bucket_points(run: RunInputs, problems: list[str], models: set[str]) -> list[dict]:
     """Measured E_P[log(c/n)] per fit checkpoint over one bucket's problems (cheap: from pass_counts.csv)."""
-    from pipeline.report_tables import counts_by_checkpoint
+    from pipeline.report.tables import counts_by_checkpoint
 
     target_c, wanted, out = run.target_compute, set(problems), []
     if not target_c:
@@ -273,7 +229,7 @@ def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
     buckets = [b for b in forecast.get("buckets") or [] if isinstance(b, dict)]
     if run.forecast_error or not buckets:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(3, len(buckets))
     rows = math.ceil(len(buckets) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True)
@@ -309,7 +265,7 @@ def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
                    bbox_to_anchor=(0.5, -0.04))
     fig.suptitle(f"Forecast per difficulty bucket ({level} intervals; 1 = easiest)", fontsize=13)
     fig.tight_layout()
-    return _save(fig, out_dir / "buckets.png")
+    return save_figure(fig, out_dir / "buckets.png")
 
 
 def _wrap(text: str, width: int) -> str:
@@ -320,8 +276,8 @@ def _wrap(text: str, width: int) -> str:
 
 def figure_makers() -> dict:
     """Figure name -> maker, in the report's order."""
-    from pipeline.report_figures_atlas import atlas_figure
-    from pipeline.report_figures_loss import backtest_figure, loss_figure
+    from pipeline.report.figures_atlas import atlas_figure
+    from pipeline.report.figures_loss import backtest_figure, loss_figure
 
     return {"capability": capability_figure, "buckets": buckets_figure, "loss": loss_figure,
             "atlas": atlas_figure, "backtest": backtest_figure}

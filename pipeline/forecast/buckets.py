@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.forecast.fit import actual_value, prediction_block, run_method
+
+HUMANEVAL_PROBLEMS, HUMANEVAL_HARDEST = 164, 15   # the report left the 15 hardest of 164 out of its buckets
 
 
 def hardest_count(n_problems: int, hardest_excluded: int | None) -> int:
     """H: as given, else 15 of HumanEval's 164 scaled to the problem count."""
-    from pipeline.fit import HUMANEVAL_HARDEST, HUMANEVAL_PROBLEMS
-
     if hardest_excluded is not None:
         if hardest_excluded < 0:
             raise UserError(f"--hardest-excluded must be >= 0, got {hardest_excluded}")
@@ -31,8 +32,6 @@ def split_buckets(task_ids: list[str], pass_rate: np.ndarray, buckets: int,
 
 def bucket_forecasts(data, method: str, options) -> tuple[list[dict], dict]:
     """A forecast per bucket; a bucket that cannot be fitted carries {"error": message} instead."""
-    from pipeline.fit import actual_value, prediction_block, run_method
-
     models = data.restriction.models
     table = data.table.select(models)
     observed = table.n.sum(axis=0) > 0

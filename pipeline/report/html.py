@@ -6,7 +6,7 @@ import html
 import re
 from pathlib import Path
 
-from pipeline.report_document import Document, Figure, Heading, Paragraph, Table
+from pipeline.report.document import Document, Figure, Heading, Paragraph, Table
 
 # The page may load nothing from anywhere: a policy that makes the browser refuse (and log) any attempt.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

@@ -19,9 +19,9 @@ from pipeline.records import PassCount
 def backtest(counts: list[PassCount], options, methods: list[str] | None = None,
              max_holdout: int | None = None) -> dict:
     """Rows (holdout m, target, method) with prediction, actual, error, coverage; plus a per-method summary."""
-    from pipeline.estimate import count_table
-    from pipeline.fit import actual_value, prepare, run_method
-    from pipeline.fit_methods import METHODS, resolve_method
+    from pipeline.forecast.estimate import count_table
+    from pipeline.forecast.fit import actual_value, prepare, run_method
+    from pipeline.forecast.methods import METHODS, resolve_method
 
     methods = [resolve_method(m) for m in (methods or list(METHODS))]
     table = count_table(counts)
@@ -53,7 +53,7 @@ def _score(subset, target, method, m, options, prepare, run_method, actual_value
         actual = actual_value(data, problems, method, fit, options)
     except UserError as exc:
         return row | {"error": str(exc)}
-    from pipeline.fit import judged_interval, prediction_block
+    from pipeline.forecast.fit import judged_interval, prediction_block
 
     pred = actual.get("prediction_on_same_problems") or prediction_block(fit, data, problems, options)
     largest = float(np.max(data.table.select(data.restriction.models).compute))
@@ -115,7 +115,7 @@ def format_table(result: dict) -> str:
 
 
 def register(subparsers) -> None:
-    from pipeline.fit import add_fit_arguments
+    from pipeline.forecast.capability import add_fit_arguments
 
     parser = subparsers.add_parser("backtest", help="hold out the largest checkpoints in turn and score forecasts",
                                    description=__doc__.splitlines()[0])
@@ -131,7 +131,7 @@ def register(subparsers) -> None:
 
 
 def handle_backtest(args: argparse.Namespace) -> int:
-    from pipeline.fit import counts_source, options_from_args
+    from pipeline.forecast.capability import counts_source, options_from_args
     from pipeline.records import atomic_write_json, read_pass_counts
 
     csv_path, run = counts_source(args)

