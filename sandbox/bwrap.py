@@ -1,4 +1,5 @@
-"""The ``bwrap`` backend: the fork server inside bubblewrap (user/net/pid/ipc/uts namespaces, read-only /usr)."""
+"""The ``bwrap`` backend: the fork server inside bubblewrap (user/net/pid/ipc/uts namespaces, a read-only root and
+/dev, size-limited tmpfs /tmp and /dev/shm: the only places a candidate can write, emptied after each program)."""
 from __future__ import annotations
 
 import functools
@@ -36,6 +37,7 @@ def bwrap_command(python: str, limits: Limits) -> list[str]:
     cmd += ["--proc", "/proc", "--dev", "/dev",
             "--size", str(SCRATCH_MB << 20), "--tmpfs", "/tmp",
             "--size", str(16 << 20), "--tmpfs", "/dev/shm",
+            "--remount-ro", "/dev", "--remount-ro", "/",   # nothing a candidate writes is read by a later exec
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--chdir", "/tmp",
             *server_argv(python, "--scratch", "/tmp", "--wipe", "/dev/shm")]
     return cmd

