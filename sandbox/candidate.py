@@ -144,6 +144,11 @@ def recv_job(sock):
 
 def zygote(ctrl):
     """Loop: receive a job, fork the candidate, report its pid; report each candidate's end as it happens."""
+    try:   # the sandbox's memory cgroup, when full, kills candidates (inherited) and us before the server
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
     prctl(PR_SET_DUMPABLE, 0)
     for name in PRELOAD:
         try:

@@ -273,6 +273,14 @@ AIMED = {
         "        pids.append(pid)\n"
         "    for pid in pids:\n        os.waitpid(pid, 0)\n"
         "    return a + b\n"),
+    "memory-bomb-across-forks": (   # 6 x 400 MB, each under the per-process limit: the sandbox's own bound
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    for _ in range(6):\n"
+        "        if os.fork() == 0:\n"
+        "            x = bytearray(400 << 20)\n            time.sleep(10)\n            os._exit(0)\n"
+        "    time.sleep(10)\n"
+        "    return a + b\n"),
     "sysv-shm-hoard": LIBC + (   # 1.4 GB of shared memory that would outlive the program
         "for i in range(7):\n"
         "    sid = libc.shmget(0x5CA1E + i, 200 << 20, 0o1666)\n"

@@ -23,7 +23,7 @@ EXPECTED = {   # the status each resource class must get; every other hostile ca
     # aimed at the fork-server design (issue 16)
     "cpu-in-forked-children": TIMED_OUT, "partial-frame-then-sleep": TIMED_OUT,
     "reply-padded-under-the-bound": TIMED_OUT,   # the judge's decoding is the program's CPU
-    "realtime-signal": CRASHED,
+    "realtime-signal": CRASHED, "memory-bomb-across-forks": {TIMED_OUT, OUT_OF_MEMORY, CRASHED},
 }
 CPU_SECONDS = {"reply-padded-under-the-bound": 0.1}   # 3 replies of ~60 ms of the judge's CPU each
 
