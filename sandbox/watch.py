@@ -85,12 +85,21 @@ class JudgeTimer:
         self.watch, self.armed = watch, False
 
     def __enter__(self):
-        signal.signal(signal.SIGPROF, self.fire)
+        if signal.getsignal(signal.SIGPROF) != JudgeTimer.dispatch:
+            signal.signal(signal.SIGPROF, JudgeTimer.dispatch)
+        JudgeTimer.current = self
         self.armed = True
         signal.setitimer(signal.ITIMER_PROF, self.watch.cpu + 0.01)
         return self
 
-    def fire(self, *_):
+    current = None
+
+    @staticmethod
+    def dispatch(*_):
+        if JudgeTimer.current is not None:
+            JudgeTimer.current.fire()
+
+    def fire(self):
         if self.armed:
             self.armed = False
             self.watch.stop = self.watch.stop or "CPU-time limit"
