@@ -153,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     base = [k for k in runs if k.endswith("(baseline)")]
     if base:
         print(f"this tree / baseline throughput: {table['capforecast (this tree)']['rate'] / table[base[0]]['rate']:.3f}")
+        before = runs[base[0]][0]
+        same = sum(before[i]["status"] == ours[i]["status"] for i in ours)
+        print(f"same status as the baseline on {same}/{len(ours)} samples")
+        for i in [i for i in ours if before[i]["status"] != ours[i]["status"]][:20]:
+            print(f"  CHANGED line {i + 1} {rows[i]['task_id']}: {before[i]['status']} -> {ours[i]['status']} "
+                  f"({ours[i].get('detail', '')[:100]})")
     print(f"statuses of this tree ({args.sandbox}, {args.workers} workers): {statuses}")
     differ = [i for i in subset if ours[i]["passed"] != theirs[i]["passed"]]
     for i in differ:

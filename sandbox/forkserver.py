@@ -1,8 +1,10 @@
 """The fork server (stdlib only): judges one program at a time inside the sandbox and decides the verdict.
 
-Per program: the zygote (a clean exec'd process that never sees a test) forks the candidate; this
-process execs the trusted test and calls ``check`` with proxies to the candidate; afterwards every
-process of the program is killed and reaped and the scratch dirs are emptied. Inside a sandbox this
+Per program: this process compiles the candidate into a memfd; the zygote (a clean exec'd process that
+never sees a test or a candidate's text) forks the candidate, which loads it; this process execs the
+trusted prompt and test and calls ``check`` with a proxy to the candidate's entry point, charging all the
+program's processes and its own work to the CPU limit; afterwards every process of the program is killed
+and reaped and the scratch dirs are emptied. Inside a sandbox this
 server is PID 1 of its own PID namespace, so the candidate cannot kill it; it talks to the host over
 its stdin/stdout only, which no child holds, and it is non-dumpable, so /proc and ptrace do not
 reach it. Started as ``python3 -I -S -c BOOT SOURCE --scratch DIR [--wipe DIR] [--channel SOCKET]``; with
