@@ -3,8 +3,9 @@
 The zygote is started by exec, never by fork from the server, and never reads a test or a candidate's text:
 the candidate's code (compiled by the server, which nothing forks from) reaches the forked child in a memfd
 the zygote only passes on. So a candidate finds neither the test nor any earlier program's text anywhere in
-its own memory (it is a copy of the zygote's). Each candidate process gets fresh rlimits, its own work dir and process group, a seccomp
-filter (sandbox.seccomp), and one fd besides stdio: none of them leads to the host or to the verdict.
+its own memory (it is a copy of the zygote's). Each candidate process gets fresh rlimits, its own work dir
+and process group, the zygote's seccomp filter (sandbox.seccomp, installed once in the zygote and inherited),
+and one fd besides stdio: none of them leads to the host or to the verdict.
 """
 import builtins
 import ctypes
@@ -113,7 +114,7 @@ def load_candidate(fd):
     return compile_candidate(data[1:].decode("utf-8", "surrogatepass"))
 
 
-def start_candidate(req, sock, out_w, source_fd, seccomp):
+def start_candidate(req, sock, out_w, source_fd):
     """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, filter, then the candidate."""
     try:
         os.setpgid(0, 0)
@@ -126,7 +127,6 @@ def start_candidate(req, sock, out_w, source_fd, seccomp):
         os.closerange(4, 1 << 16)
         os.chdir(req["work"])
         set_limits(req)
-        seccomp.apply()
         serve_candidate(3, code)
     finally:
         os._exit(70)
@@ -154,7 +154,10 @@ def zygote(ctrl):
     except OSError:
         pass
     prctl(PR_SET_DUMPABLE, 0)
-    seccomp = zygote_filter()
+    try:   # once, here: every candidate forked from us inherits it (and none can drop it)
+        zygote_filter().apply()
+    except OSError:
+        os._exit(4)   # never fork an unfiltered candidate: the server sees a dead zygote
     for name in PRELOAD:
         try:
             __import__(name)
@@ -192,7 +195,7 @@ def zygote(ctrl):
             sock.detach()
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            start_candidate(req, *fds, seccomp)
+            start_candidate(req, *fds)
         try:
             os.setpgid(pid, pid)
         except OSError:

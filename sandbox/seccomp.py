@@ -50,8 +50,8 @@ def program(arch, protected):
 
 
 class Filter:
-    """The compiled filter, built once in the zygote (its pid, group and parent are the keepers), applied in
-    each candidate with two prctl calls."""
+    """The compiled filter, built and installed once in the zygote (its pid, group and parent are the keepers);
+    every candidate it forks inherits it. The zygote itself needs none of what it denies."""
 
     def __init__(self, keepers):
         arch = platform.machine()
