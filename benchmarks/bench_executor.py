@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):   # ABBA...: load that drifts during the run favours neither tree
             for name in order if r % 2 == 0 else order[::-1]:
                 print(f"{name}: capforecast execute --sandbox {args.sandbox} on {len(rows)} samples ...", flush=True)
-                out = Path(tmp) / f"verdicts-{len(runs)}-{r}.jsonl"
+                out = Path(tmp) / f"verdicts-{name.split()[1]}-{r}.jsonl"
                 seconds = ours_run(samples, out, args.sandbox, args.workers, extra, trees[name])
                 _, before, n = runs.get(name, (None, 0.0, 0))
                 runs[name] = (read_verdicts(out), before + seconds, n + len(rows))
