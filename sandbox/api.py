@@ -14,20 +14,24 @@ PASSED = "passed"
 FAILED = "failed"              # assertion or exception in candidate or test
 TIMED_OUT = "timed out"        # CPU-time or wall-clock limit hit
 OUT_OF_MEMORY = "out of memory"
-CRASHED = "crashed"            # killed by a signal (segfault, abort, ...)
-SANDBOX_ERROR = "sandbox error"  # infrastructure fault, never silently a fail
+CRASHED = "crashed"            # killed by a signal (segfault, abort, ...), or killed its sandbox every time
+SANDBOX_ERROR = "sandbox error"  # infrastructure fault the candidate did not cause, never silently a fail
 STATUSES = (PASSED, FAILED, TIMED_OUT, OUT_OF_MEMORY, CRASHED, SANDBOX_ERROR)
 
 
 @dataclass(frozen=True)
 class Program:
-    """One candidate to judge: ``candidate`` (prompt + completion) then ``test``, then ``check(entry_point)``."""
+    """One candidate to judge: ``candidate`` (prompt + completion) then ``test``, then ``check(entry_point)``.
+
+    ``prompt`` (trusted, HumanEval's) is exec'd by the judge: the test's helpers come from it, and only the
+    entry point from the candidate. Without it, every name the test lacks is looked up in the candidate."""
 
     id: str
     candidate: str
     test: str
     entry_point: str
     cpu_seconds: float | None = None  # per-program override of Limits.cpu_seconds
+    prompt: str | None = None
 
 
 @dataclass(frozen=True)

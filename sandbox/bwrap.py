@@ -1,4 +1,5 @@
-"""The ``bwrap`` backend: the fork server inside bubblewrap (user/net/pid/ipc/uts namespaces, read-only /usr)."""
+"""The ``bwrap`` backend: the fork server inside bubblewrap (user/net/pid/ipc/uts namespaces, a read-only root and
+/dev, size-limited tmpfs /tmp and /dev/shm: the only places a candidate can write, emptied after each program)."""
 from __future__ import annotations
 
 import functools
@@ -6,12 +7,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
+from sandbox import cgroup
 from sandbox.api import Limits
 from sandbox.pool import ForkServerPool, PipeTransport, server_argv, slot_uid
 
 SANDBOX_UID = 65534       # what the candidate sees inside
 SCRATCH_MB = 256
+MEMORY_HEADROOM_MB = 512   # beyond one process's address-space limit: server, zygote, tmpfs, a few forks
 
 
 def find_python() -> str | None:
@@ -36,6 +40,7 @@ def bwrap_command(python: str, limits: Limits) -> list[str]:
     cmd += ["--proc", "/proc", "--dev", "/dev",
             "--size", str(SCRATCH_MB << 20), "--tmpfs", "/tmp",
             "--size", str(16 << 20), "--tmpfs", "/dev/shm",
+            "--remount-ro", "/dev", "--remount-ro", "/",   # nothing a candidate writes is read by a later exec
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--chdir", "/tmp",
             *server_argv(python, "--scratch", "/tmp", "--wipe", "/dev/shm")]
     return cmd
@@ -59,15 +64,33 @@ def processes_of(uid: int) -> int:
     return count
 
 
+class BwrapTransport(PipeTransport):
+    """The fork server's stdin/stdout; closing also removes the sandbox's memory cgroup."""
+
+    def __init__(self, proc: subprocess.Popen, stderr_file, memory: Path | None):
+        super().__init__(proc, stderr_file)
+        self.memory = memory
+
+    def close(self) -> None:
+        super().close()
+        cgroup.remove(self.memory)
+
+
+def memory_limit(limits: Limits) -> int:
+    """Bytes one sandbox may hold in all (processes, tmpfs): as docker's mem_limit."""
+    return (limits.memory_mb + MEMORY_HEADROOM_MB) << 20
+
+
 def start(slot: int, limits: Limits) -> PipeTransport:
     python = find_python()
     uid = host_uid(slot)
     ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
+    memory = cgroup.make(f"capforecast-{os.getpid()}-{slot}", memory_limit(limits), uid)
     stderr = tempfile.TemporaryFile()
-    proc = subprocess.Popen(bwrap_command(python, limits), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=stderr, env={"PATH": "/usr/bin:/bin"}, close_fds=True,
+    proc = subprocess.Popen(cgroup.enter_then_exec(memory, bwrap_command(python, limits)), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=stderr, env={"PATH": "/usr/bin:/bin"}, close_fds=True,
                             start_new_session=True, **ids)
-    return PipeTransport(proc, stderr)
+    return BwrapTransport(proc, stderr, memory)
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,7 +118,10 @@ def availability() -> tuple[bool, str]:
     if r.returncode != 0:
         why = r.stderr.decode(errors="replace").strip()[-300:]
         return False, f"bubblewrap cannot create namespaces here ({why}); unprivileged user namespaces must be enabled"
-    return True, f"bubblewrap works ({python}, {'a dedicated uid per worker' if uid is not None else 'own uid'})"
+    memory = "a memory cgroup per sandbox" if cgroup.own_memory_cgroup() and os.geteuid() == 0 else \
+        "no memory cgroup (rlimits per process only)"
+    return True, (f"bubblewrap works ({python}, {'a dedicated uid per worker' if uid is not None else 'own uid'}, "
+                  f"{memory})")
 
 
 def open_bwrap(limits: Limits, workers: int) -> ForkServerPool:

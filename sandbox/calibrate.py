@@ -11,7 +11,8 @@ CALIBRATION_CPU_S = 20.0  # generous budget while timing the canonical solutions
 def canonical_programs(problems: dict, cpu_seconds: float = CALIBRATION_CPU_S) -> list[Program]:
     """One program per problem: prompt + canonical solution, under a generous CPU limit."""
     return [Program(id=task_id, candidate=p["prompt"] + p["canonical_solution"], test=p["test"],
-                    entry_point=p["entry_point"], cpu_seconds=cpu_seconds) for task_id, p in problems.items()]
+                    entry_point=p["entry_point"], cpu_seconds=cpu_seconds, prompt=p["prompt"])
+            for task_id, p in problems.items()]
 
 
 def limit_rule(runtime_s: float, floor_s: float = FLOOR_S, factor: float = FACTOR) -> float:

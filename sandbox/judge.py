@@ -1,13 +1,15 @@
 """The judge inside the sandbox (stdlib only): runs the trusted test against a candidate in another process.
 
-The test is exec'd here, in the fork server; no candidate code ever runs in this process. Names the
-test uses but does not define are looked up in the candidate process: functions become proxies whose
-calls travel over a socket, values come back as plain data rebuilt here from builtins. ``check``
-is only ever taken from the test itself. "Passed" means: ``check(candidate)`` returned here.
+The test is exec'd here, in the fork server; no candidate code ever runs in this process. The prompt is
+trusted text too: it is exec'd here first, so its helpers (HumanEval/32 ``poly``) are the prompt's own, and
+only the entry point is looked up in the candidate process. It becomes a proxy whose calls travel over a
+socket; values come back as plain data rebuilt here from builtins. ``check`` is only ever taken from the
+test itself. "Passed" means: ``check(candidate)`` returned here. Every reply is read with the program's
+limits running (a stall mid-frame times out) and under a size bound.
 """
 import builtins
 
-from sandbox.wire import HDR, decode, encode, recv_frame, send_frame  # inline
+from sandbox.wire import decode, encode, recv_frame_waiting, send_frame  # inline
 
 
 class CandidateAborted(BaseException):
@@ -44,8 +46,9 @@ class Channel:
 
     def __init__(self, fd, wait):
         self.fd, self.wait = fd, wait
-        self.calls = 0
+        self.calls, self.buffer = 0, bytearray()
         self.fatal = None  # first event that rules out a pass even if the test swallows the exception
+        self.reported_oom = False   # the candidate process reported a MemoryError (its type, never its text)
 
     def ask(self, req):
         self.calls += 1
@@ -58,16 +61,16 @@ class Channel:
     def _ask(self, req):
         try:
             send_frame(self.fd, req)
-            self.wait(self.fd)
-            resp = recv_frame(self.fd)
+            resp = recv_frame_waiting(self.fd, self.wait, self.buffer)
         except (EOFError, OSError) as exc:
             raise CandidateDied(str(exc) or type(exc).__name__) from None
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CandidateAborted("malformed reply from the candidate") from None
         try:
             kind, name, msg = parse_reply(resp)
         except Exception:  # noqa: BLE001
             raise CandidateAborted("malformed reply from the candidate") from None
+        self.reported_oom = self.reported_oom or name == "MemoryError"
         if kind == "load_error":
             raise CandidateAborted(f"candidate failed to load: {name}: {msg}")
         if kind == "exc":
@@ -111,15 +114,29 @@ class RemoteFunction:
 
 
 class TestGlobals(dict):
-    """Globals of the test: names the test does not define come from the candidate, as proxies or data."""
+    """Globals of the test: names neither the prompt nor the test defines come from the candidate.
 
-    def __init__(self, channel):
+    With the prompt given (``entry_point`` set), only the entry point is asked of the candidate; any other
+    missing name may only be a module, imported here. Without it (bare programs), any name the candidate
+    defines is looked up there, as proxies or data."""
+
+    def __init__(self, channel, entry_point=None):
         super().__init__(__builtins__=builtins, __name__="__test__")
-        self.channel = channel
+        self.channel, self.entry_point = channel, entry_point
 
     def __missing__(self, name):
         if hasattr(builtins, name):
             raise KeyError(name)
+        if self.entry_point is not None:
+            if name == self.entry_point:   # the prompt says it is a function: no round trip to ask
+                value = self[name] = RemoteFunction(name, self.channel)
+                return value
+            try:
+                value = __import__(name)
+            except ImportError:
+                raise KeyError(name) from None
+            self[name] = value
+            return value
         resp = self.channel.ask({"op": "get", "name": name})
         if resp.get("missing"):
             raise KeyError(name)
@@ -135,10 +152,40 @@ class TestGlobals(dict):
         return value
 
 
-def run_test(code, entry_point, channel):
-    """Exec the compiled test and call check(candidate); returns None if it returned, else (error type, message)."""
+HELPERS = {}
+
+
+def uses_helpers(test, prompt, entry_point):
+    """Whether the test names anything the prompt defines besides the entry point (cached per pair). If not,
+    exec'ing the prompt is skipped: the names it would give are the entry point and modules, found anyway."""
+    key = (test, prompt)
+    if key not in HELPERS:
+        if len(HELPERS) > 1024:
+            HELPERS.clear()
+        HELPERS[key] = bool((names_of(test) & set(prompt.co_names)) - {entry_point})
+    return HELPERS[key]
+
+
+def names_of(code):
+    names, stack = set(), [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if type(k) is type(c))
+    return names
+
+
+def run_test(code, entry_point, channel, prompt=None):
+    """Exec the compiled prompt (if any) and test, call check(candidate); None if it returned, else (type, message)."""
     try:
-        g = TestGlobals(channel)
+        if isinstance(code, SyntaxError):
+            raise code
+        if isinstance(prompt, SyntaxError):
+            prompt = None   # a prompt that is not a module on its own: names come from the candidate, as before
+        g = TestGlobals(channel, entry_point if prompt is not None else None)
+        if prompt is not None and uses_helpers(code, prompt, entry_point):
+            exec(prompt, g)
+            dict.pop(g, entry_point, None)   # the prompt's stub; the candidate's definition is looked up
         exec(code, g)
         if not dict.__contains__(g, "check"):
             return "ValueError", "the test defines no check()"

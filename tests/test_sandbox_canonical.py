@@ -8,7 +8,7 @@ from sandbox.api import Limits, Program
 
 def canonical_programs():
     return [Program(id=task_id, candidate=p["prompt"] + p["canonical_solution"], test=p["test"],
-                    entry_point=p["entry_point"]) for task_id, p in read_problems().items()]
+                    entry_point=p["entry_point"], prompt=p["prompt"]) for task_id, p in read_problems().items()]
 
 
 def test_canonical_solutions_pass_on_bwrap():

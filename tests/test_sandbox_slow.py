@@ -23,12 +23,12 @@ def ready(name):
 def mixed_programs(n):
     """n programs: canonical solutions, wrong answers and hostile ones that fork, write files or kill."""
     canonical = [Program(id=f"canonical:{t}", candidate=p["prompt"] + p["canonical_solution"], test=p["test"],
-                         entry_point=p["entry_point"]) for t, p in read_problems().items()]
+                         entry_point=p["entry_point"], prompt=p["prompt"]) for t, p in read_problems().items()]
     others = [Program(id="correct", candidate=CORRECT, test=TEST, entry_point="add"),
               Program(id="wrong", candidate="def add(a, b):\n    return a - b\n", test=TEST, entry_point="add")]
     others += [Program(id=f"hostile:{k}", candidate=HOSTILE[k], test=TEST, entry_point="add") for k in LEAVES_TRACES]
     pool = list(itertools.islice(itertools.cycle(canonical + others * 8), n))
-    return [Program(id=f"{i}|{p.id}", candidate=p.candidate, test=p.test, entry_point=p.entry_point)
+    return [Program(id=f"{i}|{p.id}", candidate=p.candidate, test=p.test, entry_point=p.entry_point, prompt=p.prompt)
             for i, p in enumerate(pool)]
 
 
@@ -54,7 +54,8 @@ def test_canonical_solutions_pass_on(name):
     problems = read_problems()
     with sandbox.open_backend(name, workers=2) as backend:
         outcomes = list(backend.run([Program(id=t, candidate=p["prompt"] + p["canonical_solution"], test=p["test"],
-                                             entry_point=p["entry_point"]) for t, p in problems.items()]))
+                                             entry_point=p["entry_point"], prompt=p["prompt"])
+                                     for t, p in problems.items()]))
     assert len(outcomes) == 164 and [o for o in outcomes if not o.passed] == []
 
 
