@@ -29,8 +29,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, name: str) -> set[str]:
-    """Every pipeline/sandbox module this file imports, at any depth (function bodies included)."""
+def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
+    """Every pipeline/sandbox module this file imports, at any depth (function bodies included).
+
+    ``from package import module`` is an edge to the module alone: a package's ``__init__`` that imports
+    its children lazily is not a circle.
+    """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -40,13 +44,14 @@ def imports_of(path: Path, name: str) -> set[str]:
             base = node.module or ""
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            found.add(base)
-            found |= {f"{base}.{a.name}" for a in node.names}
+            children = {f"{base}.{a.name}" for a in node.names} & modules
+            found |= children if len(children) == len(node.names) else children | {base}
     return {m for m in found if m.split(".")[0] in ("pipeline", "sandbox")}
 
 
 def graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    return {name: {m for m in imports_of(path, name) if m in modules and m != name} for name, path in modules.items()}
+    return {name: {m for m in imports_of(path, name, set(modules)) if m in modules and m != name}
+            for name, path in modules.items()}
 
 
 def all_modules() -> dict[str, Path]:
