@@ -58,11 +58,15 @@ def off_curve(compute: np.ndarray, loss: np.ndarray, residuals: np.ndarray) -> s
     above = int(np.sum(excess > OFF_CURVE_EXCESS))
     if rms <= OFF_CURVE_RMS and above == 0:
         return None
-    return (f"the points do not lie on one L(C) curve: RMS log-residual {rms:.3g} (a compute-optimal family "
-            f"scatters well under {OFF_CURVE_RMS:g}); {above} of {len(c)} runs have a loss more than "
-            f"{OFF_CURVE_EXCESS:.0%} above a run with less compute (up to {100 * max(excess.max(), 0):.1f}%), as "
-            f"runs far from compute-optimal do. The law fits a band, not a curve: fit the frontier (--frontier) "
-            f"or only compute-optimal runs")
+    text = (f"the points do not lie on one L(C) curve: they scatter about the fitted law by an RMS log-residual "
+            f"of {rms:.3g} (a compute-optimal family scatters well under {OFF_CURVE_RMS:g})")
+    if above:
+        return text + (f", and {above} of {len(c)} runs have a loss more than {OFF_CURVE_EXCESS:.0%} above a run "
+                       f"with less compute (up to {100 * excess.max():.1f}%), as runs far from compute-optimal do. "
+                       f"The law then fits a band, not a curve: fit the compute-optimal frontier instead "
+                       f"(--frontier keeps runs whose loss is below every run with less compute)")
+    return text + ("; the checkpoints may differ in recipe, or the law bends over this range: the forecast "
+                   "rests on its interval more than on its value")
 
 
 def misfit_allowance(errors, level: float, decades: float) -> dict:
