@@ -88,6 +88,15 @@ def test_missing_out_and_missing_file_exit_2(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["loss", "--frontier", "--out", "x.json"], "work with --measurements FILE.csv only"),
+    (["loss", "--target-compute", "1e22", "--config", "c.yaml", "--out", "d"], "work with --measurements"),
+    (["loss", "some_run", "--measurements", "t.csv", "--out", "x.json"], "not both"),
+])
+def test_measurement_options_outside_measurement_mode_exit_2(capsys, argv, message):
+    assert main(argv) == 2 and message in capsys.readouterr().err
+
+
 def _chinchilla(tmp_path):
     rows = [(f"run{r['id']}", r["C_flop"], r["loss"]) for r in csv.DictReader(open(CHINCHILLA))]
     return _write(tmp_path / "chinchilla.csv", rows)

@@ -4,7 +4,8 @@ the law L(C) = a * C**b + c fitted on the smaller checkpoints, and the target's 
 Writes ``loss_documents.jsonl`` (per checkpoint: tokens and summed loss per document; append-only, so
 a rerun measures only missing checkpoints), ``loss_measurements.csv`` (checkpoint, compute, tokens,
 mean_loss) and ``loss.json``. Loss per token compares checkpoints only when they share a tokenizer;
-``bytes`` and ``nats_per_byte`` are written beside it for families that do not.
+``bytes`` and ``nats_per_byte`` are written beside it for families that do not. With ``--measurements
+FILE.csv`` (checkpoint,compute,loss) it fits a table of losses measured elsewhere instead (``loss_table``).
 """
 from __future__ import annotations
 
@@ -207,7 +208,7 @@ def register(subparsers) -> None:
                         help="output directory (default: the run directory); with --measurements, the JSON file")
     parser.add_argument("--corpus", default=None, help="directory of source files or JSONL with a 'text' field")
     parser.add_argument("--max-documents", type=int, default=None)
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates over documents")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (residuals, and documents when measured)")
     parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
                         help="fit only checkpoints with compute <= this fraction of the target's")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -223,7 +224,7 @@ def register(subparsers) -> None:
 def _main(args) -> int:
     from pipeline.forecast.loss_table import main_measurements, print_summary
 
-    if args.measurements is not None:
+    if args.measurements is not None or args.frontier or args.target_compute is not None:
         return main_measurements(args)
     options = LossOptions(corpus=args.corpus, max_documents=args.max_documents, bootstrap=args.bootstrap,
                           max_fit_compute_fraction=args.max_fit_compute_fraction, device=args.device,

@@ -112,9 +112,9 @@ def forecast_loss(compute: np.ndarray, loss: np.ndarray, target_compute: float, 
     interval = [value * math.exp(-lo), value * math.exp(hi)]
     if hi + lo < 1e-9:
         interval = None
-        warnings.append(f"no interval: with {len(x)} points and nothing to resample the interval would have zero "
-                        f"width, which says nothing about the forecast's accuracy (need 4 or more points, or "
-                        f"per-document losses)")
+        warnings.append(f"no interval: {len(x)} points and nothing resampled (3 points leave no residuals; per-"
+                        f"document losses or --bootstrap > 0 are needed) would give a zero-width interval, which "
+                        f"says nothing about the forecast's accuracy")
     elif hi + lo < 1e-4:
         warnings.append(f"the interval is degenerate (relative width {hi + lo:.1g}): the points lie on the law "
                         f"almost exactly, which is not evidence that the target will")

@@ -99,6 +99,11 @@ def print_summary(result: dict, out=None) -> None:
 def main_measurements(args) -> int:
     from pipeline.forecast.loss_forecast import LossFitSettings
 
+    if args.measurements is None:
+        raise UserError("--frontier and --target-compute work with --measurements FILE.csv only (a run directory "
+                        "or config takes its target from the manifest or config)")
+    if args.run_dir is not None or args.config is not None:
+        raise UserError("give either --measurements FILE.csv or a run directory / --config, not both")
     if args.out is None:
         raise UserError("--out F.json is required with --measurements")
     settings = LossFitSettings(bootstrap=args.bootstrap, level=args.level, seed=args.seed,
