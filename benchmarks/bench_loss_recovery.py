@@ -1,7 +1,8 @@
 """Loss law: parameter recovery, prediction-interval coverage on simulated families (exact and misspecified),
 and the Chinchilla runs (Hoffmann et al. 2022 as re-extracted by Besiroglu et al. 2024).
 
-    .venv/bin/python benchmarks/bench_loss_recovery.py [--reps 32] [--bootstrap 200] [--skip-simulation]
+    .venv/bin/python benchmarks/bench_loss_recovery.py [--reps 32] [--sim-bootstrap 50] [--bootstrap 200]
+                                                       [--skip-simulation] [--skip-chinchilla]
 
 1. Recovery: 6 checkpoints at 1e-4..1e-1 of the target, exact and with 0.2% noise.
 2. Coverage of the 90% prediction interval for a new run at the target (its own scatter included), 8 points at
@@ -94,12 +95,16 @@ def chinchilla(bootstrap):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=32)
-    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates on the Chinchilla table")
+    parser.add_argument("--sim-bootstrap", type=int, default=50, help="bootstrap replicates per simulated family")
     parser.add_argument("--skip-simulation", action="store_true")
+    parser.add_argument("--skip-chinchilla", action="store_true")
     args = parser.parse_args()
     recovery(np.random.default_rng(0))
     if not args.skip_simulation:
-        coverage(args.reps, args.bootstrap)
+        coverage(args.reps, args.sim_bootstrap)
+    if args.skip_chinchilla:
+        return
     if CHINCHILLA.exists():
         chinchilla(args.bootstrap)
     else:
@@ -107,4 +112,5 @@ def main():
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)
     main()

@@ -208,7 +208,8 @@ def register(subparsers) -> None:
                         help="output directory (default: the run directory); with --measurements, the JSON file")
     parser.add_argument("--corpus", default=None, help="directory of source files or JSONL with a 'text' field")
     parser.add_argument("--max-documents", type=int, default=None)
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (residuals, and documents when measured)")
+    parser.add_argument("--bootstrap", type=int, default=200,
+                        help="bootstrap replicates (residuals, and documents when measured)")
     parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
                         help="fit only checkpoints with compute <= this fraction of the target's")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

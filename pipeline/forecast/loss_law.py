@@ -60,7 +60,7 @@ def fit_loss_law(x, loss, starts: int = 3, delta: float = HUBER_DELTA, init: tup
     logx, logy = np.log(x), np.log(loss)
     c_hi = float(loss.min()) * (1 - 1e-6)
     best = None
-    grid = itertools.product(np.linspace(-1.0, 2.0, starts),          # starts = 0: only from init          # log a (nats, at the target)
+    grid = itertools.product(np.linspace(-1.0, 2.0, starts),          # log a (nats, at the target); 0: init only
                              np.linspace(-0.5, -0.02, starts),       # b
                              np.linspace(0.0, 0.95, starts) * c_hi)  # c
     if init is None and starts < 1:
