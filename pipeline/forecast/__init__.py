@@ -7,7 +7,9 @@
   ``buckets``: difficulty buckets from those primitives; ``capability``: the forecast JSON and the
   ``fit`` command.
 - ``backtest``: hold out the largest checkpoints in turn; ``register``: immutable forecasts and their scores.
-- ``loss_law``: L(C) = a*C^b + c fitted with intervals; ``loss``: the held-out loss stage and command.
+- ``loss_law``: L(C) = a*C^b + c fitted, bootstrapped, backtested; ``loss_forecast``: the forecast with its
+  prediction interval and warnings; ``loss``: the held-out loss stage and command; ``loss_table``: the
+  command's ``--measurements`` mode (a table of losses).
 - ``simulate``: families with a known truth, for tests and benchmarks.
 
 May import: plumbing, ``generate`` (the loss stage loads models) and ``counts``. Nothing from sampling,

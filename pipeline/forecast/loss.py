@@ -4,14 +4,14 @@ the law L(C) = a * C**b + c fitted on the smaller checkpoints, and the target's 
 Writes ``loss_documents.jsonl`` (per checkpoint: tokens and summed loss per document; append-only, so
 a rerun measures only missing checkpoints), ``loss_measurements.csv`` (checkpoint, compute, tokens,
 mean_loss) and ``loss.json``. Loss per token compares checkpoints only when they share a tokenizer;
-``bytes`` and ``nats_per_byte`` are written beside it for families that do not.
+``bytes`` and ``nats_per_byte`` are written beside it for families that do not. With ``--measurements
+FILE.csv`` (checkpoint,compute,loss) it fits a table of losses measured elsewhere instead (``loss_table``).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,49 +161,13 @@ def write_measurements(path: Path, rows: dict) -> None:
 
 def fit_and_forecast(rows: dict, target: str | None, target_compute: float, options: LossOptions) -> dict:
     """The loss.json object: law with bootstrap intervals, forecast at the target, actual beside it."""
-    from pipeline.forecast.loss_law import bootstrap_loss_law, fit_loss_law, identifiability
+    from pipeline.forecast.loss_forecast import LossFitSettings, loss_forecast_json
 
-    limit = target_compute * options.max_fit_compute_fraction if options.max_fit_compute_fraction else None
-    points, fit_names = [], []
-    for name, row in sorted(rows.items(), key=lambda kv: kv[1]["compute"]):
-        used = name != target and row["compute"] < target_compute and (limit is None or row["compute"] <= limit)
-        tokens = sum(row["tokens"])
-        points.append({"checkpoint": name, "compute": row["compute"], "tokens": tokens,
-                       "mean_loss": sum(row["loss_sums"]) / max(tokens, 1), "used_in_fit": used})
-        if used:
-            fit_names.append(name)
-    if len(fit_names) < 3:
-        raise UserError(f"the loss law needs at least 3 checkpoints below the target (and within the compute "
-                        f"limit); usable: {', '.join(fit_names) or 'none'}")
-    x = np.array([rows[n]["compute"] for n in fit_names]) / target_compute
-    loss = np.array([p["mean_loss"] for p in points if p["used_in_fit"]])
-    fit = fit_loss_law(x, loss)
-    reps = None
-    if options.bootstrap > 0:
-        tokens = np.array([rows[n]["tokens"] for n in fit_names], dtype=float)
-        sums = np.array([rows[n]["loss_sums"] for n in fit_names], dtype=float)
-        reps = bootstrap_loss_law(x, tokens, sums, options.bootstrap, np.random.default_rng(options.seed),
-                                  init=(fit.a, fit.b, fit.c), residuals=fit.residuals)
-    tail = 50 * (1 - options.level)
-
-    def interval(col: int):
-        return None if reps is None else [float(np.percentile(reps[:, col], tail)),
-                                          float(np.percentile(reps[:, col], 100 - tail))]
-    out = {
-        "target": {"name": target, "compute": target_compute},
-        "law": "L(C) = a * (C / C_target)**b + c",
-        "a": fit.a, "a_interval": interval(0), "b": fit.b, "b_interval": interval(1),
-        "c": fit.c, "c_interval": interval(2),
-        "prediction": {"value": fit.a + fit.c, "interval": interval(3), "level": options.level},
-        "points": points,
-        "fit": {"checkpoints": fit_names, "huber_delta": 1e-3, "log_residuals": fit.residuals.tolist(),
-                "bootstrap": options.bootstrap, "resampled": "corpus documents and checkpoint residuals" if len(fit_names) > 3 else "corpus documents",
-                "identifiability": identifiability(fit, reps, len(fit_names), options.level)},
-    }
-    actual = next((p for p in points if p["checkpoint"] == target), None)
-    if actual is not None:
-        out["actual"] = {"value": actual["mean_loss"]}
-    return out
+    points = [{"checkpoint": name, "compute": row["compute"], "tokens": sum(row["tokens"]),
+               "mean_loss": sum(row["loss_sums"]) / max(sum(row["tokens"]), 1)} for name, row in rows.items()]
+    settings = LossFitSettings(options.bootstrap, options.level, options.seed, options.max_fit_compute_fraction)
+    documents = {name: (row["tokens"], row["loss_sums"]) for name, row in rows.items()}
+    return loss_forecast_json(points, target, target_compute, settings, documents if options.bootstrap else None)
 
 
 def measure_and_fit_loss(family, run_dir: str | Path, options: LossOptions | None = None) -> dict:
@@ -236,21 +200,36 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("loss", help="measure held-out loss per checkpoint and forecast the target's",
                                    description=__doc__)
     parser.add_argument("run_dir", nargs="?", type=Path, help="run directory (models and target from manifest.json)")
+    parser.add_argument("--measurements", type=Path, default=None,
+                        help="CSV with checkpoint,compute,loss (raw FLOPs): fit these instead of measuring models")
     parser.add_argument("--config", type=Path, default=None, help="checkpoints.yaml (instead of a run directory)")
     parser.add_argument("--family", default=None, help="family name in the config")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: the run directory)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: the run directory); with --measurements, the JSON file")
     parser.add_argument("--corpus", default=None, help="directory of source files or JSONL with a 'text' field")
     parser.add_argument("--max-documents", type=int, default=None)
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates over documents")
+    parser.add_argument("--bootstrap", type=int, default=200,
+                        help="bootstrap replicates (residuals, and documents when measured)")
     parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
                         help="fit only checkpoints with compute <= this fraction of the target's")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--target-compute", type=float, default=None,
+                        help="with --measurements: the target's FLOPs (default: the largest run's)")
+    parser.add_argument("--frontier", action="store_true",
+                        help="with --measurements: fit only runs whose loss is below every run with less compute")
+    parser.add_argument("--level", type=float, default=0.9, help="prediction interval level (default 0.9)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_main)
 
 
 def _main(args) -> int:
+    from pipeline.forecast.loss_table import main_measurements, print_summary
+
+    if args.measurements is not None or args.frontier or args.target_compute is not None:
+        return main_measurements(args)
     options = LossOptions(corpus=args.corpus, max_documents=args.max_documents, bootstrap=args.bootstrap,
-                          max_fit_compute_fraction=args.max_fit_compute_fraction, device=args.device)
+                          max_fit_compute_fraction=args.max_fit_compute_fraction, device=args.device,
+                          level=args.level, seed=args.seed)
     if args.run_dir is not None:
         from pipeline.manifest import read_manifest
 
@@ -275,10 +254,5 @@ def _main(args) -> int:
             options.corpus = str(family.resolve_path(family.loss.corpus))
         options.max_documents = options.max_documents or family.loss.max_documents
         result = measure_and_fit_loss(family, args.out, options)
-    pred = result["prediction"]
-    print(f"loss forecast for {result['target']['name']}: {pred['value']:.4f} "
-          f"{pred['interval'] and [round(v, 4) for v in pred['interval']]}"
-          + (f"; actual {result['actual']['value']:.4f}" if "actual" in result else ""), file=sys.stderr)
-    for note in result["fit"]["identifiability"]:
-        print(f"note: {note}", file=sys.stderr)
+    print_summary(result)
     return 0

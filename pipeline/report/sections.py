@@ -97,7 +97,9 @@ def headline(run: RunInputs) -> list[Paragraph]:
         band = interval(loss["prediction"])
         out.append(Paragraph(
             f"**Loss forecast{compute}: {_loss(number(loss['prediction'].get('value')))} nats/token "
-            f"[{_loss(band[0] if band else None)}, {_loss(band[1] if band else None)}]** ({level_label(level_of(loss, 0.9))}); {_check(actual_value(loss), band)}.",
+            f"[{_loss(band[0] if band else None)}, {_loss(band[1] if band else None)}]** ({level_label(level_of(loss, 0.9))}"
+            f"{' prediction interval' if loss['prediction'].get('interval_kind') == 'prediction' else ''}); "
+            f"{_check(actual_value(loss), band)}.",
             kind="headline"))
     elif isinstance(loss, dict) and "error" in loss:
         out.append(Paragraph(f"No loss forecast: {loss['error']}.", kind="note"))

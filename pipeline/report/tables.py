@@ -226,13 +226,14 @@ def parameter_table(run: RunInputs) -> Table | None:
     if not rows:
         return None
     fit = (run.loss or {}).get("fit")
-    notes = [str(n) for n in (fit.get("identifiability") or [])] if isinstance(fit, dict) else []
+    notes = [str(n) for key in ("warnings", "identifiability") for n in (fit.get(key) or [])] \
+        if isinstance(fit, dict) else []
     if notes:
         rows.append(["loss: L(C) = a·C^b + c", "identifiability", "—", "—", "; ".join(notes)])
     return Table("Fitted parameters", ["law", "parameter", "value", "interval", "meaning"], rows,
                  note="Capability compute is normalised so the target has C = 1." + (
-                     " With few points, the loss law's irreducible term c trades off against a: wide, correlated "
-                     "intervals are expected." if any(r[0].startswith("loss") for r in rows) else ""),
+                     " The loss law's irreducible term c trades off against a here: read a + c (the forecast), "
+                     "not either alone." if any("trades off" in n for n in notes) else ""),
                  slug="parameters")
 
 
