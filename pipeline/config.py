@@ -19,6 +19,16 @@ from pipeline.errors import UserError
 CODEX_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 DEFAULT_CONFIG = "checkpoints.yaml"
+PACKAGED_CONFIG = Path(__file__).resolve().parent / "reference" / "checkpoints.yaml"  # the reference family
+
+
+def default_config_path(path: str | Path = DEFAULT_CONFIG) -> Path:
+    """``checkpoints.yaml`` in the current directory when there is one, else the reference family shipped
+    with the package; any other path as given."""
+    path = Path(path)
+    if str(path) == DEFAULT_CONFIG and not path.exists():
+        return PACKAGED_CONFIG
+    return path
 
 
 class ConfigError(UserError):
@@ -194,8 +204,11 @@ class Config(_Strict):
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) -> Config:
-    """Read and validate a checkpoints.yaml; raise ConfigError naming file, line and field."""
-    path = Path(path)
+    """Read and validate a checkpoints.yaml; raise ConfigError naming file, line and field.
+
+    The default name, ``checkpoints.yaml``, falls back to the packaged reference family when the current
+    directory has none (``default_config_path``)."""
+    path = default_config_path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found (pass --config PATH)")
     text = path.read_text(encoding="utf-8")

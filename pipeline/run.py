@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.config import DEFAULT_CONFIG, Family, load_config
@@ -35,10 +35,11 @@ def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: d
         return manifest
     manifest = {
         "family": family.name,
-        "config_path": str(config_path),
+        "config_path": str(Path(config_path).resolve()),
+        "base_dir": str(Path(family.base_dir).resolve()),
         "config_digest": digest,
         "family_config": family.model_dump(mode="json"),
-        "problems": {"path": str(benchmark), "digest": pdigest, "count": len(problems)},
+        "problems": {"path": str(Path(benchmark).resolve()), "digest": pdigest, "count": len(problems)},
         "created_at": utc_now(),
         "code_version": code_version(),
         "packages": package_versions(),
@@ -59,6 +60,7 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None, slu
     this process waits for them, then counts, fits and reports (the local stages find no work left).
     """
     config = load_config(config_path)
+    config_path = Path(config.path).resolve()   # the packaged reference family when no checkpoints.yaml is here
     family = config.family(family_name)
     run_dir = out or Path("results") / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     run_dir.mkdir(parents=True, exist_ok=True)

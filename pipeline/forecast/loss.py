@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.arguments import fraction, non_negative_int, positive_int
 from pipeline.records import BadInput, JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
 
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent.parent / "reference" / "data"
@@ -37,6 +38,7 @@ class LossOptions:
     level: float = 0.9
     max_fit_compute_fraction: float | None = None
     seed: int = 0
+    settings_source: dict | None = None   # per option: "command line", "run directory (manifest.json)" or "default"
 
 
 @dataclass
@@ -49,12 +51,9 @@ class LossModel:
     revision: str | None = None
 
 
-def default_corpus() -> Path:
-    found = sorted(DEFAULT_CORPUS_DIR.glob("*held*out*.jsonl*")) if DEFAULT_CORPUS_DIR.is_dir() else []
-    if not found:
-        raise UserError(f"no held-out corpus in {DEFAULT_CORPUS_DIR}; pass --corpus (a directory of source "
-                        f"files or a JSONL with a 'text' field) or set loss.corpus in checkpoints.yaml")
-    return found[0]
+NO_CORPUS = ("no held-out corpus: set loss.corpus in checkpoints.yaml (a directory of source files or a JSONL "
+             "with a 'text' field, held out from the family's training data) or pass --corpus; without one there "
+             "is no loss law (another family's corpus would not measure this family's loss)")
 
 
 def read_corpus(path: str | Path, max_documents: int | None = None) -> list[str]:
@@ -222,12 +221,18 @@ def _measure_fit_write(models: list[LossModel], target, target_compute, out_dir:
     if len(usable) < 3:  # say so before spending any model time
         raise UserError(f"the loss law needs at least 3 checkpoints below the target {target!r} (and within the "
                         f"compute limit); usable: {', '.join(usable) or 'none'}")
-    corpus = Path(options.corpus) if options.corpus else default_corpus()
+    if not options.corpus:
+        raise UserError(NO_CORPUS)
+    corpus = Path(options.corpus)
     docs = read_corpus(corpus, options.max_documents)
     rows = measure_family(models, docs, out_dir, options)
     write_measurements(out_dir / "loss_measurements.csv", rows)
     result = fit_and_forecast(rows, target, target_compute, options)
     result["corpus"] = {"path": str(corpus), "documents": len(docs), "digest": corpus_digest(docs)}
+    result["options"] = {"max_fit_compute_fraction": options.max_fit_compute_fraction, "bootstrap": options.bootstrap,
+                         "max_documents": options.max_documents, "level": options.level}
+    if options.settings_source:
+        result["settings_source"] = options.settings_source
     atomic_write_json(out_dir / "loss.json", result)
     return result
 
@@ -240,10 +245,13 @@ def register(subparsers) -> None:
     parser.add_argument("--family", default=None, help="family name in the config")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: the run directory)")
     parser.add_argument("--corpus", default=None, help="directory of source files or JSONL with a 'text' field")
-    parser.add_argument("--max-documents", type=int, default=None)
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates over documents")
-    parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
-                        help="fit only checkpoints with compute <= this fraction of the target's")
+    parser.add_argument("--max-documents", type=positive_int, default=None,
+                        help="use only the first N documents (default: the run's loss.max_documents, else all)")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=None,
+                        help=f"bootstrap replicates over documents; 0: no interval (default {LossOptions.bootstrap})")
+    parser.add_argument("--max-fit-compute-fraction", type=fraction, default=None,
+                        help="fit only checkpoints with compute <= this fraction of the target's "
+                             "(default: the run's fit.max_fit_compute_fraction, else no limit)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.set_defaults(func=_main)
 
@@ -255,12 +263,22 @@ def _main(args) -> int:
         from pipeline.manifest import read_manifest
 
         manifest = read_manifest(args.run_dir)
+        stored = manifest.get("family_config") or {}
+        options.settings_source = {}
+        for name, section in (("max_fit_compute_fraction", "fit"), ("max_documents", "loss")):
+            if getattr(options, name) is not None:   # the run's own settings unless overridden here
+                options.settings_source[name] = "command line"
+            elif (stored.get(section) or {}).get(name) is not None:
+                setattr(options, name, stored[section][name])
+                options.settings_source[name] = "run directory (manifest.json)"
+            else:
+                options.settings_source[name] = "default"
         models = [LossModel(c["name"], c["model"], float(c["compute"]), c.get("revision"))
                   for c in manifest["checkpoints"]]
         target = manifest.get("target", {})
         corpus = manifest.get("family_config", {}).get("loss", {}).get("corpus")
         if options.corpus is None and corpus:
-            base = Path(manifest.get("config_path", ".")).parent
+            base = Path(manifest.get("base_dir") or Path(manifest.get("config_path", ".")).parent)
             options.corpus = str(corpus if Path(corpus).is_absolute() else base / corpus)
         result = _measure_fit_write(models, target.get("name"), float(target["compute"]),
                                     args.out or args.run_dir, options)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +118,6 @@ def to_markdown(doc: Document, relative_to: Path) -> str:
             if block.note:
                 out += [block.note, ""]
         elif isinstance(block, Figure):
-            rel = Path(block.path).relative_to(relative_to) if Path(block.path).is_absolute() else block.path
+            rel = Path(os.path.relpath(Path(block.path).resolve(), Path(relative_to).resolve()))
             out += [f"![{block.caption}]({rel.as_posix()})", "", f"*{block.caption}*", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -14,18 +14,36 @@ from pipeline.report.stored import backtest_rows, registered_at, registered_for_
 
 
 def _registration_note(run: RunInputs) -> str:
-    """'; registered 2026-11-26 12:00 UTC, before the target's samples existed' or ''."""
+    """'; registered 2026-11-26 12:00 UTC, before the target's samples existed' or ''.
+
+    The claim belongs to a registered record's own numbers: when the headline's forecast (forecast.json)
+    differs from the record's (a later refit with other settings), the record's prediction is quoted instead."""
     registered = [r for r in registered_for_target(run) if registered_at(r)]
     if not registered:
         return ""
     first = registered[0]
     before = scores_by_file(run.scores).get(first["_file"], {}).get("registered_before_target_samples")
-    text = f"; registered {registered_at(first)}"
+    when = f"registered {registered_at(first)}"
     if before is True:
-        text += ", before the target's samples existed"
+        when += ", before the target's samples existed"
     elif before is False:
-        text += ", **after** the target's data existed (not a blind forecast)"
-    return text
+        when += ", **after** the target's data existed (not a blind forecast)"
+    own = registered_prediction(first)
+    shown = (run.forecast or {}).get("prediction") or {}
+    if _same_prediction(own, shown):
+        return f"; {when}"
+    band = interval(own)
+    return (f". This forecast was **not** registered: a forecast {when} predicted {fmt(number(own.get('value')))} "
+            f"{fmt_interval(band)} (table *Registered forecasts vs actual*)")
+
+
+def _same_prediction(a: dict, b: dict) -> bool:
+    """True when two prediction blocks hold the same value and interval (to 1e-9)."""
+    va, vb = number(a.get("value")), number(b.get("value"))
+    ia, ib = interval(a), interval(b)
+    if va is None or vb is None or abs(va - vb) > 1e-9 or (ia is None) != (ib is None):
+        return False
+    return ia is None or all(abs(x - y) <= 1e-9 for x, y in zip(ia, ib))
 
 
 def extrapolation_factor(run: RunInputs) -> float | None:
