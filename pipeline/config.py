@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import sandbox
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
 
 CODEX_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 DEFAULT_CONFIG = "checkpoints.yaml"
+FIT_METHODS = ("default", "aggregate", "per-problem")    # = "default" + pipeline.forecast.methods.METHODS
+SANDBOX_BACKENDS = ("auto",) + sandbox.BACKENDS
+MIN_FIT_CHECKPOINTS = 3
 PACKAGED_CONFIG = Path(__file__).resolve().parent / "reference" / "checkpoints.yaml"  # the reference family
 
 
@@ -90,6 +95,14 @@ class Sampling(_Strict):
 
 class SandboxSettings(_Strict):
     backend: str = "auto"
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in SANDBOX_BACKENDS:
+            raise ValueError(f"unknown sandbox backend {value!r}; choose one of: {', '.join(SANDBOX_BACKENDS)}")
+        return value
+
     workers: Optional[int] = Field(default=None, ge=1)
     cpu_seconds: float = Field(default=0.25, gt=0, description="CPU-s floor of max(floor, 20 x canonical)")
     wall_seconds: float = Field(default=10.0, gt=0)
@@ -102,7 +115,14 @@ class FitSettings(_Strict):
     method: str = "default"
     max_fit_compute_fraction: Optional[float] = Field(default=None, gt=0, le=1)
     buckets: int = Field(default=6, ge=1)
-    bootstrap: int = Field(default=1000, ge=0)
+    bootstrap: int = Field(default=1000, ge=1)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in FIT_METHODS:
+            raise ValueError(f"unknown fit method {value!r}; choose one of: {', '.join(FIT_METHODS)}")
+        return value
 
 
 class LossSettings(_Strict):
@@ -183,6 +203,24 @@ class Family(_Strict):
             return str(local)
         return ckpt.model
 
+    def forecast_problems(self) -> list[tuple[tuple, str]]:
+        """What stops a forecast of this family's target, as (key path under the family, message) pairs:
+        the target below the checkpoints, or fewer than 3 checkpoints below it (within the compute limit)."""
+        target = self.target_compute
+        others = [c for c in self.checkpoints if c.name != self.target.checkpoint]
+        below = [c for c in others if c.compute < target]
+        limit = self.fit.max_fit_compute_fraction
+        usable = [c for c in below if limit is None or c.compute <= limit * target]
+        key = ("target",)
+        if others and not below:
+            return [(key, f"the target's compute ({target:.3g} FLOPs) is not above any checkpoint's (smallest "
+                          f"{min(c.compute for c in others):.3g}); the forecast extrapolates up from smaller models")]
+        if len(usable) < MIN_FIT_CHECKPOINTS:
+            within = f" and within fit.max_fit_compute_fraction = {limit}" if limit is not None else ""
+            return [(key, f"a forecast needs at least {MIN_FIT_CHECKPOINTS} checkpoints below the target"
+                          f"{within}; this family has {len(usable)} ({', '.join(c.name for c in usable) or 'none'})")]
+        return []
+
     def digest(self) -> str:
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()
@@ -194,6 +232,7 @@ class Config(_Strict):
     default_family: Optional[str] = None
     families: dict[str, Family] = Field(min_length=1)
     path: str = Field(default=DEFAULT_CONFIG, exclude=True)
+    _lines: dict = PrivateAttr(default_factory=dict)   # key path -> line, for messages after loading
 
     def family(self, name: str | None = None) -> Family:
         name = name or self.default_family or next(iter(self.families))
@@ -201,6 +240,15 @@ class Config(_Strict):
             raise ConfigError(f"{self.path}: unknown family '{name}'; the file defines: "
                               f"{', '.join(self.families)}")
         return self.families[name]
+
+
+def check_forecastable(config: Config, family: Family) -> None:
+    """Raise ConfigError (file, line, field) when the family's target cannot be forecast; before any compute."""
+    problems = family.forecast_problems()
+    if problems:
+        key, message = problems[0]
+        line = config._lines.get(("families", family.name) + key, "?")
+        raise ConfigError(f"{config.path}, line {line}, field families.{family.name}.{'.'.join(key)}: {message}")
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) -> Config:
@@ -231,6 +279,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) 
                 fam["base_dir"] = base
     try:
         config = Config.model_validate({**data, "path": str(path)})
+        config._lines = lines
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc, lines)) from None
     if config.default_family and config.default_family not in config.families:

@@ -118,6 +118,27 @@ def _truncate_torn_tail(path: Path) -> None:
         fh.truncate(data.rfind(b"\n") + 1)
 
 
+def make_run_dir(path: Path, option: str) -> None:
+    """Create the run directory, or raise UserError (one paragraph) when it cannot be one or cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: is a file, not a directory; give a new or existing run directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot create the run directory ({exc.strerror})") from None
+    check_writable(path, option)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """UserError unless files can be created in the directory ``path`` (read-only folder or file system)."""
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write in this directory ({exc.strerror}); give a writable "
+                        f"run directory or fix its permissions") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a whole file so that readers see either the old or the new content, never half."""
     path = Path(path)

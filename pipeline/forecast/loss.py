@@ -252,7 +252,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-fit-compute-fraction", type=fraction, default=None,
                         help="fit only checkpoints with compute <= this fraction of the target's "
                              "(default: the run's fit.max_fit_compute_fraction, else no limit)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: CUDA in bfloat16 when present, else CPU float32 (default auto)")
     parser.set_defaults(func=_main)
 
 
