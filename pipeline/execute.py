@@ -68,8 +68,8 @@ def finished_keys(out_path: Path) -> dict[tuple, str]:
 def latest_verdicts(path: Path) -> list[dict]:
     """Verdict rows with the last verdict per sample winning (resume may have retried some)."""
     latest: dict[tuple, dict] = {}
-    for _, row in read_jsonl(path):
-        latest[sample_key(row, row.get("sample_line", 0))] = row
+    for number, row in read_jsonl(path):   # a row naming neither its sample nor its line (a foreign file) is its own
+        latest[sample_key(row, row.get("sample_line", ("verdicts line", number)))] = row
     return list(latest.values())
 
 

@@ -147,6 +147,15 @@ def describe_sources(options: FitOptions, source: dict) -> str:
     return "settings " + "; ".join(parts) if parts else "settings: defaults"
 
 
+def writable_parent(out: Path, option: str) -> None:
+    """Refuse before fitting when the output's folder exists but cannot be written."""
+    from pipeline.records import check_writable
+
+    parent = Path(out).parent
+    if parent.is_dir():
+        check_writable(parent, option)
+
+
 def counts_source(args) -> tuple[Path, Path | None]:
     """(pass-counts CSV, run directory or None) from --pass-counts / RUN_DIR / --run."""
     positional = getattr(args, "run_dir", None)
@@ -183,6 +192,7 @@ def handle_fit(args) -> int:
     out = Path(args.out) if args.out else (run / "forecast.json" if run else None)
     if out is None:
         raise UserError("give --out FILE.json (or a run directory, to write RUN_DIR/forecast.json)")
+    writable_parent(out, "--out" if args.out else "RUN_DIR")
     stored, target = run_fit_settings(run)
     options, source = options_from_args(args, stored)
     target_name = args.target or (target.get("name") if args.target_compute is None else None)

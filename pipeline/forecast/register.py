@@ -282,9 +282,13 @@ def _forecast_main(args) -> int:
 def _score_main(args) -> int:
     if args.run_dir is None and args.pass_counts is None:
         raise UserError("give a run directory or --pass-counts FILE.csv")
+    from pipeline.records import check_writable
+
+    where = args.forecasts or (args.run_dir or args.pass_counts.parent) / "forecasts"
+    if where.is_dir():
+        check_writable(where, "--forecasts" if args.forecasts else "RUN_DIR")
     result = score_forecasts(args.run_dir, args.pass_counts, args.forecasts)
     for s in result["scores"]:
         print(score_line(s))
-    where = args.forecasts or (args.run_dir or args.pass_counts.parent) / "forecasts"
     print(f"wrote {where / 'scores.json'}", file=sys.stderr)
     return 0

@@ -96,6 +96,11 @@ def fmt_percent(value, digits: int = 1) -> str:
 
 # ---------------------------------------------------------------- Markdown
 
+def plural(n: int, word: str) -> str:
+    """'1 problem', '2 problems'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 

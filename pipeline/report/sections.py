@@ -7,7 +7,7 @@ import numpy as np
 from pathlib import Path
 
 from pipeline.report.document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_factor, fmt_flops,
-                                      fmt_interval, fmt_percent)
+                                      fmt_interval, fmt_percent, plural)
 from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number
 from pipeline.report.inputs import RunInputs
 from pipeline.report.stored import backtest_rows, registered_at, registered_for_target, registered_prediction, scores_by_file
@@ -85,7 +85,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
         text = (f"**Forecast for {run.target_name}{compute}: mean log pass rate {fmt(value)} "
                 f"{fmt_interval(band)} ({level_label(level)} interval)**")
         if problems:
-            text += f" over {problems} problems"
+            text += f" over {plural(problems, 'problem')}"
         if value is not None:
             text += (f", i.e. a geometric-mean pass rate ≈ {fmt_percent(math.exp(value))}"
                      + (f" [{fmt_percent(math.exp(band[0]))}, {fmt_percent(math.exp(band[1]))}]" if band else "")
@@ -144,7 +144,7 @@ def evidence_summary(run: RunInputs) -> str | None:
             + (f" ({fmt(math.log10(hi / lo), 2)} decades of compute)" if hi > lo else ""))
     tasks = {c.task_id for c in run.counts}
     used = forecast.get("problems") or []
-    text += f"; {len(used)} of {len(tasks)} problems qualify" if used else f"; {len(tasks)} problems"
+    text += f"; {len(used)} of {plural(len(tasks), 'problem')} qualify" if used else f"; {plural(len(tasks), 'problem')}"
     per_cell = sorted(c.n for c in run.counts if c.checkpoint in fit)
     if per_cell:
         median = per_cell[len(per_cell) // 2]
@@ -188,7 +188,11 @@ def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict
     doc.add(Heading("Capability"))
     doc.add(_figure(figures, "capability", "Figure 1. Mean log pass rate against training compute normalised so the "
                     "target is 1 (as in the GPT-4 report's Figure 2), with the fitted law, its interval, the forecast "
-                    "and, when known, the actual target value.", "capability forecast"))
+                    "and, when known, the actual target value. Each checkpoint's bar is the bootstrap (basic) "
+                    "interval of its measured value from sampling noise alone (problems held fixed); the bars are "
+                    "lopsided, often with the point near one end, because log(c/n) from n samples is biased "
+                    "low at small pass counts and the basic interval reflects the bootstrap's skew back onto the "
+                    "estimate.", "capability forecast"))
     doc.add(_figure(figures, "buckets", "Figure 2. The same per difficulty bucket (1 = easiest).", None))
     doc.add(tables.get("buckets"), tables.get("parameters"), tables.get("methods"))
     doc.add(Heading("Loss"))
