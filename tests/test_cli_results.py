@@ -209,3 +209,44 @@ def test_manifest_paths_resolve_from_any_directory(tmp_path, monkeypatch):
     manifest = start_manifest(tmp_path, Path("checkpoints.yaml"), family, load_problems(benchmark), benchmark)
     for path in (manifest["config_path"], manifest["base_dir"], manifest["problems"]["path"]):
         assert Path(path).is_absolute() and Path(path).exists()
+
+
+def test_atlas_labels_are_spread_apart():
+    from pipeline.report.figures_atlas import spread
+
+    ys = [0.5, 0.51, 0.5, 0.99, 1.0, 0.0]
+    placed = spread(ys, gap=0.045, lo=0.0, hi=1.0)
+    ordered = sorted(placed)
+    assert all(b - a >= 0.045 - 1e-12 for a, b in zip(ordered, ordered[1:]))
+    assert all(0.0 <= y <= 1.0 for y in placed) and max(abs(p - y) for p, y in zip(placed, ys)) < 0.1
+
+
+def test_plural_in_report_text():
+    from pipeline.report.document import plural
+
+    assert (plural(1, "problem"), plural(2, "problem"), plural(0, "problem")) == ("1 problem", "2 problems",
+                                                                                  "0 problems")
+
+
+def test_points_without_intervals_get_no_error_bars_in_the_legend():
+    from matplotlib.container import ErrorbarContainer
+
+    from pipeline.report.figures import _draw_capability
+    from pipeline.report.style import pyplot
+
+    fig, ax = pyplot().subplots()
+    panel = {"points": [{"checkpoint": "a", "normalized_compute": 0.01, "mean_log_pass_rate": -1.0, "used_in_fit": True},
+                        {"checkpoint": "b", "normalized_compute": 0.1, "mean_log_pass_rate": -0.5, "used_in_fit": True}],
+             "prediction": {"value": -0.2, "interval": [-0.3, -0.1], "level": 0.9}}
+    assert _draw_capability(ax, panel, 1e20, "bucket 1: 2 problems")
+    handles, labels = ax.get_legend_handles_labels()
+    point = handles[labels.index("checkpoints (fit)")]
+    assert not isinstance(point, ErrorbarContainer)
+
+
+def test_outcomes_note_says_sandbox_errors_are_left_out_of_n():
+    from pipeline.report.inputs import RunInputs
+    from pipeline.report.tables import status_table
+
+    note = status_table(RunInputs(Path("."), statuses={"a": {"passed": 3, "sandbox error": 1}})).note
+    assert "left out of n" in note and "Anything but" not in note

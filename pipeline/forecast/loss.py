@@ -108,7 +108,10 @@ def measure_documents(model: LossModel, docs: list[str], options: LossOptions) -
                 pieces.append((d, chunk))
     tokens, sums = [0] * len(docs), [0.0] * len(docs)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    with torch.inference_mode():
+    from pipeline.progress import progress
+
+    bar = progress(total=len(pieces), desc=f"loss {model.name}", unit="window")
+    with torch.inference_mode(), bar:
         for b in range(0, len(pieces), options.batch_size):
             batch = pieces[b:b + options.batch_size]
             width = max(len(c) for _, c in batch)
@@ -124,6 +127,7 @@ def measure_documents(model: LossModel, docs: list[str], options: LossOptions) -
             for (d, chunk), value in zip(batch, nll):
                 tokens[d] += len(chunk) - 1
                 sums[d] += value
+            bar.update(len(batch))
     return tokens, sums
 
 

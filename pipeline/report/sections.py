@@ -33,7 +33,7 @@ def _registration_note(run: RunInputs) -> str:
     if _same_prediction(own, shown):
         return f"; {when}"
     band = interval(own)
-    return (f". This forecast was **not** registered: a forecast {when} predicted {fmt(number(own.get('value')))} "
+    return (f". This forecast was **not** registered: a forecast {when}, predicted {fmt(number(own.get('value')))} "
             f"{fmt_interval(band)} (table *Registered forecasts vs actual*)")
 
 
