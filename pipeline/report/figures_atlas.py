@@ -106,15 +106,16 @@ def _overview(ax, x, rate, tasks, falling, fit_rows, checkpoints, target) -> Non
         t_row = checkpoints.index(target)
         ax.plot(np.full(len(tasks), x[t_row]), rate[t_row], "_", color=EXCLUDED_COLOR, ms=8,
                 label=f"{target} (target), each problem")
-    ax.plot([], [], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3,
-            label=f"pass rate falls with scale ({len(falling)})")
+    if falling:
+        ax.plot([], [], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3,
+                label=f"pass rate falls with scale ({len(falling)})")
     ax.set_xscale("log")
     ax.set_xlim(x.min() / 1.5, x.max() * 4)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel("pass rate  (fraction of samples passing)")
     ax.set_title(f"Per-problem pass rate against compute — {plural(len(tasks), 'problem')}")
-    ax.legend(loc="upper left", frameon=True, fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=True, fontsize=8)   # outside: never on a line
 
 
 def _cells(ax, x, rate, tasks, falling, used, fit_rows, cols, rows, checkpoints, target) -> None:

@@ -136,7 +136,7 @@ def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
     ax.set_xlabel("extrapolation factor  (held-out compute ÷ largest compute in its fit, log scale)")
     ax.set_ylabel("forecast − actual\n(mean log pass rate)")
     ax.set_title("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
-    ax.legend(loc="best", frameon=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=9)  # never on a bar
     return save_figure(fig, out_dir / "backtest.png")
 
 
