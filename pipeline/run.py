@@ -25,7 +25,8 @@ def log(message: str) -> None:
     print(f"[capforecast {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path) -> dict:
+def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path,
+                   limit: int | None = None) -> dict:
     """Create manifest.json, or check that an existing one describes the same family and problems."""
     path = run_dir / "manifest.json"
     digest, pdigest = family.digest(), problems_digest(problems)
@@ -46,7 +47,8 @@ def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: d
         "base_dir": str(Path(family.base_dir).resolve()),
         "config_digest": digest,
         "family_config": family.model_dump(mode="json"),
-        "problems": {"path": str(Path(benchmark).resolve()), "digest": pdigest, "count": len(problems)},
+        "problems": {"path": str(Path(benchmark).resolve()), "digest": pdigest, "count": len(problems),
+                     "limit": limit},
         "created_at": utc_now(),
         "code_version": code_version(),
         "packages": package_versions(),
@@ -85,7 +87,7 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None, slu
     make_run_dir(run_dir, "--out")
     benchmark = resolve_benchmark(family.benchmark, family.base_dir)
     problems = load_problems(benchmark, limit)
-    manifest = start_manifest(run_dir, config_path, family, problems, benchmark)
+    manifest = start_manifest(run_dir, config_path, family, problems, benchmark, limit)
     log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
         f"x n={family.sampling.n} -> {run_dir}")
     if slurm is not None:

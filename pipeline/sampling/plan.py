@@ -56,7 +56,7 @@ def _task_ids(manifest: dict) -> list[str]:
     from pipeline.problems import load_problems
 
     try:
-        return sorted(load_problems(manifest["problems"]["path"]))
+        return sorted(load_problems(manifest["problems"]["path"], manifest["problems"].get("limit")))  # as `run --limit`
     except (KeyError, UserError):
         return []
 
