@@ -194,6 +194,7 @@ def forecast_stage(run_dir: Path, family: Family, manifest: dict) -> None:
     from pipeline.records import read_pass_counts
 
     counts = read_pass_counts(run_dir / "pass_counts.csv")
+    log(f"fit: the capability law over {len({c.checkpoint for c in counts})} checkpoints' pass counts")
     try:
         forecast = _timed(manifest, run_dir, "fit", forecast_from_counts, counts, family.target_name,
                           family.target_compute, fit_options(family))
@@ -233,6 +234,8 @@ def backtest_stage(run_dir: Path, family: Family, manifest: dict) -> None:
     from pipeline.records import read_pass_counts
 
     counts = read_pass_counts(run_dir / "pass_counts.csv")
+    log(f"backtest: every method, holding out the largest 1..{max(len({c.checkpoint for c in counts}) - 3, 0)} "
+        f"checkpoints in turn (a few minutes on a laptop)")
     try:
         result = _timed(manifest, run_dir, "backtest", backtest_counts, counts, fit_options(family))
     except UserError as exc:
