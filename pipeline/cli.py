@@ -10,7 +10,9 @@ import argparse
 import importlib
 import sys
 
+import pipeline
 from pipeline.errors import UserError
+from pipeline.progress import quiet_third_party_bars
 from sandbox.api import SandboxUnavailable
 
 COMMAND_MODULES = [
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="capforecast",
         description="Forecast a large code model's HumanEval capability and loss from smaller checkpoints.",
     )
+    parser.add_argument("--version", action="version", version=f"capforecast {pipeline.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES + OPTIONAL_COMMAND_MODULES:
         try:
@@ -47,16 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    _describe_every_subcommand(subparsers)
     return parser
+
+
+def _describe_every_subcommand(subparsers) -> None:
+    """A subcommand without a description shows its one-line help on ``--help`` (nested ones too)."""
+    helps = {a.dest: a.help for a in subparsers._choices_actions}
+    for name, sub in subparsers.choices.items():
+        if not sub.description:
+            text = (helps.get(name) or name).rstrip(".")
+            sub.description = text[:1].upper() + text[1:] + "."
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _describe_every_subcommand(action)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_third_party_bars()
     try:
         return int(args.func(args) or 0)
     except (UserError, SandboxUnavailable) as exc:
         print(f"capforecast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:   # not about a path the user gave: a bug, keep the traceback
+            raise
+        print(f"capforecast {args.command}: error: {exc.filename}: {exc.strerror or exc}; check that the path "
+              f"exists, is of the right kind (file or directory) and is writable", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"capforecast {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)

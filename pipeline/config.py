@@ -12,13 +12,28 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import sandbox
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
 
 CODEX_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 DEFAULT_CONFIG = "checkpoints.yaml"
+FIT_METHODS = ("default", "aggregate", "per-problem")    # = "default" + pipeline.forecast.methods.METHODS
+SANDBOX_BACKENDS = ("auto",) + sandbox.BACKENDS
+MIN_FIT_CHECKPOINTS = 3
+PACKAGED_CONFIG = Path(__file__).resolve().parent / "reference" / "checkpoints.yaml"  # the reference family
+
+
+def default_config_path(path: str | Path = DEFAULT_CONFIG) -> Path:
+    """``checkpoints.yaml`` in the current directory when there is one, else the reference family shipped
+    with the package; any other path as given."""
+    path = Path(path)
+    if str(path) == DEFAULT_CONFIG and not path.exists():
+        return PACKAGED_CONFIG
+    return path
 
 
 class ConfigError(UserError):
@@ -80,6 +95,14 @@ class Sampling(_Strict):
 
 class SandboxSettings(_Strict):
     backend: str = "auto"
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in SANDBOX_BACKENDS:
+            raise ValueError(f"unknown sandbox backend {value!r}; choose one of: {', '.join(SANDBOX_BACKENDS)}")
+        return value
+
     workers: Optional[int] = Field(default=None, ge=1)
     cpu_seconds: float = Field(default=0.25, gt=0, description="CPU-s floor of max(floor, 20 x canonical)")
     wall_seconds: float = Field(default=10.0, gt=0)
@@ -92,7 +115,14 @@ class FitSettings(_Strict):
     method: str = "default"
     max_fit_compute_fraction: Optional[float] = Field(default=None, gt=0, le=1)
     buckets: int = Field(default=6, ge=1)
-    bootstrap: int = Field(default=1000, ge=0)
+    bootstrap: int = Field(default=1000, ge=1)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in FIT_METHODS:
+            raise ValueError(f"unknown fit method {value!r}; choose one of: {', '.join(FIT_METHODS)}")
+        return value
 
 
 class LossSettings(_Strict):
@@ -173,6 +203,24 @@ class Family(_Strict):
             return str(local)
         return ckpt.model
 
+    def forecast_problems(self) -> list[tuple[tuple, str]]:
+        """What stops a forecast of this family's target, as (key path under the family, message) pairs:
+        the target below the checkpoints, or fewer than 3 checkpoints below it (within the compute limit)."""
+        target = self.target_compute
+        others = [c for c in self.checkpoints if c.name != self.target.checkpoint]
+        below = [c for c in others if c.compute < target]
+        limit = self.fit.max_fit_compute_fraction
+        usable = [c for c in below if limit is None or c.compute <= limit * target]
+        key = ("target",)
+        if others and not below:
+            return [(key, f"the target's compute ({target:.3g} FLOPs) is not above any checkpoint's (smallest "
+                          f"{min(c.compute for c in others):.3g}); the forecast extrapolates up from smaller models")]
+        if len(usable) < MIN_FIT_CHECKPOINTS:
+            within = f" and within fit.max_fit_compute_fraction = {limit}" if limit is not None else ""
+            return [(key, f"a forecast needs at least {MIN_FIT_CHECKPOINTS} checkpoints below the target"
+                          f"{within}; this family has {len(usable)} ({', '.join(c.name for c in usable) or 'none'})")]
+        return []
+
     def digest(self) -> str:
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()
@@ -184,6 +232,7 @@ class Config(_Strict):
     default_family: Optional[str] = None
     families: dict[str, Family] = Field(min_length=1)
     path: str = Field(default=DEFAULT_CONFIG, exclude=True)
+    _lines: dict = PrivateAttr(default_factory=dict)   # key path -> line, for messages after loading
 
     def family(self, name: str | None = None) -> Family:
         name = name or self.default_family or next(iter(self.families))
@@ -193,9 +242,21 @@ class Config(_Strict):
         return self.families[name]
 
 
+def check_forecastable(config: Config, family: Family) -> None:
+    """Raise ConfigError (file, line, field) when the family's target cannot be forecast; before any compute."""
+    problems = family.forecast_problems()
+    if problems:
+        key, message = problems[0]
+        line = config._lines.get(("families", family.name) + key, "?")
+        raise ConfigError(f"{config.path}, line {line}, field families.{family.name}.{'.'.join(key)}: {message}")
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) -> Config:
-    """Read and validate a checkpoints.yaml; raise ConfigError naming file, line and field."""
-    path = Path(path)
+    """Read and validate a checkpoints.yaml; raise ConfigError naming file, line and field.
+
+    The default name, ``checkpoints.yaml``, falls back to the packaged reference family when the current
+    directory has none (``default_config_path``)."""
+    path = default_config_path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found (pass --config PATH)")
     text = path.read_text(encoding="utf-8")
@@ -218,6 +279,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) 
                 fam["base_dir"] = base
     try:
         config = Config.model_validate({**data, "path": str(path)})
+        config._lines = lines
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc, lines)) from None
     if config.default_family and config.default_family not in config.families:

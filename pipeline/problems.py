@@ -25,8 +25,9 @@ def resolve_benchmark(benchmark: str | Path, base_dir: str | Path = ".") -> Path
     return path if path.is_absolute() else Path(base_dir) / path
 
 
-def load_problems(path: str | Path) -> dict[str, dict]:
-    """Read a HumanEval-format problem file into {task_id: problem}, checking required fields."""
+def load_problems(path: str | Path, limit: int | None = None) -> dict[str, dict]:
+    """Read a HumanEval-format problem file into {task_id: problem}, checking required fields;
+    with ``limit``, only the first N problems (a smoke run)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: problem file not found")
@@ -40,7 +41,7 @@ def load_problems(path: str | Path) -> dict[str, dict]:
         problems[row["task_id"]] = row
     if not problems:
         raise UserError(f"{path}: contains no problems")
-    return problems
+    return dict(list(problems.items())[:limit]) if limit else problems
 
 
 def problems_digest(problems: dict[str, dict]) -> str:

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -49,11 +50,25 @@ def read_jsonl(path: str | Path, allow_torn_tail: bool = True) -> Iterator[tuple
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             if allow_torn_tail and number == len(lines) and not line.endswith("\n"):
+                warn_torn_tail(path, number)
                 return
             raise BadInput(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise BadInput(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
         yield number, row
+
+
+_TORN_WARNED: set[tuple[str, int]] = set()
+
+
+def warn_torn_tail(path: Path, number: int) -> None:
+    """Say once per file and line that a torn last line was skipped (readers may pass over a file many times)."""
+    key = (str(Path(path).resolve()), number)
+    if key in _TORN_WARNED:
+        return
+    _TORN_WARNED.add(key)
+    print(f"warning: {path}, line {number}: skipped 1 torn last line (cut short by an interrupted write); "
+          f"rerunning the stage redoes it", file=sys.stderr)
 
 
 def require_fields(path: str | Path, number: int, row: dict, names: dict[str, type]) -> None:
@@ -103,6 +118,27 @@ def _truncate_torn_tail(path: Path) -> None:
         fh.truncate(data.rfind(b"\n") + 1)
 
 
+def make_run_dir(path: Path, option: str) -> None:
+    """Create the run directory, or raise UserError (one paragraph) when it cannot be one or cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: is a file, not a directory; give a new or existing run directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot create the run directory ({exc.strerror})") from None
+    check_writable(path, option)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """UserError unless files can be created in the directory ``path`` (read-only folder or file system)."""
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write in this directory ({exc.strerror}); give a writable "
+                        f"run directory or fix its permissions") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a whole file so that readers see either the old or the new content, never half."""
     path = Path(path)
@@ -141,6 +177,7 @@ def read_pass_counts(path: str | Path) -> list[PassCount]:
     if not path.exists():
         raise BadInput(f"{path}: file not found")
     out: list[PassCount] = []
+    seen: dict[tuple[str, str], int] = {}
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in PASS_COUNT_COLUMNS if c not in (reader.fieldnames or [])]
@@ -165,6 +202,12 @@ def read_pass_counts(path: str | Path) -> list[PassCount]:
             if ints["n"] < 0 or not 0 <= ints["passed"] <= ints["n"]:
                 raise BadInput(f"{path}, line {number}: need 0 <= passed <= n, "
                                f"got passed={ints['passed']} n={ints['n']}")
+            key = (row["checkpoint"], row["task_id"])
+            if key in seen:
+                raise BadInput(f"{path}, line {number}: duplicate row for checkpoint {key[0]!r}, task_id "
+                               f"{key[1]!r} (first on line {seen[key]}); each (checkpoint, task_id) must appear "
+                               f"once: merge the rows (sum n and passed) if they are separate batches")
+            seen[key] = number
             out.append(PassCount(row["checkpoint"], compute, row["task_id"], ints["n"], ints["passed"]))
     if not out:
         raise BadInput(f"{path}: no rows")

@@ -6,39 +6,49 @@ registered from the smaller checkpoints before the target's samples exist.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.config import DEFAULT_CONFIG, Family, load_config
+from pipeline.arguments import positive_int
+from pipeline.config import DEFAULT_CONFIG, Family, check_forecastable, load_config
 from pipeline.errors import UserError
 from pipeline.manifest import code_version, package_versions, read_manifest, utc_now
 from pipeline.problems import load_problems, problems_digest, resolve_benchmark
-from pipeline.records import atomic_write_json, write_pass_counts
+from pipeline.records import atomic_write_json, make_run_dir, write_pass_counts
 
 
 def log(message: str) -> None:
     print(f"[capforecast {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path) -> dict:
+def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path,
+                   limit: int | None = None) -> dict:
     """Create manifest.json, or check that an existing one describes the same family and problems."""
     path = run_dir / "manifest.json"
     digest, pdigest = family.digest(), problems_digest(problems)
     if path.exists():
         manifest = read_manifest(run_dir)
         if (manifest.get("config_digest"), manifest.get("problems", {}).get("digest")) != (digest, pdigest):
-            raise UserError(f"{path}: this run directory was made from a different family config or problem "
-                            f"set; resume it with the same checkpoints.yaml, or pass a new --out")
+            fields = differences(manifest.get("family_config") or {}, family.model_dump(mode="json"))
+            if manifest.get("problems", {}).get("digest") != pdigest:
+                fields.append(f"problems ({manifest.get('problems', {}).get('count', '?')} stored, {len(problems)} "
+                              f"now: another benchmark file or --limit)")
+            raise UserError(f"{path}: this run directory was made with other settings; differing: "
+                            f"{'; '.join(fields[:6]) or 'the family config'}. Resume it with the same "
+                            f"checkpoints.yaml and --limit, or give a new run directory")
         return manifest
     manifest = {
         "family": family.name,
-        "config_path": str(config_path),
+        "config_path": str(Path(config_path).resolve()),
+        "base_dir": str(Path(family.base_dir).resolve()),
         "config_digest": digest,
         "family_config": family.model_dump(mode="json"),
-        "problems": {"path": str(benchmark), "digest": pdigest, "count": len(problems)},
+        "problems": {"path": str(Path(benchmark).resolve()), "digest": pdigest, "count": len(problems),
+                     "limit": limit},
         "created_at": utc_now(),
         "code_version": code_version(),
         "packages": package_versions(),
@@ -52,19 +62,32 @@ def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: d
     return manifest
 
 
-def run_family(config_path: Path, family_name: str | None, out: Path | None, slurm=None) -> Path:
+def differences(old, new, prefix: str = "") -> list[str]:
+    """'sampling.n: 20 -> 10' for every leaf that differs between two JSON-like values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in dict.fromkeys([*old, *new]):
+            out += differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if old == new else [f"{prefix or 'config'}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def run_family(config_path: Path, family_name: str | None, out: Path | None, slurm=None,
+               limit: int | None = None) -> Path:
     """Run every stage for one family; return the run directory.
 
     With ``slurm`` (a pipeline.slurm.SlurmSettings), sampling and execution run as Slurm array jobs;
     this process waits for them, then counts, fits and reports (the local stages find no work left).
     """
     config = load_config(config_path)
+    config_path = Path(config.path).resolve()   # the packaged reference family when no checkpoints.yaml is here
     family = config.family(family_name)
+    check_forecastable(config, family)      # semantic errors before any compute is spent
     run_dir = out or Path("results") / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_run_dir(run_dir, "--out")
     benchmark = resolve_benchmark(family.benchmark, family.base_dir)
-    problems = load_problems(benchmark)
-    manifest = start_manifest(run_dir, config_path, family, problems, benchmark)
+    problems = load_problems(benchmark, limit)
+    manifest = start_manifest(run_dir, config_path, family, problems, benchmark, limit)
     log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
         f"x n={family.sampling.n} -> {run_dir}")
     if slurm is not None:
@@ -171,6 +194,7 @@ def forecast_stage(run_dir: Path, family: Family, manifest: dict) -> None:
     from pipeline.records import read_pass_counts
 
     counts = read_pass_counts(run_dir / "pass_counts.csv")
+    log(f"fit: the capability law over {len({c.checkpoint for c in counts})} checkpoints' pass counts")
     try:
         forecast = _timed(manifest, run_dir, "fit", forecast_from_counts, counts, family.target_name,
                           family.target_compute, fit_options(family))
@@ -210,6 +234,8 @@ def backtest_stage(run_dir: Path, family: Family, manifest: dict) -> None:
     from pipeline.records import read_pass_counts
 
     counts = read_pass_counts(run_dir / "pass_counts.csv")
+    log(f"backtest: every method, holding out the largest 1..{max(len({c.checkpoint for c in counts}) - 3, 0)} "
+        f"checkpoints in turn (a few minutes on a laptop)")
     try:
         result = _timed(manifest, run_dir, "backtest", backtest_counts, counts, fit_options(family))
     except UserError as exc:
@@ -227,31 +253,45 @@ def score_stage(run_dir: Path, manifest: dict) -> None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run", help="the whole job: generate, execute, count, fit, forecast, loss, backtest, report",
-        description="Run every stage for one family of checkpoints.yaml. Resumes when --out names an "
-                    "existing run directory.")
-    parser.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG), help="checkpoints.yaml to read")
-    parser.add_argument("--family", default=None, help="family name (default: the file's default_family)")
-    parser.add_argument("--out", type=Path, default=None,
+        description="Run every stage for one family of checkpoints.yaml and print the answer: the capability and "
+                    "loss forecasts with their intervals, the actual when known, pass@1 per checkpoint, the "
+                    "backtest's coverage and the report's path. Resumes when RUN_DIR is an existing run directory. "
+                    "Exit status 0: a forecast was made; 1: the run finished without one (the report says why); "
+                    "2: bad input, nothing or little was computed.")
+    parser.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
                         help="run directory (default: results/<family>-<UTC timestamp>/)")
-    parser.add_argument("--slurm", type=int, metavar="SHARDS", default=None,
+    parser.add_argument("--out", type=Path, default=None, help="the run directory (same as RUN_DIR; older spelling)")
+    parser.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG),
+                        help="checkpoints.yaml to read (default: ./checkpoints.yaml, else the packaged reference "
+                             "family)")
+    parser.add_argument("--family", default=None, help="family name (default: the file's default_family)")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="use only the first N problems (a smoke run; recorded in manifest.json)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    parser.add_argument("--slurm", type=positive_int, metavar="SHARDS", default=None,
                         help="sample and execute as Slurm array jobs with SHARDS problem shards per checkpoint, "
                              "wait for them, then fit and report here")
     parser.add_argument("--partition", default=None, help="Slurm partition (with --slurm)")
     parser.add_argument("--gpus-per-task", type=int, default=1, help="GPUs per generate task (with --slurm)")
-    parser.add_argument("--cpus-per-task", type=int, default=4,
+    parser.add_argument("--cpus-per-task", type=positive_int, default=4,
                         help="CPUs per generate and per execute task (with --slurm)")
     parser.set_defaults(func=_main)
 
 
 def _main(args) -> int:
+    from pipeline.summary import format_summary, run_summary
+
+    if args.run_dir and args.out and args.run_dir != args.out:
+        raise UserError(f"two run directories given: {args.run_dir} and --out {args.out}")
     slurm = None
     if args.slurm is not None:
         from pipeline.slurm import SlurmSettings
 
-        if args.slurm < 1:
-            raise UserError(f"--slurm takes the number of shards per checkpoint (>= 1), got {args.slurm}")
+        if args.limit:
+            raise UserError("--limit is not supported with --slurm (the array jobs sample every problem)")
         slurm = SlurmSettings(shards=args.slurm, partition=args.partition, gpus_per_task=args.gpus_per_task,
                               cpus_per_generate=args.cpus_per_task, cpus_per_execute=args.cpus_per_task)
-    run_dir = run_family(args.config, args.family, args.out, slurm)
-    print(run_dir)
-    return 0
+    run_dir = run_family(args.config, args.family, args.out or args.run_dir, slurm, limit=args.limit)
+    summary = run_summary(run_dir)
+    print(json.dumps(summary, indent=None) if args.json else format_summary(summary))
+    return 0 if summary["forecast"].get("value") is not None else 1

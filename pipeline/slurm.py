@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.arguments import positive_int
 from pipeline.config import DEFAULT_CONFIG
 from pipeline.errors import UserError
 from pipeline.records import atomic_write_json, atomic_write_text
@@ -165,33 +166,52 @@ def wait_for_jobs(out_dir: str | Path, *, poll_seconds: float = 5.0, timeout: fl
 
 
 def register(subparsers) -> None:
-    sub = subparsers.add_parser("submit", help="submit generate (GPU) and execute (CPU) as Slurm arrays")
-    sub.add_argument("--config", default=DEFAULT_CONFIG)
-    sub.add_argument("--family")
-    sub.add_argument("--out", required=True, help="run directory, on a file system the nodes share")
+    sub = subparsers.add_parser(
+        "submit", help="submit generate (GPU) and execute (CPU) as Slurm arrays",
+        description="Write sbatch scripts under RUN_DIR/slurm/ and submit a generate array (GPU) and an execute "
+                    "array that starts after it (afterok); prints the job ids as JSON. `capforecast wait RUN_DIR` "
+                    "blocks until both end; `capforecast run RUN_DIR` then counts, fits and reports.")
+    sub.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, on a file system the nodes share")
+    sub.add_argument("--config", default=DEFAULT_CONFIG,
+                     help="checkpoints.yaml (default: ./checkpoints.yaml, else the packaged reference family)")
+    sub.add_argument("--family", help="family name (default: the file's default_family)")
+    sub.add_argument("--out", default=None, help="the run directory (same as RUN_DIR; older spelling)")
     sub.add_argument("--shards", type=int, default=1, help="generate array size (default: %(default)s)")
     sub.add_argument("--plan", help="plan JSON: generate only its requests")
-    sub.add_argument("--partition")
-    sub.add_argument("--gpus-per-task", type=int, default=1, help="0 for CPU-only generation")
-    sub.add_argument("--cpus-per-generate", type=int, default=4)
-    sub.add_argument("--cpus-per-execute", type=int, default=4)
+    sub.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
+    sub.add_argument("--gpus-per-task", type=int, default=1, help="GPUs per generate task; 0 for CPU-only generation")
+    sub.add_argument("--cpus-per-generate", type=positive_int, default=4, help="CPUs per generate task (default 4)")
+    sub.add_argument("--cpus-per-execute", type=positive_int, default=4, help="CPUs per execute task (default 4)")
     sub.add_argument("--time", dest="time_limit", help="Slurm time limit per task, e.g. 4:00:00")
     sub.add_argument("--sandbox", help="sandbox for the execute stage (default: the execute stage's)")
-    sub.add_argument("--workers", type=int, help="execute workers per task")
+    sub.add_argument("--workers", type=positive_int, help="execute workers per task")
     sub.add_argument("--max-parallel", type=int, help="at most this many array tasks at once")
     sub.add_argument("--sbatch-option", action="append", default=[], dest="extra",
                      help="extra '#SBATCH' line, e.g. --sbatch-option=--account=abc (repeatable)")
     sub.add_argument("--wait", action="store_true", help="block until both arrays have finished")
     sub.set_defaults(func=_submit_main)
-    wait = subparsers.add_parser("wait", help="wait for the Slurm jobs submitted for a run directory")
-    wait.add_argument("--out", required=True)
-    wait.add_argument("--timeout", type=float)
+    wait = subparsers.add_parser(
+        "wait", help="wait for the Slurm jobs submitted for a run directory",
+        description="Poll scontrol until the generate and execute arrays recorded in RUN_DIR/slurm/jobs.json "
+                    "have ended; print their final states as JSON; fail if any task failed or verdicts are missing.")
+    wait.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory given to `capforecast submit`")
+    wait.add_argument("--out", default=None, help="the run directory (same as RUN_DIR; older spelling)")
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds (default: wait forever)")
     wait.set_defaults(func=_wait_main)
+
+
+def _run_dir(args) -> str:
+    if args.run_dir and args.out and Path(args.run_dir) != Path(args.out):
+        raise UserError(f"two run directories given: {args.run_dir} and --out {args.out}")
+    if not (args.run_dir or args.out):
+        raise UserError(f"give the run directory: capforecast {args.command} RUN_DIR")
+    return args.out or args.run_dir
 
 
 def _submit_main(args) -> int:
     from pipeline.config import load_config
 
+    args.out = _run_dir(args)
     family = load_config(args.config).family(args.family)
     settings = SlurmSettings(shards=args.shards, partition=args.partition, gpus_per_task=args.gpus_per_task,
                              cpus_per_generate=args.cpus_per_generate, cpus_per_execute=args.cpus_per_execute,
@@ -205,5 +225,6 @@ def _submit_main(args) -> int:
 
 
 def _wait_main(args) -> int:
+    args.out = _run_dir(args)
     print(json.dumps(wait_for_jobs(args.out, timeout=args.timeout)["states"]))
     return 0

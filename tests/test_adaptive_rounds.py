@@ -148,17 +148,18 @@ def test_run_samples_in_rounds_through_generate_and_execute(tmp_path, tiny_famil
                                   "max_rounds": 6}},
         "sandbox": {"backend": "bwrap", "workers": 2},
         "fit": {"bootstrap": 20}, "loss": {"enabled": False}, "target": "tiny-3",
-        "checkpoints": [{"name": n, "model": str(tiny_family_dir / n), "params": p, "tokens": t}
-                        for n, p, t in (("tiny-1", 10800, 1_000_000), ("tiny-2", 37024, 2_000_000),
-                                        ("tiny-3", 70896, 4_000_000))],
+        "checkpoints": [{"name": n, "model": str(tiny_family_dir / m), "params": p, "tokens": t}
+                        for n, m, p, t in (("tiny-0", "tiny-1", 10800, 500_000), ("tiny-1", "tiny-1", 10800, 1_000_000),
+                                           ("tiny-2", "tiny-2", 37024, 2_000_000),
+                                           ("tiny-3", "tiny-3", 70896, 4_000_000))],
     }
     config = tmp_path / "checkpoints.yaml"
     config.write_text(yaml.safe_dump({"families": {"tiny": family}}))
     run_dir = run_family(config, "tiny", tmp_path / "run")
     cells = _cells(run_dir)
-    assert {c for c, _ in cells} == {"tiny-1", "tiny-2", "tiny-3"}
+    assert {c for c, _ in cells} == {"tiny-0", "tiny-1", "tiny-2", "tiny-3"}
     assert all(cells[("tiny-3", t)]["start"] == 0 for c, t in cells if c == "tiny-3")
-    for name in ("tiny-1", "tiny-2", "tiny-3"):
+    for name in ("tiny-0", "tiny-1", "tiny-2", "tiny-3"):
         rows = [r for _, r in read_jsonl(run_dir / "verdicts" / f"{name}.jsonl")]
         per_task = {}
         for row in rows:
@@ -166,6 +167,6 @@ def test_run_samples_in_rounds_through_generate_and_execute(tmp_path, tiny_famil
         start = {t: cells[(name, t)]["start"] for c, t in cells if c == name}
         assert all(n <= start[t] + 3 for t, n in per_task.items())
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert set(manifest["adaptive"]) == {"tiny-1+tiny-2", "tiny-3"}
+    assert set(manifest["adaptive"]) == {"tiny-0+tiny-1+tiny-2", "tiny-3"}
     assert manifest["adaptive"]["tiny-3"]["done"]
     assert (run_dir / "passuntil.csv").is_file() and (run_dir / "report.md").is_file()

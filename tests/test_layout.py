@@ -11,14 +11,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first. A module may import from its own layer or any layer below it; README.md, "Layout", says the same.
 LAYERS = [
-    ["pipeline.errors", "pipeline.records", "pipeline.progress"],       # plumbing with no domain knowledge
+    ["pipeline.errors", "pipeline.records", "pipeline.progress", "pipeline.arguments",
+     "pipeline.passk"],       # plumbing with no domain knowledge
     ["pipeline.config", "pipeline.problems", "pipeline.manifest"],      # what a family and a run directory are
     ["pipeline.reference", "pipeline.generate"],                        # models and their samples
-    ["pipeline.execute", "pipeline.counts"],                            # verdicts and pass counts
+    ["pipeline.execute", "pipeline.counts", "pipeline.samples"],                            # verdicts and pass counts
     ["pipeline.forecast"],                                              # laws, fits, forecasts, the loss law
     ["pipeline.sampling"],                                              # adaptive rounds and PassUntil
     ["pipeline.report"],                                                # the document read from stored results
-    ["pipeline.slurm", "pipeline.run"],                                 # orchestration of every stage
+    ["pipeline.slurm", "pipeline.run", "pipeline.summary"],                                 # orchestration of every stage
     ["pipeline.cli"],                                                   # the command line
 ]
 SANDBOX_MAY_IMPORT = {"pipeline.errors"}   # the sandbox is a library below the pipeline

@@ -23,7 +23,7 @@ def family_dir(tmp_path_factory):
     corpus = root / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:3] + ["x = [1, 2, 3]\n" * 40]))
     config = {"families": {"tiny": {"target": "t3", "checkpoints": entries,
-                                    "loss": {"corpus": str(corpus)}, "fit": {"bootstrap": 0}}}}
+                                    "loss": {"corpus": str(corpus)}, "fit": {"bootstrap": 10}}}}
     import yaml
     (root / "checkpoints.yaml").write_text(yaml.safe_dump(config))
     return root

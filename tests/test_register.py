@@ -58,7 +58,7 @@ def test_registration_refuses_to_overwrite(tmp_path, family):
 def test_target_counts_are_removed_before_fitting_and_noted(tmp_path, family):
     fam, counts = family
     run = _run_dir(tmp_path, fam, counts, with_target=True)
-    record = json.loads(reg.register_forecast(run, options=FAST).read_text())
+    record = json.loads(reg.register_forecast(run, options=FAST, force=True).read_text())
     without = [c for c in counts if c.checkpoint != TARGET_NAME]
     assert record["inputs"]["pass_counts_sha256"] == reg.counts_digest(without)
     assert record["inputs"]["target_rows_removed"] == 40 and TARGET_NAME not in record["inputs"]["checkpoints"]
@@ -92,7 +92,7 @@ def test_score_after_when_samples_predate_the_record(tmp_path, family):
     (run / "samples").mkdir()
     sample = {"task_id": "Sim/0", "completion": "", "generated_at": "2000-01-01T00:00:00Z"}
     (run / "samples" / f"{TARGET_NAME}.jsonl").write_text(json.dumps(sample) + "\n")
-    reg.register_forecast(run, options=FAST)
+    reg.register_forecast(run, options=FAST, force=True)
     write_pass_counts(run / "pass_counts.csv", counts)
     score = reg.score_forecasts(run)["scores"][0]
     assert score["registered_before_target_samples"] is False
@@ -121,7 +121,7 @@ def test_cli_on_a_bare_csv(tmp_path, family):
     fam, counts = family
     csv_path = tmp_path / "counts.csv"
     write_pass_counts(csv_path, counts)
-    assert _cli(["forecast", "--pass-counts", str(csv_path), "--target", TARGET_NAME]) == 0
+    assert _cli(["forecast", "--pass-counts", str(csv_path), "--target", TARGET_NAME, "--force"]) == 0
     assert _cli(["score", "--pass-counts", str(csv_path)]) == 0
     scores = json.loads((tmp_path / "forecasts" / "scores.json").read_text())["scores"]
     assert scores[0]["registered_before_target_samples"] is False  # the CSV held the target's counts

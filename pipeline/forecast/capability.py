@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.arguments import fraction, level, positive_int
 from pipeline.errors import UserError
 from pipeline.forecast.fit import FitOptions, actual_value, checkpoint_points, prediction_block, prepare, run_method
 from pipeline.records import PassCount
@@ -77,25 +78,82 @@ def forecast_or_error(counts: list[PassCount], target_name: str | None, target_c
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser, methods: bool = False) -> None:
-    """Options shared by fit and backtest (backtest takes a comma-separated list of methods, or all)."""
+    """Options shared by fit and backtest (backtest takes a comma-separated list of methods, or all).
+
+    Every default is None: on a run directory the value stored in its manifest.json (the family's ``fit:``
+    section) applies, elsewhere the FitOptions default; an option given here overrides either.
+    """
+    stored = " (default: the run directory's setting, else %s)"
     if methods:
-        parser.add_argument("--method", default="all", help="comma-separated methods to score (default: all)")
+        parser.add_argument("--method", default=None, help="comma-separated methods to score (default: all)")
     else:
-        parser.add_argument("--method", default="default", help="default, aggregate (the report's) or per-problem")
-    parser.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
-    parser.add_argument("--buckets", type=int, default=6, help="difficulty buckets (default 6)")
+        parser.add_argument("--method", default=None,
+                            help="default, aggregate (the report's) or per-problem" + stored % "default")
+    parser.add_argument("--level", type=level, default=None, help="interval level" + stored % "0.9")
+    parser.add_argument("--buckets", type=positive_int, default=None, help="difficulty buckets" + stored % "6")
     parser.add_argument("--hardest-excluded", type=int, default=None,
                         help="H hardest problems left out of the buckets (default 15/164 of the problems)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates / posterior draws")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
-                        help="fit only checkpoints with compute <= FRACTION x target compute")
+    parser.add_argument("--bootstrap", type=positive_int, default=None,
+                        help="bootstrap replicates / posterior draws" + stored % "1000")
+    parser.add_argument("--seed", type=int, default=None, help="random seed of the bootstrap (default 0)")
+    parser.add_argument("--max-fit-compute-fraction", type=fraction, default=None,
+                        help="fit only checkpoints with compute <= FRACTION x target compute, 0 < FRACTION <= 1"
+                             + stored % "no limit")
 
 
-def options_from_args(args) -> FitOptions:
-    return FitOptions(level=args.level, max_fit_compute_fraction=getattr(args, "max_fit_compute_fraction", None),
-                      method=args.method if "," not in args.method and args.method != "all" else "default", buckets=args.buckets, hardest_excluded=args.hardest_excluded,
-                      bootstrap=args.bootstrap, seed=args.seed)
+FIT_ARGUMENTS = ("level", "max_fit_compute_fraction", "method", "buckets", "hardest_excluded", "bootstrap", "seed")
+
+
+def run_fit_settings(run: Path | None) -> tuple[dict, dict]:
+    """(fit settings, target) stored in a run directory's manifest.json; ({}, {}) without a run directory."""
+    if run is None or not (Path(run) / "manifest.json").exists():   # a bare directory holding pass_counts.csv
+        return {}, {}
+    from pipeline.manifest import read_manifest
+
+    manifest = read_manifest(run)
+    family = manifest.get("family_config") or {}
+    stored = {k: v for k, v in (family.get("fit") or {}).items() if k in FIT_ARGUMENTS}
+    sampling = family.get("sampling") or {}
+    if isinstance(sampling.get("n"), int) and not sampling.get("adaptive"):
+        stored["target_n"] = sampling["n"]
+    return stored, manifest.get("target") or {}
+
+
+def options_from_args(args, stored: dict | None = None) -> tuple[FitOptions, dict]:
+    """FitOptions from the command line over the run's stored settings over the defaults, and where each came from."""
+    stored = stored or {}
+    values, source = {}, {}
+    for name in FIT_ARGUMENTS + ("target_n",):
+        given = getattr(args, name, None)
+        if name == "method" and given is not None and ("," in given or given == "all"):
+            given = None   # backtest's list of methods; its fits use the default
+        if given is not None:
+            values[name], source[name] = given, "command line"
+        elif name in stored and stored[name] is not None:
+            values[name], source[name] = stored[name], "run directory (manifest.json)"
+        else:
+            source[name] = "default"
+    return FitOptions(**values), source
+
+
+def describe_sources(options: FitOptions, source: dict) -> str:
+    """'settings from the run directory: ...; from the command line: ...' for the terminal."""
+    parts = []
+    for label, key in (("from the run directory", "run directory (manifest.json)"),
+                       ("from the command line", "command line")):
+        names = [n for n, s in source.items() if s == key]
+        if names:
+            parts.append(f"{label}: " + ", ".join(f"{n}={getattr(options, n)}" for n in names))
+    return "settings " + "; ".join(parts) if parts else "settings: defaults"
+
+
+def writable_parent(out: Path, option: str) -> None:
+    """Refuse before fitting when the output's folder exists but cannot be written."""
+    from pipeline.records import check_writable
+
+    parent = Path(out).parent
+    if parent.is_dir():
+        check_writable(parent, option)
 
 
 def counts_source(args) -> tuple[Path, Path | None]:
@@ -134,8 +192,13 @@ def handle_fit(args) -> int:
     out = Path(args.out) if args.out else (run / "forecast.json" if run else None)
     if out is None:
         raise UserError("give --out FILE.json (or a run directory, to write RUN_DIR/forecast.json)")
-    result = forecast_from_counts(read_pass_counts(csv_path), args.target, args.target_compute,
-                                  options_from_args(args))
+    writable_parent(out, "--out" if args.out else "RUN_DIR")
+    stored, target = run_fit_settings(run)
+    options, source = options_from_args(args, stored)
+    target_name = args.target or (target.get("name") if args.target_compute is None else None)
+    target_compute = args.target_compute or (target.get("compute") if args.target is None else None)
+    result = forecast_from_counts(read_pass_counts(csv_path), target_name, target_compute, options)
+    result["settings_source"] = source
     atomic_write_json(out, result)
     p = result["prediction"]
     line = (f"{result['method']}: E_P[log pass rate] at {result['target']['name'] or 'target'} = {p['value']:.4f} "
@@ -143,5 +206,5 @@ def handle_fit(args) -> int:
             f"k={result['k']:.3g}; {len(result['problems'])} problems")
     if "actual" in result and result["actual"]["value"] is not None:
         line += f"; actual {result['actual']['value']:.4f}"
-    print(line + f"\nwrote {out}")
+    print(line + f"\n{describe_sources(options, source)}\nwrote {out}")
     return 0

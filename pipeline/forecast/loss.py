@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.arguments import fraction, non_negative_int, positive_int
 from pipeline.records import BadInput, JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
 
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent.parent / "reference" / "data"
@@ -37,6 +38,7 @@ class LossOptions:
     level: float = 0.9
     max_fit_compute_fraction: float | None = None
     seed: int = 0
+    settings_source: dict | None = None   # per option: "command line", "run directory (manifest.json)" or "default"
 
 
 @dataclass
@@ -49,12 +51,9 @@ class LossModel:
     revision: str | None = None
 
 
-def default_corpus() -> Path:
-    found = sorted(DEFAULT_CORPUS_DIR.glob("*held*out*.jsonl*")) if DEFAULT_CORPUS_DIR.is_dir() else []
-    if not found:
-        raise UserError(f"no held-out corpus in {DEFAULT_CORPUS_DIR}; pass --corpus (a directory of source "
-                        f"files or a JSONL with a 'text' field) or set loss.corpus in checkpoints.yaml")
-    return found[0]
+NO_CORPUS = ("no held-out corpus: set loss.corpus in checkpoints.yaml (a directory of source files or a JSONL "
+             "with a 'text' field, held out from the family's training data) or pass --corpus; without one there "
+             "is no loss law (another family's corpus would not measure this family's loss)")
 
 
 def read_corpus(path: str | Path, max_documents: int | None = None) -> list[str]:
@@ -109,7 +108,10 @@ def measure_documents(model: LossModel, docs: list[str], options: LossOptions) -
                 pieces.append((d, chunk))
     tokens, sums = [0] * len(docs), [0.0] * len(docs)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    with torch.inference_mode():
+    from pipeline.progress import progress
+
+    bar = progress(total=len(pieces), desc=f"loss {model.name}", unit="window")
+    with torch.inference_mode(), bar:
         for b in range(0, len(pieces), options.batch_size):
             batch = pieces[b:b + options.batch_size]
             width = max(len(c) for _, c in batch)
@@ -125,6 +127,7 @@ def measure_documents(model: LossModel, docs: list[str], options: LossOptions) -
             for (d, chunk), value in zip(batch, nll):
                 tokens[d] += len(chunk) - 1
                 sums[d] += value
+            bar.update(len(batch))
     return tokens, sums
 
 
@@ -186,12 +189,18 @@ def _measure_fit_write(models: list[LossModel], target, target_compute, out_dir:
     if len(usable) < 3:  # say so before spending any model time
         raise UserError(f"the loss law needs at least 3 checkpoints below the target {target!r} (and within the "
                         f"compute limit); usable: {', '.join(usable) or 'none'}")
-    corpus = Path(options.corpus) if options.corpus else default_corpus()
+    if not options.corpus:
+        raise UserError(NO_CORPUS)
+    corpus = Path(options.corpus)
     docs = read_corpus(corpus, options.max_documents)
     rows = measure_family(models, docs, out_dir, options)
     write_measurements(out_dir / "loss_measurements.csv", rows)
     result = fit_and_forecast(rows, target, target_compute, options)
     result["corpus"] = {"path": str(corpus), "documents": len(docs), "digest": corpus_digest(docs)}
+    result["options"] = {"max_fit_compute_fraction": options.max_fit_compute_fraction, "bootstrap": options.bootstrap,
+                         "max_documents": options.max_documents, "level": options.level}
+    if options.settings_source:
+        result["settings_source"] = options.settings_source
     atomic_write_json(out_dir / "loss.json", result)
     return result
 
@@ -207,18 +216,22 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: the run directory); with --measurements, the JSON file")
     parser.add_argument("--corpus", default=None, help="directory of source files or JSONL with a 'text' field")
-    parser.add_argument("--max-documents", type=int, default=None)
-    parser.add_argument("--bootstrap", type=int, default=200,
-                        help="bootstrap replicates (residuals, and documents when measured)")
-    parser.add_argument("--max-fit-compute-fraction", type=float, default=None,
-                        help="fit only checkpoints with compute <= this fraction of the target's")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--max-documents", type=positive_int, default=None,
+                        help="use only the first N documents (default: the run's loss.max_documents, else all)")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=LossOptions.bootstrap,
+                        help="bootstrap replicates (residuals, and documents when measured); 0: no interval "
+                             f"(default {LossOptions.bootstrap})")
+    parser.add_argument("--max-fit-compute-fraction", type=fraction, default=None,
+                        help="fit only checkpoints with compute <= this fraction of the target's "
+                             "(default: the run's fit.max_fit_compute_fraction, else no limit)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: CUDA in bfloat16 when present, else CPU float32 (default auto)")
     parser.add_argument("--target-compute", type=float, default=None,
                         help="with --measurements: the target's FLOPs (default: the largest run's)")
     parser.add_argument("--frontier", action="store_true",
                         help="with --measurements: fit only runs whose loss is below every run with less compute")
     parser.add_argument("--level", type=float, default=0.9, help="prediction interval level (default 0.9)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.set_defaults(func=_main)
 
 
@@ -234,12 +247,22 @@ def _main(args) -> int:
         from pipeline.manifest import read_manifest
 
         manifest = read_manifest(args.run_dir)
+        stored = manifest.get("family_config") or {}
+        options.settings_source = {}
+        for name, section in (("max_fit_compute_fraction", "fit"), ("max_documents", "loss")):
+            if getattr(options, name) is not None:   # the run's own settings unless overridden here
+                options.settings_source[name] = "command line"
+            elif (stored.get(section) or {}).get(name) is not None:
+                setattr(options, name, stored[section][name])
+                options.settings_source[name] = "run directory (manifest.json)"
+            else:
+                options.settings_source[name] = "default"
         models = [LossModel(c["name"], c["model"], float(c["compute"]), c.get("revision"))
                   for c in manifest["checkpoints"]]
         target = manifest.get("target", {})
         corpus = manifest.get("family_config", {}).get("loss", {}).get("corpus")
         if options.corpus is None and corpus:
-            base = Path(manifest.get("config_path", ".")).parent
+            base = Path(manifest.get("base_dir") or Path(manifest.get("config_path", ".")).parent)
             options.corpus = str(corpus if Path(corpus).is_absolute() else base / corpus)
         result = _measure_fit_write(models, target.get("name"), float(target["compute"]),
                                     args.out or args.run_dir, options)

@@ -47,6 +47,13 @@ def target_evidence(run_dir: Path | None, target: str | None, counts: list[PassC
     return out
 
 
+def describe_evidence(evidence: dict) -> str:
+    """'164 pass-count rows, 3280 samples, 3280 verdicts' for what of the target existed."""
+    names = {"pass_count_rows": "pass-count rows", "samples_rows": "samples", "verdicts_rows": "verdicts"}
+    parts = [f"{evidence[k]} {label}" for k, label in names.items() if evidence.get(k)]
+    return ", ".join(parts) or "nothing"
+
+
 def write_record(directory: Path, record: dict) -> Path:
     """Create forecasts/<time>-<digest>.json exclusively and read-only; refuse to overwrite anything."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -68,8 +75,11 @@ def write_record(directory: Path, record: dict) -> Path:
 
 def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path | None = None,
                       target: str | None = None, target_compute: float | None = None,
-                      out_dir: str | Path | None = None, options=None) -> Path:
-    """Fit without the target's counts and write an immutable record under forecasts/; return its path."""
+                      out_dir: str | Path | None = None, options=None, force: bool = False) -> Path:
+    """Fit without the target's counts and write an immutable record under forecasts/; return its path.
+
+    Refuses (UserError) when the target's samples, verdicts or pass counts already exist, unless ``force``:
+    a forecast made then is not a pre-registration (the record still says what existed)."""
     from pipeline.forecast.fit import FitOptions
     from pipeline.forecast.capability import forecast_from_counts
     from pipeline.manifest import code_version
@@ -92,6 +102,12 @@ def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path
     if options is None:
         fit_cfg = manifest.get("family_config", {}).get("fit", {})
         options = FitOptions(**{f.name: fit_cfg[f.name] for f in fields(FitOptions) if f.name in fit_cfg})
+    evidence = target_evidence(run_dir, target, all_counts)
+    if not evidence["none"] and not force:
+        raise UserError(f"{counts_path.parent if run_dir is None else run_dir}: the target {target!r} has already "
+                        f"been evaluated ({describe_evidence(evidence)}), so a forecast registered now would not "
+                        f"be a pre-registration; nothing was written. Pass --force to register it anyway (the "
+                        f"record will say that the target's data existed)")
     now = datetime.now(timezone.utc)
     record = {
         "kind": RECORD_KIND,
@@ -101,7 +117,7 @@ def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path
                    "rows": len(counts), "checkpoints": sorted({c.checkpoint for c in counts}),
                    "target_rows_removed": len(all_counts) - len(counts)},
         "target": {"name": target, "compute": float(target_compute)},
-        "target_evidence_at_registration": target_evidence(run_dir, target, all_counts),
+        "target_evidence_at_registration": evidence,
         "forecast": forecast_from_counts(counts, target, float(target_compute), options),
     }
     directory = Path(out_dir) if out_dir else (run_dir if run_dir else counts_path.parent) / "forecasts"
@@ -146,7 +162,7 @@ def registered_before(record: dict, run_dir: Path | None) -> tuple[bool | None, 
     """Whether the record predates the target's samples, with the reason (module docstring: the rule)."""
     evidence = record.get("target_evidence_at_registration", {})
     if not evidence.get("none", False):
-        return False, f"the target's data already existed at registration: {evidence}"
+        return False, f"the target's data already existed at registration ({describe_evidence(evidence)})"
     if run_dir is None or "samples_rows" not in evidence:
         return None, "registered from a bare CSV without the target's rows; no sample files to compare with"
     at = record["registered_at"]
@@ -207,6 +223,22 @@ def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path |
     return result
 
 
+def score_line(s: dict) -> str:
+    """One plain sentence per scored record."""
+    pred = s["prediction"]
+    value = s["actual"]["value"] if s["actual"] else None
+    text = f"{s['file']}: predicted {pred['value']:.4f} [{pred['interval'][0]:.4f}, {pred['interval'][1]:.4f}]"
+    if value is None:
+        text += "; actual not measured yet"
+    else:
+        inside = "inside" if s.get("within_interval") else "OUTSIDE"
+        text += f"; actual {value:.4f}, {inside} the interval (error {s['signed_error']:+.4f})"
+    before = s["registered_before_target_samples"]
+    claim = {True: "registered before the target's samples existed",
+             False: "NOT a pre-registration", None: "registration time not checkable"}[before]
+    return f"{text}; {claim}: {s['why']}"
+
+
 def register(subparsers) -> None:
     fc = subparsers.add_parser("forecast", help="register an immutable forecast before the target is evaluated",
                                description=__doc__)
@@ -215,10 +247,17 @@ def register(subparsers) -> None:
     fc.add_argument("--target", default=None, help="target checkpoint name (its rows are left out of the fit)")
     fc.add_argument("--target-compute", type=float, default=None, help="target training FLOPs")
     fc.add_argument("--out", type=Path, default=None, help="forecasts directory (default: <run or CSV dir>/forecasts)")
+    fc.add_argument("--force", action="store_true",
+                    help="register even though the target's samples, verdicts or counts exist (not a "
+                         "pre-registration; the record says so)")
     fc.set_defaults(func=_forecast_main)
-    sc = subparsers.add_parser("score", help="score registered forecasts against the target's actual result")
-    sc.add_argument("run_dir", nargs="?", type=Path, help="run directory")
-    sc.add_argument("--pass-counts", type=Path, help="pass-counts CSV with the target's rows")
+    sc = subparsers.add_parser(
+        "score", help="score registered forecasts against the target's actual result",
+        description="Compare every registered forecast in forecasts/ with the target's measured mean log pass rate "
+                    "on the record's own problems; say whether it was registered before the target's samples "
+                    "existed; write forecasts/scores.json.")
+    sc.add_argument("run_dir", nargs="?", type=Path, help="run directory (pass_counts.csv with the target's rows)")
+    sc.add_argument("--pass-counts", type=Path, help="pass-counts CSV with the target's rows (instead of RUN_DIR)")
     sc.add_argument("--forecasts", type=Path, default=None, help="forecasts directory (default: beside the input)")
     sc.set_defaults(func=_score_main)
 
@@ -226,12 +265,16 @@ def register(subparsers) -> None:
 def _forecast_main(args) -> int:
     if args.run_dir is None and args.pass_counts is None:
         raise UserError("give a run directory or --pass-counts FILE.csv")
-    path = register_forecast(args.run_dir, args.pass_counts, args.target, args.target_compute, args.out)
+    path = register_forecast(args.run_dir, args.pass_counts, args.target, args.target_compute, args.out,
+                             force=args.force)
     record = json.loads(path.read_text())
     pred = record["forecast"]["prediction"]
+    evidence = record["target_evidence_at_registration"]
     print(f"registered {path}: E_P[log pass rate] at {record['target']['name']} = {pred['value']:.4f} "
-          f"{[round(v, 4) for v in pred['interval']]}; target data present now: "
-          f"{not record['target_evidence_at_registration']['none']}", file=sys.stderr)
+          f"[{pred['interval'][0]:.4f}, {pred['interval'][1]:.4f}] ({pred.get('level', 0.9):.0%})", file=sys.stderr)
+    if not evidence["none"]:
+        print(f"warning: registered with --force after the target's data existed ({describe_evidence(evidence)}); "
+              f"this is not a pre-registration", file=sys.stderr)
     print(path)
     return 0
 
@@ -239,10 +282,13 @@ def _forecast_main(args) -> int:
 def _score_main(args) -> int:
     if args.run_dir is None and args.pass_counts is None:
         raise UserError("give a run directory or --pass-counts FILE.csv")
+    from pipeline.records import check_writable
+
+    where = args.forecasts or (args.run_dir or args.pass_counts.parent) / "forecasts"
+    if where.is_dir():
+        check_writable(where, "--forecasts" if args.forecasts else "RUN_DIR")
     result = score_forecasts(args.run_dir, args.pass_counts, args.forecasts)
     for s in result["scores"]:
-        value = s["actual"]["value"] if s["actual"] else None
-        print(f"{s['file']}: predicted {s['prediction']['value']:.4f}, actual "
-              f"{'n/a' if value is None else f'{value:.4f}'}, registered before target samples: "
-              f"{s['registered_before_target_samples']} ({s['why']})", file=sys.stderr)
+        print(score_line(s))
+    print(f"wrote {where / 'scores.json'}", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ import re
 import time
 from pathlib import Path
 
+from pipeline.arguments import positive_int
 from pipeline.config import DEFAULT_CONFIG, Checkpoint, Family
 from pipeline.errors import UserError
 from pipeline.records import JsonlAppender, atomic_write_json, read_jsonl, require_fields
@@ -197,11 +198,13 @@ def read_plan(path: str | Path) -> dict[str, dict[str, int]]:
 
 
 def generate_family(family: Family, out_dir: str | Path, *, checkpoints: list[str] | None = None,
-                    shard: tuple[int, int] | None = None, plan: dict[str, dict[str, int]] | None = None) -> list[dict]:
-    """Generate every (checkpoint, task) unit of this shard; returns one summary per checkpoint touched."""
+                    shard: tuple[int, int] | None = None, plan: dict[str, dict[str, int]] | None = None,
+                    limit: int | None = None) -> list[dict]:
+    """Generate every (checkpoint, task) unit of this shard (of the first ``limit`` problems); one summary per
+    checkpoint touched."""
     from pipeline.problems import load_problems, resolve_benchmark
 
-    problems = load_problems(resolve_benchmark(family.benchmark, family.base_dir))
+    problems = load_problems(resolve_benchmark(family.benchmark, family.base_dir), limit)
     chosen = [family.checkpoint(name) for name in checkpoints] if checkpoints else list(family.checkpoints)
     if plan is not None:
         for name in plan:
@@ -227,9 +230,14 @@ def generate_family(family: Family, out_dir: str | Path, *, checkpoints: list[st
 def register(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="sample completions for a family's checkpoints (resumable)",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="checkpoints.yaml (default: %(default)s)")
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                        help="run directory; samples go to RUN_DIR/samples/<checkpoint>.jsonl (or give --out)")
+    parser.add_argument("--config", default=DEFAULT_CONFIG,
+                        help="checkpoints.yaml (default: ./checkpoints.yaml, else the packaged reference family)")
     parser.add_argument("--family", help="family name (default: the file's default_family, else the first)")
-    parser.add_argument("--out", required=True, help="run directory; samples go to OUT/samples/<checkpoint>.jsonl")
+    parser.add_argument("--out", default=None, help="the run directory (same as RUN_DIR; the older spelling)")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="sample only the first N problems (a smoke run)")
     parser.add_argument("--checkpoint", action="append", help="only this checkpoint (repeatable)")
     parser.add_argument("--shard", help="I/N: the I-th of N contiguous blocks of (checkpoint, task) units; "
                                         "default: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set")
@@ -241,6 +249,14 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
+    from pipeline.records import make_run_dir
+
+    if args.run_dir and args.out and Path(args.run_dir) != Path(args.out):
+        raise UserError(f"two run directories given: {args.run_dir} and --out {args.out}")
+    args.out = args.out or args.run_dir
+    if args.out is None:
+        raise UserError("give the run directory: capforecast generate RUN_DIR (or --out RUN_DIR)")
+    make_run_dir(Path(args.out), "RUN_DIR")
     if args.merge:
         print(json.dumps({"merged": merge_shards(args.out, args.checkpoint)}))
         return 0
@@ -249,6 +265,7 @@ def _main(args) -> int:
     family = load_config(args.config).family(args.family)
     shard = parse_shard(args.shard) if args.shard else shard_from_env()
     plan = read_plan(args.plan) if args.plan else None
-    for summary in generate_family(family, args.out, checkpoints=args.checkpoint, shard=shard, plan=plan):
+    for summary in generate_family(family, args.out, checkpoints=args.checkpoint, shard=shard, plan=plan,
+                                   limit=args.limit):
         print(json.dumps(summary))
     return 0

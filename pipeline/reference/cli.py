@@ -18,7 +18,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("reference", help="rebuild the embedded reference family and benchmark")
     sub = parser.add_subparsers(dest="reference_command", metavar="ACTION", required=True)
     train = sub.add_parser("train", help="train the reference family (about 15-30 min on 2 cores)")
-    train.add_argument("--out", type=Path, default=FAMILY_DIR, help=f"output folder (default {FAMILY_DIR})")
+    train.add_argument("--out", type=Path, required=True,
+                       help=f"output folder (required; the shipped family in {FAMILY_DIR} is replaced only "
+                            f"with --replace-shipped)")
+    train.add_argument("--replace-shipped", action="store_true",
+                       help="allow --out to be the shipped family folder (overwrites the models the tests and "
+                            "the README's numbers use)")
     train.add_argument("--only", nargs="+", metavar="NAME", help="train only these members")
     train.add_argument("--tiny", action="store_true", help="a reduced two-member setting for CI (seconds)")
     train.add_argument("--max-steps", type=int, help="cap every member's steps (smoke runs; cards say so)")
@@ -37,6 +42,9 @@ def run_train(args) -> int:
     from pipeline.errors import UserError
     from pipeline.reference.train import FAMILY, TINY, train_family
 
+    if args.out.resolve() == FAMILY_DIR.resolve() and not args.replace_shipped:
+        raise UserError(f"--out {args.out}: that is the shipped reference family; training into it overwrites "
+                        f"the models every default run uses. Give another --out, or add --replace-shipped")
     recipe = TINY if args.tiny else FAMILY
     if args.max_steps:
         recipe = replace(recipe, members=tuple(replace(m, steps=min(m.steps, args.max_steps)) for m in recipe.members))

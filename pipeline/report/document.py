@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,11 @@ def fmt_percent(value, digits: int = 1) -> str:
 
 # ---------------------------------------------------------------- Markdown
 
+def plural(n: int, word: str) -> str:
+    """'1 problem', '2 problems'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -117,6 +123,6 @@ def to_markdown(doc: Document, relative_to: Path) -> str:
             if block.note:
                 out += [block.note, ""]
         elif isinstance(block, Figure):
-            rel = Path(block.path).relative_to(relative_to) if Path(block.path).is_absolute() else block.path
+            rel = Path(os.path.relpath(Path(block.path).resolve(), Path(relative_to).resolve()))
             out += [f"![{block.caption}]({rel.as_posix()})", "", f"*{block.caption}*", ""]
     return "\n".join(out).rstrip() + "\n"

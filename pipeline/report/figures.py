@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.report.fields import comparison, interval, level_label, level_of, number, series
+from pipeline.report.document import plural
 from pipeline.report.inputs import RunInputs
 from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, Y_LABEL,
                                     flops_axis, pass_rate_axis, pyplot, save_figure)
@@ -132,11 +133,16 @@ def _draw_capability(ax, forecast: dict, target_compute: float | None, title: st
         if not group:
             continue
         color = FIT_COLOR if used else EXCLUDED_COLOR
+        label = "checkpoints (fit)" if used else "checkpoints (not in fit)"
+        if not any(p["interval"] for p in group):   # no bars drawn, so none in the legend either
+            ax.plot([p["x"] for p in group], [p["y"] for p in group], "o" if used else "s", color=color, ms=6,
+                    mfc="white" if not used else color, ls="none", label=label, zorder=3)
+            continue
         yerr = np.array([[p["y"] - p["interval"][0], p["interval"][1] - p["y"]] if p["interval"] else [0, 0]
                          for p in group]).T
         ax.errorbar([p["x"] for p in group], [p["y"] for p in group], yerr=np.clip(yerr, 0, None),
                     fmt="o" if used else "s", color=color, ms=6, capsize=3, mfc="white" if not used else color,
-                    label="checkpoints (fit)" if used else "checkpoints (not in fit)", zorder=3)
+                    label=label, zorder=3)
     if value is not None:
         yerr = [[value - band[0]], [band[1] - value]] if band else None
         ax.errorbar([1.0], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
@@ -163,7 +169,7 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.6))
     n_problems = len(forecast.get("problems") or []) or None
-    title = f"Capability forecast for {run.target_name}" + (f" — {n_problems} problems" if n_problems else "")
+    title = f"Capability forecast for {run.target_name}" + (f" — {plural(n_problems, 'problem')}" if n_problems else "")
     if not _draw_capability(ax, forecast, run.target_compute, title):
         plt.close(fig)
         return None
@@ -239,7 +245,7 @@ def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
     for ax, (i, bucket) in zip(axes.flat, enumerate(buckets, start=1)):
         problems = [str(t) for t in bucket.get("problems") or []]
         rates = interval(bucket.get("pass_rate_range")) if bucket.get("pass_rate_range") else None
-        title = f"bucket {bucket.get('bucket', i)}: {len(problems)} problems"
+        title = f"bucket {bucket.get('bucket', i)}: {plural(len(problems), 'problem')}"
         if rates:
             title += f"\nfit-model pass rate {rates[0]:.0%}–{rates[1]:.0%}"
         panel = {"points": bucket_points(run, problems, models), "alpha": bucket.get("alpha"),

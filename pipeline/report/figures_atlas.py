@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.report.document import plural
 from pipeline.report.inputs import RunInputs
 from pipeline.report.style import EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, pyplot, save_figure
 
@@ -67,6 +68,25 @@ def atlas_figure(run: RunInputs, out_dir: Path) -> Path | None:
     return save_figure(fig, out_dir / "atlas.png")
 
 
+def spread(ys: list[float], gap: float, lo: float, hi: float) -> list[float]:
+    """Label heights near ``ys`` (same order) at least ``gap`` apart inside [lo, hi], so no two labels overprint."""
+    if not ys:
+        return []
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    placed = [float(np.clip(np.nan_to_num(ys[i], nan=lo), lo, hi)) for i in order]
+    for k in range(1, len(placed)):                       # push up ...
+        placed[k] = max(placed[k], placed[k - 1] + gap)
+    overflow = placed[-1] - hi
+    if overflow > 0:                                      # ... then back down from the top if that ran past hi
+        placed[-1] = hi
+        for k in range(len(placed) - 2, -1, -1):
+            placed[k] = min(placed[k], placed[k + 1] - gap)
+    out = [0.0] * len(ys)
+    for rank, i in enumerate(order):
+        out[i] = placed[rank]
+    return out
+
+
 def _overview(ax, x, rate, tasks, falling, fit_rows, checkpoints, target) -> None:
     from matplotlib.collections import LineCollection
 
@@ -74,26 +94,28 @@ def _overview(ax, x, rate, tasks, falling, fit_rows, checkpoints, target) -> Non
     lines = [np.column_stack([xs, rate[fit_rows, i]]) for i, t in enumerate(tasks) if t not in falling]
     ax.add_collection(LineCollection(lines, colors=EXCLUDED_COLOR, linewidths=0.7, alpha=0.35,
                                      label=f"one problem ({len(lines)})"))
-    for i, t in enumerate(tasks):
-        if t in falling:
-            ax.plot(xs, rate[fit_rows, i], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3)
-            last = fit_rows[-1]
-            ax.annotate(t, (x[last], rate[last, i]), textcoords="offset points", xytext=(5, 0), fontsize=8,
-                        color=FORECAST_COLOR, va="center")
+    last = fit_rows[-1]
+    marked = [(i, t) for i, t in enumerate(tasks) if t in falling]
+    label_ys = spread([rate[last, i] for i, _ in marked], gap=0.045, lo=0.0, hi=1.0)
+    for (i, t), y in zip(marked, label_ys):
+        ax.plot(xs, rate[fit_rows, i], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3)
+        ax.annotate(t, (x[last], rate[last, i]), xytext=(x[last] * 1.35, y), fontsize=8, color=FORECAST_COLOR,
+                    va="center", arrowprops={"arrowstyle": "-", "color": FORECAST_COLOR, "lw": 0.5, "alpha": 0.6})
     ax.plot(xs, np.nanmedian(rate[fit_rows], axis=1), color=FIT_COLOR, lw=2.5, label="median over problems")
     if len(fit_rows) < len(checkpoints):
         t_row = checkpoints.index(target)
         ax.plot(np.full(len(tasks), x[t_row]), rate[t_row], "_", color=EXCLUDED_COLOR, ms=8,
                 label=f"{target} (target), each problem")
-    ax.plot([], [], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3,
-            label=f"pass rate falls with scale ({len(falling)})")
+    if falling:
+        ax.plot([], [], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3,
+                label=f"pass rate falls with scale ({len(falling)})")
     ax.set_xscale("log")
-    ax.set_xlim(x.min() / 1.5, x.max() * 3)
+    ax.set_xlim(x.min() / 1.5, x.max() * 4)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel("pass rate  (fraction of samples passing)")
-    ax.set_title(f"Per-problem pass rate against compute — {len(tasks)} problems")
-    ax.legend(loc="upper left", frameon=True, fontsize=8)
+    ax.set_title(f"Per-problem pass rate against compute — {plural(len(tasks), 'problem')}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=True, fontsize=8)   # outside: never on a line
 
 
 def _cells(ax, x, rate, tasks, falling, used, fit_rows, cols, rows, checkpoints, target) -> None:

@@ -91,7 +91,8 @@ def loss_figure(run: RunInputs, out_dir: Path) -> Path | None:
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title(f"Loss forecast for {run.target_name}")
     flops_axis(ax, run.target_compute)
-    ax.legend(loc="upper right", frameon=True)
+    # below the axes: inside, any corner can cover the forecast's interval or the actual at the right edge
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=9)
     return save_figure(fig, out_dir / "loss.png")
 
 
@@ -135,7 +136,7 @@ def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
     ax.set_xlabel("extrapolation factor  (held-out compute ÷ largest compute in its fit, log scale)")
     ax.set_ylabel("forecast − actual\n(mean log pass rate)")
     ax.set_title("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
-    ax.legend(loc="best", frameon=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=9)  # never on a bar
     return save_figure(fig, out_dir / "backtest.png")
 
 

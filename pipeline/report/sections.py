@@ -7,25 +7,43 @@ import numpy as np
 from pathlib import Path
 
 from pipeline.report.document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_factor, fmt_flops,
-                                      fmt_interval, fmt_percent)
+                                      fmt_interval, fmt_percent, plural)
 from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number
 from pipeline.report.inputs import RunInputs
 from pipeline.report.stored import backtest_rows, registered_at, registered_for_target, registered_prediction, scores_by_file
 
 
 def _registration_note(run: RunInputs) -> str:
-    """'; registered 2026-11-26 12:00 UTC, before the target's samples existed' or ''."""
+    """'; registered 2026-11-26 12:00 UTC, before the target's samples existed' or ''.
+
+    The claim belongs to a registered record's own numbers: when the headline's forecast (forecast.json)
+    differs from the record's (a later refit with other settings), the record's prediction is quoted instead."""
     registered = [r for r in registered_for_target(run) if registered_at(r)]
     if not registered:
         return ""
     first = registered[0]
     before = scores_by_file(run.scores).get(first["_file"], {}).get("registered_before_target_samples")
-    text = f"; registered {registered_at(first)}"
+    when = f"registered {registered_at(first)}"
     if before is True:
-        text += ", before the target's samples existed"
+        when += ", before the target's samples existed"
     elif before is False:
-        text += ", **after** the target's data existed (not a blind forecast)"
-    return text
+        when += ", **after** the target's data existed (not a blind forecast)"
+    own = registered_prediction(first)
+    shown = (run.forecast or {}).get("prediction") or {}
+    if _same_prediction(own, shown):
+        return f"; {when}"
+    band = interval(own)
+    return (f". This forecast was **not** registered: a forecast {when}, predicted {fmt(number(own.get('value')))} "
+            f"{fmt_interval(band)} (table *Registered forecasts vs actual*)")
+
+
+def _same_prediction(a: dict, b: dict) -> bool:
+    """True when two prediction blocks hold the same value and interval (to 1e-9)."""
+    va, vb = number(a.get("value")), number(b.get("value"))
+    ia, ib = interval(a), interval(b)
+    if va is None or vb is None or abs(va - vb) > 1e-9 or (ia is None) != (ib is None):
+        return False
+    return ia is None or all(abs(x - y) <= 1e-9 for x, y in zip(ia, ib))
 
 
 def extrapolation_factor(run: RunInputs) -> float | None:
@@ -67,7 +85,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
         text = (f"**Forecast for {run.target_name}{compute}: mean log pass rate {fmt(value)} "
                 f"{fmt_interval(band)} ({level_label(level)} interval)**")
         if problems:
-            text += f" over {problems} problems"
+            text += f" over {plural(problems, 'problem')}"
         if value is not None:
             text += (f", i.e. a geometric-mean pass rate ≈ {fmt_percent(math.exp(value))}"
                      + (f" [{fmt_percent(math.exp(band[0]))}, {fmt_percent(math.exp(band[1]))}]" if band else "")
@@ -128,7 +146,7 @@ def evidence_summary(run: RunInputs) -> str | None:
             + (f" ({fmt(math.log10(hi / lo), 2)} decades of compute)" if hi > lo else ""))
     tasks = {c.task_id for c in run.counts}
     used = forecast.get("problems") or []
-    text += f"; {len(used)} of {len(tasks)} problems qualify" if used else f"; {len(tasks)} problems"
+    text += f"; {len(used)} of {plural(len(tasks), 'problem')} qualify" if used else f"; {plural(len(tasks), 'problem')}"
     per_cell = sorted(c.n for c in run.counts if c.checkpoint in fit)
     if per_cell:
         median = per_cell[len(per_cell) // 2]
@@ -172,7 +190,11 @@ def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict
     doc.add(Heading("Capability"))
     doc.add(_figure(figures, "capability", "Figure 1. Mean log pass rate against training compute normalised so the "
                     "target is 1 (as in the GPT-4 report's Figure 2), with the fitted law, its interval, the forecast "
-                    "and, when known, the actual target value.", "capability forecast"))
+                    "and, when known, the actual target value. Each checkpoint's bar is the bootstrap (basic) "
+                    "interval of its measured value from sampling noise alone (problems held fixed); the bars are "
+                    "lopsided, often with the point near one end, because log(c/n) from n samples is biased "
+                    "low at small pass counts and the basic interval reflects the bootstrap's skew back onto the "
+                    "estimate.", "capability forecast"))
     doc.add(_figure(figures, "buckets", "Figure 2. The same per difficulty bucket (1 = easiest).", None))
     doc.add(tables.get("buckets"), tables.get("parameters"), tables.get("methods"))
     doc.add(Heading("Loss"))

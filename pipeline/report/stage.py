@@ -60,6 +60,14 @@ def register(subparsers) -> None:
 
 
 def handle_report(args) -> int:
+    from pipeline.errors import UserError
+    from pipeline.records import check_writable
+
+    if args.run_dir.exists() and not args.run_dir.is_dir():
+        raise UserError(f"{args.run_dir}: is a file, not a run directory (the folder `capforecast run` wrote)")
+    if not args.run_dir.is_dir():
+        raise UserError(f"{args.run_dir}: run directory not found")
+    check_writable(args.run_dir, "RUN_DIR")
     md_path = write_report(args.run_dir, html=not args.no_html)
     print(md_path)
     if not args.no_html:

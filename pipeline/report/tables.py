@@ -104,8 +104,10 @@ def status_table(run: RunInputs) -> Table | None:
     rows = [[name, *(str(tally.get(s, 0)) for s in columns), str(sum(tally.values()))]
             for name, tally in run.statuses.items()]
     return Table("Execution outcomes per checkpoint", ["checkpoint", *columns, "total"], rows,
-                 note="From verdicts/*.jsonl. Anything but 'passed' counts as a failure; many 'sandbox error' "
-                      "rows mean the harness, not the model, failed.", slug="outcomes")
+                 note="From verdicts/*.jsonl. 'passed' is a pass; 'failed', 'timed out', 'out of memory' and 'crashed' "
+                      "are failures; 'sandbox error' rows are missing data, left out of n (the pass counts) and "
+                      "retried when the stage is rerun; many of them mean the harness, not the model, failed.",
+                 slug="outcomes")
 
 
 def _excluded_rows(excluded) -> list[dict]:

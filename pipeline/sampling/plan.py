@@ -56,7 +56,7 @@ def _task_ids(manifest: dict) -> list[str]:
     from pipeline.problems import load_problems
 
     try:
-        return sorted(load_problems(manifest["problems"]["path"]))
+        return sorted(load_problems(manifest["problems"]["path"], manifest["problems"].get("limit")))  # as `run --limit`
     except (KeyError, UserError):
         return []
 
@@ -199,7 +199,12 @@ def handle_passuntil(args) -> int:
         summary = summarize(cells, computes, args.target, args.target_compute)
         out_dir = args.out or Path(args.pass_counts).parent
     write_estimates(out_dir, cells, computes, summary)
-    print(json.dumps(summary.get("prediction"), indent=1), file=sys.stderr)
+    pred = summary.get("prediction")
+    if pred is None:
+        print(f"no PassUntil prediction: {summary.get('why_no_prediction') or 'no estimate could be made'}; "
+              f"wrote the per-cell estimates to {Path(out_dir) / 'passuntil.csv'}", file=sys.stderr)
+    else:
+        print(json.dumps(pred, indent=1), file=sys.stderr)
     return 0
 
 
