@@ -28,6 +28,7 @@ MISS_RATE_PRIOR = 0.06      # rho_0: prior sd of log(forecast / truth) per e-fol
 MISS_RATE_PRIOR_WEIGHT = 2.0  # how many backtest folds that prior is worth
 MAX_FOLDS = 4
 FOLD_DRAWS = 300
+TRUNCATED = False   # selection on observed counts is ignorable given the pooled difficulty prior (see posterior.py)
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Stacked:
 def law_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.ndarray, law: str, draws: int,
                  rng: np.random.Generator) -> LawForecast:
     link = LAWS[law]
-    laws = fit_hierarchical(x, n, passed, truncated=bool(np.all(passed >= 1)), link=link)
+    laws = fit_hierarchical(x, n, passed, truncated=TRUNCATED and bool(np.all(passed >= 1)), link=link)
     post = posterior_draws(laws, x, n, passed, draws, rng)
     v, k = post.v, post.k
     if laws.prior_cov is not None:   # the pooled prior is itself estimated: a shift shared by all problems
@@ -115,7 +116,7 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     for h in range(1, folds + 1):
         fit_x, fit_n, fit_c = x[:-h], n[:-h], passed[:-h]
         held = slice(len(x) - h, len(x))
-        truncated = bool(np.all(fit_c >= 1))
+        truncated = TRUNCATED and bool(np.all(fit_c >= 1))
         for li, law in enumerate(laws):
             fc = law_forecast(fit_x, fit_n, fit_c, x[held], law, FOLD_DRAWS, rng)
             lpd[li].append(heldout_log_density(fc.log_p, n[held], passed[held], truncated))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, V_PRIOR_SD, ProblemLaws, _loglik, _score
+from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, ProblemLaws, _loglik, _score
 
 PROPOSAL_DOF, PROPOSAL_SCALE = 4.0, 1.6   # heavy-tailed and wider than the Laplace Gaussian
 
@@ -60,7 +60,7 @@ def _log_posterior(laws, x, n, passed, v, k):
     eta = np.clip(v[:, None, :] - k[:, None, :] * xc[None, :, None], ETA_MIN, ETA_MAX)   # [draw, ckpt, problem]
     loglik = _loglik(eta, n[None], passed[None], laws.truncated, laws.link).sum(axis=1) / laws.dispersion
     v_prior = laws.v_prior if laws.v_prior is not None else laws.v
-    return (loglik - 0.5 * ((v - v_prior) / V_PRIOR_SD) ** 2
+    return (loglik - 0.5 * ((v - v_prior) / laws.v_prior_sd) ** 2
             - 0.5 * ((k - laws.k_prior) / laws.k_prior_sd) ** 2)
 
 

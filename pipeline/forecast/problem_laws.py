@@ -38,7 +38,8 @@ class ProblemLaws:
     prior_design: np.ndarray | None = None   # rows X_i with prior mean X_i @ b (hierarchical fits)
     prior_cov: np.ndarray | None = None      # cov(b): uncertainty of the pooled prior, shared by all problems
     link: str = "loglog"
-    v_prior: np.ndarray | None = None        # prior mean of each v_i (sd V_PRIOR_SD)
+    v_prior: np.ndarray | None = None        # prior mean of each v_i
+    v_prior_sd: float = V_PRIOR_SD           # its prior sd
     truncated: bool = False
 
     def log_lambda(self, x: float) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +100,9 @@ def _score(eta, n, c, truncated, link):
 
 def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, tau,
                      truncated: bool = False, dispersion: float = 1.0, iterations: int = 100,
-                     link: str = "loglog") -> ProblemLaws:
-    """MAP fit of every problem's (v, k) with k_i ~ N(k_prior_i, tau^2); x [ckpt], n/passed [ckpt, problem]."""
+                     link: str = "loglog", v_prior=None, v_sd: float = V_PRIOR_SD) -> ProblemLaws:
+    """MAP fit of every problem's (v, k) with k_i ~ N(k_prior_i, tau^2) and v_i ~ N(v_prior_i, v_sd^2) (v_prior
+    defaults to the problem's own pooled pass rate); x [ckpt], n/passed [ckpt, problem]."""
     x = np.asarray(x, dtype=float)
     n, c = np.asarray(n, dtype=float), np.asarray(passed, dtype=float)
     x_bar = float(np.sum(x * n.sum(axis=1)) / max(n.sum(), 1.0))
@@ -110,9 +112,10 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
     v0 = np.log(-np.log(mean_rate)) if link == "loglog" else np.log((1 - mean_rate) / mean_rate)
     k_prior = np.broadcast_to(np.asarray(k_prior, dtype=float), v0.shape).copy()
     theta = np.stack([v0, k_prior], axis=1)
-    prior_mean = theta.copy()
+    v_mean = v0.copy() if v_prior is None else np.broadcast_to(np.asarray(v_prior, dtype=float), v0.shape).copy()
+    prior_mean = np.stack([v_mean, k_prior], axis=1)
     k_sd = np.broadcast_to(np.asarray(tau, dtype=float), v0.shape)
-    prior_prec = np.stack([np.full(v0.shape, 1 / V_PRIOR_SD**2), 1 / k_sd**2], axis=1)
+    prior_prec = np.stack([np.full(v0.shape, 1 / v_sd**2), 1 / k_sd**2], axis=1)
 
     def objective(th):
         eta = np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
@@ -147,7 +150,7 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
     w = _score(eta, n, c, False, link)[1]
     cov = np.linalg.inv(_information(w / dispersion, xc, prior_prec))
     laws = ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy(),
-                       link=link, v_prior=v0.copy(), truncated=truncated)
+                       link=link, v_prior=v_mean, v_prior_sd=v_sd, truncated=truncated)
     laws.dispersion = dispersion
     return laws
 
@@ -200,13 +203,17 @@ def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: 
     b, b_cov, tau = exponent_pool(free.v, free.k, free.cov[:, 1, 1] * phi)
     design = pool_design(free.v)
     k_sd = np.full(len(free.k), tau)
+    # difficulties pooled too (weakly): a problem solved once in every n at every checkpoint is, under the
+    # selection-truncated likelihood, as consistent with p -> 0 as with p = 1/n; the population decides
+    v_pop = float(np.median(free.v))
+    v_sd = float(max(1.0, 2.0 * 1.4826 * np.median(np.abs(free.v - v_pop))))
     for _ in range(T_ITERATIONS):   # Student-t prior by EM: outlying exponents (falling problems) shrink less
         laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi,
-                                link=link)
+                                link=link, v_prior=v_pop, v_sd=v_sd)
         r = ((laws.k - design @ b) ** 2 + laws.cov[:, 1, 1]) / tau**2
         k_sd = tau / np.sqrt((T_DOF + 1) / (T_DOF + r))
     laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi,
-                            link=link)
+                            link=link, v_prior=v_pop, v_sd=v_sd)
     laws.tau = tau
     laws.prior_design, laws.prior_cov = design, b_cov
     return laws
