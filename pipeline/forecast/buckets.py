@@ -81,15 +81,15 @@ def bucket_forecasts(data, method: str, options, fit=None) -> tuple[list[dict], 
     hardest_block = {"count": len(hardest), "problems": hardest}
     hard_problems = [t for t in hardest if t in qualifying]
     if hard_problems and fit is not None and fit.log_p_draws is not None:
-        hardest_block |= {"qualifying": hard_problems} | _forecast(data, method, options, fit, hard_problems, 0)
+        hardest_block |= {"qualifying": hard_problems} | _forecast(data, method, options, fit, hard_problems, 0, minimum=1)
     return out, hardest_block
 
 
-def _forecast(data, method, options, fit, problems, number) -> dict:
+def _forecast(data, method, options, fit, problems, number, minimum: int = MIN_BUCKET_PROBLEMS) -> dict:
     if not problems:
         return {"error": "not forecastable: none of its problems is solved at least once by every fit checkpoint",
                 "prediction": None}
-    if len(problems) < MIN_BUCKET_PROBLEMS:
+    if len(problems) < minimum:
         return {"error": f"not forecastable: only {len(problems)} qualifying problems (fewer than "
                          f"{MIN_BUCKET_PROBLEMS}) and no neighbouring bucket to merge with", "prediction": None}
     try:

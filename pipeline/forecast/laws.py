@@ -24,8 +24,8 @@ from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws
 from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, _log1m_exp_neg, fit_hierarchical, log_pass
 
 LAWS = {"power": "loglog", "sigmoid": "logit"}
-MISS_RATE_PRIOR = 0.06      # rho_0: prior sd of log(forecast / truth) per e-fold of extrapolation
-MISS_RATE_PRIOR_WEIGHT = 2.0  # how many backtest folds that prior is worth
+MISS_RATE_PRIOR = 0.04      # rho_0: prior sd of log(forecast / truth) per e-fold of extrapolation
+MISS_RATE_PRIOR_WEIGHT = 1.0  # how many backtest folds that prior is worth
 MAX_FOLDS = 4
 FOLD_DRAWS = 300
 TRUNCATED = False   # selection on observed counts is ignorable given the pooled difficulty prior (see posterior.py)
@@ -146,7 +146,7 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
 
 
 def _rolling_miss(x, n, passed, rolling, weights, rng) -> dict:
-    """Miss rate per e-fold: rho^2 = (m0 rho0^2 + sum_f max(r_f^2 - s_f^2, 0) / d_f^2) / (m0 + F).
+    """Miss rate per e-fold: rho^2 = max(m0 rho0^2 + sum_f (r_f^2 - s_f^2) / d_f^2, 0) / (m0 + F).
 
     r_f: log of the measured aggregate at a held-out fit checkpoint over the mixture's median forecast of
     that measurement; s_f: the spread the forecast draws already give it; d_f: e-folds beyond the fold's
@@ -166,10 +166,10 @@ def _rolling_miss(x, n, passed, rolling, weights, rng) -> dict:
                 continue
             lp = np.log(-pred)
             r, s, dist = float(np.log(-measured) - np.median(lp)), float(np.std(lp)), float(x[col] - top)
-            excess.append(max(r * r - s * s, 0.0) / max(dist, 0.05) ** 2)
+            excess.append((r * r - s * s) / max(dist, 0.05) ** 2)
             rows.append({"held_out": col, "efolds": dist, "log_ratio": r, "draw_sd": s})
     m0 = MISS_RATE_PRIOR_WEIGHT
-    rate = float(np.sqrt((m0 * MISS_RATE_PRIOR**2 + np.sum(excess)) / (m0 + len(excess))))
+    rate = float(np.sqrt(max(m0 * MISS_RATE_PRIOR**2 + np.sum(excess), 0.0) / (m0 + len(excess))))
     return {"folds": len(excess), "rate": rate, "rows": rows}
 
 

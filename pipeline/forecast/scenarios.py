@@ -28,6 +28,9 @@ class Scenario:
     law_holds: bool = False       # the per-problem power law is exact (error goal 5% instead of 10%)
 
 
+CURVATURE_SD = 0.006   # log(-log p) gains kappa (x - x_smallest)^2: +-0.38 (1 sd) at the target of a 30x family
+SHOCK_SD = 0.06        # sd of the shared shock on log(-log p) per checkpoint (the target too)
+FLOOR_MAX = 0.15       # half the problems fail at least a fraction U(0, FLOOR_MAX) of samples
 BASE = FamilySpec(n_problems=164, n_checkpoints=7, compute_span=100.0, target_factor=30.0, non_monotone_fraction=0.0,
                   noise_sd=0.0)
 SCENARIOS = {
@@ -59,14 +62,14 @@ def draw_scenario(name: str, rng: np.random.Generator) -> tuple[SimulatedFamily,
         lam = np.logaddexp(0.0, -b[None, :] * (x[:, None] - x0[None, :]))
         lam_t = np.logaddexp(0.0, b * x0)
     elif scenario.truth == "curvature":    # log(-log p) bends: the exponent drifts with scale
-        kappa = rng.normal(0.0, 0.012, size=m)
+        kappa = rng.normal(0.0, CURVATURE_SD, size=m)
         lam = lam * np.exp(kappa[None, :] * (x[:, None] - x[0]) ** 2)
         lam_t = lam_t * np.exp(kappa * x[0] ** 2)
     elif scenario.truth == "floors":       # a fraction of samples always fail: p <= 1 - floor
-        floor = np.where(rng.random(m) < 0.5, rng.uniform(0.0, 0.15, size=m), 0.0)
+        floor = np.where(rng.random(m) < 0.5, rng.uniform(0.0, FLOOR_MAX, size=m), 0.0)
         lam, lam_t = lam - np.log1p(-floor)[None, :], lam_t - np.log1p(-floor)
     elif scenario.truth == "shocks":       # every problem at one checkpoint a bit better or worse
-        shock = rng.normal(0.0, 0.15, size=len(x) + 1)
+        shock = rng.normal(0.0, SHOCK_SD, size=len(x) + 1)
         lam, lam_t = lam * np.exp(shock[:-1, None]), lam_t * np.exp(shock[-1])
     family.pass_rates, family.target_pass_rates = np.exp(-lam), np.exp(-lam_t)
     return family, scenario.n
