@@ -56,8 +56,8 @@ def forecast_from_counts(counts: list[PassCount], target_name: str | None, targe
     if options.alternatives:
         out["alternatives"] = {}
         for other in METHODS:
-            if other == method:
-                continue
+            if other == method or (method == "stacked" and other in ("per-problem", "sigmoid")):
+                continue   # the stacked fit's own laws: their weights are in law.weights
             try:
                 alt = run_method(other, data.table, models, problems, data.target_compute, options)
                 out["alternatives"][other] = {"alpha": alt.alpha, "k": alt.k, "prediction": {

@@ -26,6 +26,7 @@ from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, _log1m_exp_neg, fit
 LAWS = {"power": "loglog", "sigmoid": "logit"}
 MISS_RATE_PRIOR = 0.04      # rho_0: prior sd of log(forecast / truth) per e-fold of extrapolation
 MISS_RATE_PRIOR_WEIGHT = 1.0  # how many backtest folds that prior is worth
+MISS_RATE_FLOOR = 0.01      # added in quadrature: misspecification the fit range cannot reveal (failure floors)
 MAX_FOLDS = 4
 FOLD_DRAWS = 300
 TRUNCATED = False   # selection on observed counts is ignorable given the pooled difficulty prior (see posterior.py)
@@ -128,7 +129,7 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     law_of_draw = np.repeat(np.arange(len(laws)), counts)
     log_p = np.concatenate([f.log_p[:c] for f, c in zip(fits, counts)], axis=0)
     shock_sd = float(np.sqrt(np.sum(weights * np.array([f.shock_sd for f in fits]) ** 2)))
-    miss = _rolling_miss(x, n, passed, rolling, weights, rng) if calibrate else {"folds": 0, "rate": 0.0}
+    miss = _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate else {"folds": 0, "rate": 0.0}
     rate = miss["rate"] if calibrate else 0.0
     x_top = float(x.max())
     d = np.maximum(grid - x_top, 0.0)
@@ -145,12 +146,14 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     return Stacked(log_p, scale, law_of_draw, k, details)
 
 
-def _rolling_miss(x, n, passed, rolling, weights, rng) -> dict:
-    """Miss rate per e-fold: rho^2 = max(m0 rho0^2 + sum_f (r_f^2 - s_f^2) / d_f^2, 0) / (m0 + F).
+def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) -> dict:
+    """Miss rate per e-fold: rho^2 = max(m0 rho0^2 + sum_f (r_f^2 - s_f^2 - v_f) / d_f^2, 0) / (m0 + F) + floor^2.
 
     r_f: log of the measured aggregate at a held-out fit checkpoint over the mixture's median forecast of
-    that measurement; s_f: the spread the forecast draws already give it; d_f: e-folds beyond the fold's
-    largest checkpoint. The excess is what no law's draws allowed for.
+    that measurement; s_f: the spread the forecast draws already give it; v_f: what the shared shocks explain
+    there (they are added separately); d_f: e-folds beyond the fold's largest checkpoint. The excess is what
+    no law's draws allowed for. The floor stays however good the folds look: some misspecification (failure
+    floors, slow curvature) only shows beyond the fit range.
     """
     excess, rows = [], []
     for fold in range(len(rolling[0]) if rolling and rolling[0] else 0):
@@ -158,6 +161,7 @@ def _rolling_miss(x, n, passed, rolling, weights, rng) -> dict:
         counts = rng.multinomial(FOLD_DRAWS, weights)
         mix = np.concatenate([rolling[li][fold][1][:c] for li, c in enumerate(counts)], axis=0)   # [draw, problem, held]
         top = float(x[len(x) - h - 1])
+        lever = _leverage(x[:len(x) - h], x[len(x) - h:])
         for j, col in enumerate(range(len(x) - h, len(x))):
             measured = np.mean(np.log(passed[col] / n[col]))
             pred = _measured_draws(mix[:, :, j], n[col], rng)
@@ -166,10 +170,10 @@ def _rolling_miss(x, n, passed, rolling, weights, rng) -> dict:
                 continue
             lp = np.log(-pred)
             r, s, dist = float(np.log(-measured) - np.median(lp)), float(np.std(lp)), float(x[col] - top)
-            excess.append((r * r - s * s) / max(dist, 0.05) ** 2)
+            excess.append((r * r - s * s - shock_sd**2 * (1 + lever[j])) / max(dist, 0.05) ** 2)
             rows.append({"held_out": col, "efolds": dist, "log_ratio": r, "draw_sd": s})
     m0 = MISS_RATE_PRIOR_WEIGHT
-    rate = float(np.sqrt(max(m0 * MISS_RATE_PRIOR**2 + np.sum(excess), 0.0) / (m0 + len(excess))))
+    rate = float(np.sqrt(max(m0 * MISS_RATE_PRIOR**2 + np.sum(excess), 0.0) / (m0 + len(excess)) + MISS_RATE_FLOOR**2))
     return {"folds": len(excess), "rate": rate, "rows": rows}
 
 

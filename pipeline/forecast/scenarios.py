@@ -57,8 +57,8 @@ def draw_scenario(name: str, rng: np.random.Generator) -> tuple[SimulatedFamily,
     lam, lam_t = -np.log(family.pass_rates), -np.log(family.target_pass_rates)
     m = len(family.task_ids)
     if scenario.truth == "emergence":      # p = sigmoid(b (x - x0)): a steep rise somewhere in log C
-        b = rng.uniform(0.6, 1.6, size=m)
-        x0 = rng.uniform(x[0] - 2.0, 1.5, size=m)
+        b = rng.uniform(0.5, 1.2, size=m)
+        x0 = rng.uniform(x[0] - 2.0, 3.0, size=m)
         lam = np.logaddexp(0.0, -b[None, :] * (x[:, None] - x0[None, :]))
         lam_t = np.logaddexp(0.0, b * x0)
     elif scenario.truth == "curvature":    # log(-log p) bends: the exponent drifts with scale
