@@ -26,6 +26,8 @@ from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, _log1m_exp_neg, fit
 LAWS = {"power": "loglog", "sigmoid": "logit"}
 MISS_RATE_PRIOR = 0.04      # rho_0: prior sd of log(forecast / truth) per e-fold of extrapolation
 MISS_RATE_PRIOR_WEIGHT = 1.0  # how many backtest folds that prior is worth
+MISS_RATE_UNCALIBRATED = 0.17  # rho when no fold exists (3 fit checkpoints): from real families' 3-checkpoint
+                                # backtests (embedded reference family: misses of 1.2-2.5 in log at 0.5-2.4 e-folds)
 MISS_RATE_FLOOR = 0.01      # added in quadrature: misspecification the fit range cannot reveal (failure floors)
 MAX_FOLDS = 4
 FOLD_DRAWS = 300
@@ -173,6 +175,8 @@ def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) ->
             excess.append((r * r - s * s - shock_sd**2 * (1 + lever[j])) / max(dist, 0.05) ** 2)
             rows.append({"held_out": col, "efolds": dist, "log_ratio": r, "draw_sd": s})
     m0 = MISS_RATE_PRIOR_WEIGHT
+    if not excess:   # nothing measured on this family: the prior from real families, with Cauchy tails (t, 1 dof)
+        return {"folds": 0, "rate": MISS_RATE_UNCALIBRATED, "rows": rows}
     rate = float(np.sqrt(max(m0 * MISS_RATE_PRIOR**2 + np.sum(excess), 0.0) / (m0 + len(excess)) + MISS_RATE_FLOOR**2))
     return {"folds": len(excess), "rate": rate, "rows": rows}
 
