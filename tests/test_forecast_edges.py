@@ -153,3 +153,25 @@ def test_backtest_uses_absolute_error_when_the_actual_is_zero():
     row = result["rows"][0]
     assert row["actual"] == 0 and row["relative_error"] is None and row["abs_error"] >= 0
     assert "%" not in format_table(result).splitlines()[1]
+
+
+REPORT_PAIR = re.compile(r"(?:\*\*|\| )(-?\d+(?:\.\d+)?)\*?\*? (?:\| )?\[(-?\d+(?:\.\d+)?), (-?\d+(?:\.\d+)?)\]")
+
+
+def test_no_forecast_in_the_report_lies_outside_the_interval_beside_it(tmp_path):
+    from test_report import make_run
+
+    from pipeline.forecast.backtest import backtest
+    from pipeline.records import atomic_write_json, read_pass_counts
+    from pipeline.report.stage import write_report
+
+    run = make_run(tmp_path / "run")
+    atomic_write_json(run / "backtest.json", backtest(read_pass_counts(run / "pass_counts.csv"),
+                                                      FitOptions(bootstrap=100, buckets=3), max_holdout=2))
+    write_report(run)
+    text = (run / "report.md").read_text().replace("−", "-")
+    found = REPORT_PAIR.findall(text) + [m[:3] for m in re.findall(
+        r"(-?\d+\.\d+) \[(-?\d+\.\d+), (-?\d+\.\d+)\] \((?:measurement|\d+% forecast) interval", text)]
+    assert len(found) > 10
+    for value, lo, hi in found:
+        assert float(lo) - 1e-3 <= float(value) <= float(hi) + 1e-3, (value, lo, hi)
