@@ -31,7 +31,7 @@ MISS_RATE_UNCALIBRATED = 0.17  # rho when no fold exists (3 fit checkpoints): fr
 MISS_RATE_FLOOR = 0.01      # added in quadrature: misspecification the fit range cannot reveal (failure floors)
 MAX_FOLDS = 4
 FOLD_DRAWS = 300
-TRUNCATED = False   # selection on observed counts is ignorable given the pooled difficulty prior (see posterior.py)
+TRUNCATED = True    # condition on the selection (c >= 1 at every fit checkpoint); the pooled difficulty prior bounds p -> 0
 
 
 @dataclass

@@ -21,7 +21,8 @@ ETA_MIN, ETA_MAX = -30.0, 6.0   # -log p between 1e-13 and ~400: beyond that cou
 V_PRIOR_SD = 5.0                 # weak prior on v_i, only to keep always-solved problems finite
 TAU_MIN = 0.005                  # floor on the estimated exponent spread
 T_DOF, T_ITERATIONS = 4.0, 3     # Student-t prior on exponents (degrees of freedom, EM rounds)
-V_POOL_WIDTH = 2.0                # the pooled difficulty prior: this many robust sds of the fitted difficulties
+V_POOL_WIDTH = 1.0                # the pooled difficulty prior: this many robust sds of the fitted difficulties
+V_POOL_MIN_SD = 1.5
 
 
 @dataclass
@@ -207,7 +208,7 @@ def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: 
     # difficulties pooled too (weakly): a problem solved once in every n at every checkpoint is, under the
     # selection-truncated likelihood, as consistent with p -> 0 as with p = 1/n; the population decides
     v_pop = float(np.median(free.v))
-    v_sd = float(max(1.0, V_POOL_WIDTH * 1.4826 * np.median(np.abs(free.v - v_pop))))
+    v_sd = float(max(V_POOL_MIN_SD, V_POOL_WIDTH * 1.4826 * np.median(np.abs(free.v - v_pop))))
     for _ in range(T_ITERATIONS):   # Student-t prior by EM: outlying exponents (falling problems) shrink less
         laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi,
                                 link=link, v_prior=v_pop, v_sd=v_sd)
