@@ -175,3 +175,13 @@ def test_no_forecast_in_the_report_lies_outside_the_interval_beside_it(tmp_path)
     assert len(found) > 10
     for value, lo, hi in found:
         assert float(lo) - 1e-3 <= float(value) <= float(hi) + 1e-3, (value, lo, hi)
+
+
+def test_the_report_shows_the_negative_exponent_share(tmp_path):
+    from test_report import make_run
+
+    from pipeline.report.stage import write_report
+
+    run = make_run(tmp_path / "run")
+    write_report(run)
+    assert "fitted exponent negative;" in (run / "report.md").read_text()

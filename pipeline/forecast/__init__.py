@@ -1,14 +1,17 @@
 """Forecast: from pass counts and losses to laws, forecasts with intervals, backtests and registrations.
 
 - ``estimate``: count tables, the report's P/M restriction, log-pass-rate estimators, bootstraps.
-- ``problem_laws``: the per-problem power law fitted hierarchically; ``methods``: the fit methods
-  (default, aggregate, per-problem) behind one signature.
+- ``problem_laws``: per-problem laws (power law and sigmoid links) fitted hierarchically; ``posterior``:
+  exact (importance-reweighted) posterior draws and the shock shared by a checkpoint; ``laws``: the laws
+  stacked by leave-future-out and widened by rolling-origin backtests; ``methods``: the fit methods
+  (stacked default, aggregate, per-problem, sigmoid) behind one signature.
 - ``fit``: the fit's public primitives (options, prepared data, one method's fit, prediction blocks);
   ``buckets``: difficulty buckets from those primitives; ``capability``: the forecast JSON and the
   ``fit`` command.
 - ``backtest``: hold out the largest checkpoints in turn; ``register``: immutable forecasts and their scores.
 - ``loss_law``: L(C) = a*C^b + c fitted with intervals; ``loss``: the held-out loss stage and command.
-- ``simulate``: families with a known truth, for tests and benchmarks.
+- ``simulate``: families with a known truth, for tests and benchmarks; ``scenarios``: the nine validation
+  families on which no single law is exact.
 
 May import: plumbing, ``generate`` (the loss stage loads models) and ``counts``. Nothing from sampling,
 report or run.

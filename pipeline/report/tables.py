@@ -146,6 +146,11 @@ def subset_table(run: RunInputs) -> Table | None:
         rows.append(["flagged", "problem", str(len(falling)),
                      "pass rate falls with scale (significant negative trend; kept in the fit)",
                      _id_list(falling) or "none"])
+    negative = forecast.get("negative_exponent")
+    if isinstance(negative, dict) and isinstance(negative.get("share_of_forecast"), (int, float)):
+        rows.append(["flagged", "problem", str(len(negative.get("problems") or [])),
+                     f"fitted exponent negative; {100 * negative['share_of_forecast']:.1f}% of the forecast −log pass "
+                     "rate at the target", _id_list(negative.get("problems") or []) or "none"])
     return Table("Problem subset and exclusions", ["", "kind", "count", "reason", "which"], rows,
                  note="The GPT-4 report's rule: keep problems P and models M such that every model in M solves every "
                       "problem in P at least once (log pass rate is undefined at zero passes).", slug="subset")
