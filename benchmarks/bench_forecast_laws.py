@@ -105,13 +105,13 @@ def fit_time() -> None:
     family = simulate_family(FamilySpec(n_problems=164, n_checkpoints=8, target_factor=100), seed=1)
     counts = sample_counts(family, 100, np.random.default_rng(1))
     times = {}
-    for method in ("aggregate", "stacked"):
+    for method, alternatives in (("aggregate", False), ("stacked", True)):
         start = time.perf_counter()
-        forecast_from_counts(counts, None, None, FitOptions(method=method))
+        forecast_from_counts(counts, None, None, FitOptions(method=method, alternatives=alternatives))
         times[method] = time.perf_counter() - start
-    print(f"\n== Time of one full fit (forecast JSON with buckets, points, alternatives), 164 problems x 8 checkpoints "
-          f"(7 fitted), n = 100 ==\nstacked {times['stacked']:.1f} s (goal <= 15 s); baseline aggregate "
-          f"{times['aggregate']:.1f} s; ratio {times['stacked'] / times['aggregate']:.1f}x")
+    print(f"\n== Time of one full fit (forecast JSON with buckets, points), 164 problems x 8 checkpoints (7 fitted), "
+          f"n = 100 ==\nstacked, as `fit` runs it (with the aggregate alternative) {times['stacked']:.1f} s (goal <= 15 s); "
+          f"baseline: aggregate alone {times['aggregate']:.1f} s; ratio {times['stacked'] / times['aggregate']:.1f}x")
 
 
 def main() -> None:
