@@ -1,5 +1,8 @@
 """Simulation study: estimator bias, interval coverage, forecast error vs budget, on families with known truth.
 
+It compares the power law alone ("per-problem") with the aggregate fit; the default method ("stacked") is
+validated by benchmarks/bench_forecast_laws.py instead.
+
 Families come from pipeline.forecast.simulate (per-problem exponents k +- 0.15, 7 checkpoints over two decades,
 target 10-300x beyond the largest, 3% problems falling with scale, lognormal cell noise). The named
 baseline is the GPT-4 report's aggregate fit ("aggregate"); every table prints it beside "per-problem".

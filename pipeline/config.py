@@ -21,7 +21,7 @@ from pipeline.errors import UserError
 CODEX_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 DEFAULT_CONFIG = "checkpoints.yaml"
-FIT_METHODS = ("default", "aggregate", "per-problem")    # = "default" + pipeline.forecast.methods.METHODS
+FIT_METHODS = ("default", "aggregate", "per-problem", "sigmoid", "stacked")   # = "default" + forecast.methods.METHODS
 SANDBOX_BACKENDS = ("auto",) + sandbox.BACKENDS
 MIN_FIT_CHECKPOINTS = 3
 PACKAGED_CONFIG = Path(__file__).resolve().parent / "reference" / "checkpoints.yaml"  # the reference family

@@ -34,9 +34,9 @@ def counts():
 def test_rows_per_holdout_target_and_method(counts):
     result = backtest(counts, FAST, max_holdout=2)
     keys = [(r["holdout"], r["target"], r["method"]) for r in result["rows"]]
-    assert keys == [(1, "target", "aggregate"), (1, "target", "per-problem"),
-                    (2, "sim-5", "aggregate"), (2, "sim-5", "per-problem"),
-                    (2, "target", "aggregate"), (2, "target", "per-problem")]
+    assert keys == [(1, "target", "aggregate"), (1, "target", "stacked"),
+                    (2, "sim-5", "aggregate"), (2, "sim-5", "stacked"),
+                    (2, "target", "aggregate"), (2, "target", "stacked")]
 
 
 def test_rows_score_error_and_coverage(counts):
@@ -44,7 +44,8 @@ def test_rows_score_error_and_coverage(counts):
     for r in result["rows"]:
         assert r["error"] is None and r["extrapolation"] > 1
         assert r["signed_error"] == pytest.approx(r["prediction"] - r["actual"])
-        assert r["covered"] == (r["interval"][0] <= r["actual"] <= r["interval"][1])
+        assert r["covered"] == (r["judged_by"][0] <= r["actual"] <= r["judged_by"][1])
+        assert r["judged_by"] == r["measurement_interval"] and r["covered_by"] == "measurement interval"
     s = result["summary"]["per-problem"]
     assert s["scored"] == 3 and 0 <= s["coverage"] <= 1 and s["median_relative_error"] >= 0
 

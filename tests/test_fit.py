@@ -171,7 +171,7 @@ def test_cli_fit_on_csv_and_run_dir(tmp_path, counts, capsys):
     csv = tmp_path / "pass_counts.csv"
     write_pass_counts(csv, counts)
     assert main(["fit", "--pass-counts", str(csv), "--out", str(tmp_path / "f.json"), "--bootstrap", "100"]) == 0
-    assert json.loads((tmp_path / "f.json").read_text())["method"] == "per-problem"
+    assert json.loads((tmp_path / "f.json").read_text())["method"] == "stacked"
     assert main(["fit", "--run", str(tmp_path), "--method", "aggregate", "--bootstrap", "100"]) == 0
     assert json.loads((tmp_path / "forecast.json").read_text())["method"] == "aggregate"
     assert "wrote" in capsys.readouterr().out
@@ -208,7 +208,7 @@ def test_bucket_without_qualifying_problems_carries_its_reason():
                       (0 if j == 0 else 2) if i >= 8 else 8 + j + i % 4) for j in range(5) for i in range(12)]
     out = forecast_from_counts(rows, None, None, replace(FAST, buckets=3, hardest_excluded=0))
     last = out["buckets"][-1]
-    assert last["prediction"] is None and "no problem qualifies" in last["error"]
+    assert last["prediction"] is None and "not forecastable" in last["error"]
     assert sorted(last["not_qualifying"]) == sorted(f"T/{i}" for i in range(8, 12))
     assert out["buckets"][0]["prediction"] is not None
 

@@ -66,7 +66,7 @@ def test_headline_states_forecast_interval_and_actual(reported_run):
     headline = next(line for line in text.splitlines() if "Forecast for" in line)
     forecast = json.loads((reported_run / "forecast.json").read_text())
     assert "target" in headline and "mean log pass rate" in headline
-    assert re.search(r"\[−?\d[\d.]*, −?\d[\d.]*\] \(90% interval\)", headline)
+    assert re.search(r"\[−?\d[\d.]*, −?\d[\d.]*\] \(90% forecast interval\)", headline)
     assert "actual" in headline and ("✓" in headline or "✗" in headline)
     assert f"over {len(forecast['problems'])} problems" in headline
 

@@ -165,6 +165,6 @@ def test_all_five_figures_are_drawn(full_run):
 
 
 @pytest.mark.parametrize("needle", ["before the target's samples existed", "Loss forecast", "nats/token",
-                                    "**Backtest (per-problem method):**", "c trades off against a"])
+                                    "**Backtest (stacked method):**", "c trades off against a"])
 def test_headline_block_summarises_loss_backtest_and_registration(full_run, needle):
     assert needle in (full_run / "report.md").read_text()

@@ -21,9 +21,10 @@ def backtest(counts: list[PassCount], options, methods: list[str] | None = None,
     """Rows (holdout m, target, method) with prediction, actual, error, coverage; plus a per-method summary."""
     from pipeline.forecast.estimate import count_table
     from pipeline.forecast.fit import actual_value, prepare, run_method
-    from pipeline.forecast.methods import METHODS, resolve_method
+    from pipeline.forecast.methods import DEFAULT_METHOD, METHODS, resolve_method
 
-    methods = [resolve_method(m) for m in (methods or list(METHODS))]
+    methods = list(METHODS) if methods == ["all"] else methods
+    methods = [resolve_method(m) for m in (methods or ["aggregate", DEFAULT_METHOD])]
     table = count_table(counts)
     names = table.checkpoints
     most = len(names) - 3
@@ -53,14 +54,15 @@ def _score(subset, target, method, m, options, prepare, run_method, actual_value
         actual = actual_value(data, problems, method, fit, options)
     except UserError as exc:
         return row | {"error": str(exc)}
-    from pipeline.forecast.fit import judged_interval, prediction_block
+    from pipeline.forecast.fit import judged_interval, judged_kind, prediction_block
 
     pred = actual.get("prediction_on_same_problems") or prediction_block(fit, data, problems, options)
     largest = float(np.max(data.table.select(data.restriction.models).compute))
     row |= {"target_compute": data.target_compute, "extrapolation": data.target_compute / largest,
             "n_problems": actual["n_problems"], "unsolved_by_target": len(actual["unsolved_by_target"]),
             "prediction": pred["value"], "interval": list(pred["interval"]), "actual": actual["value"],
-            "judged_by": judged_interval(pred)}
+            "measurement_value": pred.get("measurement_value"), "measurement_interval": pred.get("measurement_interval"),
+            "judged_by": judged_interval(pred), "covered_by": judged_kind(pred) + " interval"}
     if actual["value"] is None:
         return row | {"error": actual["note"]}
     solved = data.target_table.select(task_ids=[p for p in problems if p not in actual["unsolved_by_target"]])
@@ -68,7 +70,9 @@ def _score(subset, target, method, m, options, prepare, run_method, actual_value
     row["actual_se"] = float(np.sqrt(np.sum((1 - p_hat) / (solved.n[0] * p_hat))) / len(p_hat))
     row["error"] = None
     row["signed_error"] = pred["value"] - actual["value"]
-    row["relative_error"] = abs(row["signed_error"]) / max(abs(actual["value"]), 1e-12)
+    row["abs_error"] = abs(row["signed_error"])
+    # relative error is undefined when the actual is 0 (every problem solved in every sample): absolute only
+    row["relative_error"] = row["abs_error"] / abs(actual["value"]) if abs(actual["value"]) > 1e-9 else None
     lo, hi = row["judged_by"]
     row["covered"] = bool(lo <= actual["value"] <= hi)
     return row
@@ -86,7 +90,8 @@ def summarize(rows: list[dict]) -> dict:
         out[method] = {
             "scored": len(scored), "failed": failed,
             "median_abs_error": float(np.median([abs(r["signed_error"]) for r in scored])),
-            "median_relative_error": float(np.median([r["relative_error"] for r in scored])),
+            "median_relative_error": (float(np.median(rel)) if (rel := [r["relative_error"] for r in scored
+                                                                        if r["relative_error"] is not None]) else None),
             "mean_signed_error": float(np.mean([r["signed_error"] for r in scored])),
             "coverage": float(np.mean([r["covered"] for r in scored])),
         }
@@ -95,20 +100,26 @@ def summarize(rows: list[dict]) -> dict:
 
 def format_table(result: dict) -> str:
     """A plain-text table of the rows and the summary."""
-    lines = [f"{'m':>2} {'target':<16} {'x':>7} {'method':<12} {'prediction':>10} {'interval':>21} "
-             f"{'actual':>9} {'rel.err':>7} covered"]
+    lines = [f"{'m':>2} {'target':<16} {'x':>7} {'method':<12} {'forecast':>9} {'forecast interval':>21} "
+             f"{'measured':>9} {'measurement interval':>21} {'actual':>9} {'error':>9} covered (by the measurement "
+             "interval when shown)"]
     for r in result["rows"]:
         if r.get("error") is not None:
             lines.append(f"{r['holdout']:>2} {r['target']:<16} {'':>7} {r['method']:<12} error: {r['error']}")
             continue
         lo, hi = r["interval"]
+        mv, band = r.get("measurement_value"), r.get("measurement_interval")
+        measured = (f"{mv:>9.4f} [{band[0]:>9.4f},{band[1]:>9.4f}]" if band and mv is not None else f"{'—':>9} {'':>21}")
+        error = (f"{r['relative_error']:>8.1%}" if r["relative_error"] is not None else f"{r['abs_error']:>8.4f}a")
         lines.append(f"{r['holdout']:>2} {r['target']:<16} {r['extrapolation']:>6.1f}x {r['method']:<12} "
-                     f"{r['prediction']:>10.4f} [{lo:>9.4f},{hi:>9.4f}] {r['actual']:>9.4f} "
-                     f"{r['relative_error']:>6.1%} {'yes' if r['covered'] else 'NO'}")
+                     f"{r['prediction']:>9.4f} [{lo:>9.4f},{hi:>9.4f}] {measured} {r['actual']:>9.4f} "
+                     f"{error} {'yes' if r['covered'] else 'NO'}")
     for method, s in result["summary"].items():
         if s["scored"]:
-            lines.append(f"{method}: {s['scored']} forecasts, median relative error {s['median_relative_error']:.1%}, "
-                         f"coverage {s['coverage']:.0%} (level {result['options']['level']:.0%}), {s['failed']} failed")
+            rel = (f"median relative error {s['median_relative_error']:.1%}" if s["median_relative_error"] is not None
+                   else f"median absolute error {s['median_abs_error']:.4f} (relative undefined: actual 0)")
+            lines.append(f"{method}: {s['scored']} forecasts, {rel}, coverage {s['coverage']:.0%} (level "
+                         f"{result['options']['level']:.0%}), {s['failed']} failed")
         else:
             lines.append(f"{method}: no forecast could be scored ({s['failed']} failed)")
     return "\n".join(lines)
@@ -136,7 +147,8 @@ def handle_backtest(args: argparse.Namespace) -> int:
     from pipeline.records import atomic_write_json, read_pass_counts
 
     csv_path, run = counts_source(args)
-    methods = None if args.method in ("all", None) else [m.strip() for m in args.method.split(",") if m.strip()]
+    methods = (None if args.method in ("default", None) else ["all"] if args.method == "all"
+               else [m.strip() for m in args.method.split(",") if m.strip()])
     out = Path(args.out) if args.out else (run / "backtest.json" if run else None)
     if out is not None:
         writable_parent(out, "--out" if args.out else "RUN_DIR")

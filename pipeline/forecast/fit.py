@@ -40,6 +40,10 @@ class FitData:
     restriction: object      # estimate.Restriction
     excluded: list[dict]
     all_table: object = None  # every checkpoint in the input (for the report's points)
+    warnings: list[str] = None
+
+
+CUTOFF_MARGIN = 0.10   # warn when a checkpoint's compute is within 10% of the fit's compute cutoff
 
 
 def prepare(counts: list[PassCount], target_name: str | None, target_compute: float | None,
@@ -75,7 +79,18 @@ def prepare(counts: list[PassCount], target_name: str | None, target_compute: fl
     if len(fit_names) < 3:
         raise UserError(f"need at least 3 checkpoints below the target to fit alpha and k; got {len(fit_names)}"
                         f" ({', '.join(fit_names) or 'none'})")
+    cutoff = min(target_compute, limit) if limit is not None else target_compute
+    warnings = [f"checkpoint {name!r} (compute {compute:.4g}) is within {CUTOFF_MARGIN:.0%} of the fit's compute "
+                f"cutoff {cutoff:.4g} and was {'used in' if name in fit_names else 'left out of'} the fit; "
+                "check --target-compute / --max-fit-compute-fraction"
+                for name, compute in zip(table.checkpoints, table.compute)
+                if name != target_name and abs(compute - cutoff) <= CUTOFF_MARGIN * cutoff]
     fit_table = table.select(fit_names)
+    greedy = [name for j, name in enumerate(fit_names) if fit_table.n[j].max(initial=0) <= 1]
+    if greedy:
+        raise UserError(f"checkpoint(s) {', '.join(greedy)} have at most one sample per problem (greedy, n = 1): every "
+                        "solved problem then has log pass rate exactly 0 and an unsolved one log 0, so no method here can "
+                        "fit a law of the log pass rate; sample n >= 20 per problem at temperature > 0")
     restriction = restrict_solved_by_all(fit_table)
     excluded += restriction.excluded
     if len(restriction.models) < 3:
@@ -84,7 +99,8 @@ def prepare(counts: list[PassCount], target_name: str | None, target_compute: fl
         raise UserError("no problem qualifies: none is solved at least once by every fit checkpoint "
                         f"({', '.join(restriction.models)}); draw more samples or drop the smallest checkpoints")
     target_table = table.select([target_name]) if target_name in table.checkpoints else None
-    return FitData(fit_table, target_name, float(target_compute), target_table, restriction, excluded, table)
+    return FitData(fit_table, target_name, float(target_compute), target_table, restriction, excluded, table,
+                   warnings)
 
 
 def run_method(method: str, table, models: list[str], problems: list[str], target_compute: float,
@@ -95,19 +111,44 @@ def run_method(method: str, table, models: list[str], problems: list[str], targe
     sub = table.select(models, problems)
     rng = np.random.default_rng([options.seed, seed_offset])
     x = np.log(sub.compute / target_compute)
-    return METHODS[method](x, sub.n.astype(float), sub.passed.astype(float), options.level, options.bootstrap, rng)
+    try:
+        return METHODS[method](x, sub.n.astype(float), sub.passed.astype(float), options.level, options.bootstrap, rng)
+    except UserError as exc:   # methods see arrays; name checkpoints for the user
+        text = str(exc)
+        for j, name in enumerate(sub.checkpoints):
+            text = text.replace(f"checkpoint {j + 1} of the fit", f"checkpoint {name!r}")
+        raise UserError(text) from None
+
+
+def restrict_fit(fit, index, level: float):
+    """The same fit summarised over a subset of its problems, from the same draws (no refit)."""
+    from dataclasses import replace
+
+    from pipeline.forecast.laws import subset_summary
+
+    index = np.asarray(index, dtype=int)
+    s = subset_summary(fit.log_p_draws, fit.scale_draws, index, level)
+    neg = -s["curve"]
+    k = float(-(np.log(max(neg[-1], 1e-300)) - np.log(max(neg[-2], 1e-300))) / (fit.curve_x[-1] - fit.curve_x[-2]))
+    return replace(fit, alpha=-s["value"], k=k, prediction=s["value"], interval=s["interval"], curve=s["curve"],
+                   curve_lo=s["curve_lo"], curve_hi=s["curve_hi"], details={},
+                   target_p_draws=fit.target_p_draws[:, index], log_p_draws=fit.log_p_draws[:, index],
+                   alpha_interval=(-s["interval"][1], -s["interval"][0]), k_interval=(k, k))
 
 
 def prediction_block(fit, data: FitData, problems: list[str], options: FitOptions) -> dict:
-    """The forecast's value and interval, and (when the method gives pass-rate draws and the target's sample
-    budget is known) the interval for what that budget will measure, which is what an actual is judged by."""
-    from pipeline.forecast.methods import measurement_interval
+    """The forecast (value, forecast interval) and, when the method gives pass-rate draws and the target's sample
+    budget is known, what that budget will measure (measurement value and interval: what an actual is judged by).
+    Each value lies inside the interval named with it."""
+    from pipeline.forecast.methods import measurement_summary
 
-    block = {"value": fit.prediction, "interval": list(fit.interval), "level": options.level}
+    block = {"value": fit.prediction, "interval": list(fit.interval), "interval_kind": "forecast",
+             "level": options.level}
     n = target_sample_counts(data, problems, options)
     if fit.target_p_draws is not None and n is not None:
-        band = measurement_interval(fit.target_p_draws, n, options.level, np.random.default_rng(options.seed + 7919))
-        if band is not None:
+        summary = measurement_summary(fit.target_p_draws, n, options.level, np.random.default_rng(options.seed + 7919))
+        if summary is not None:
+            block["measurement_value"], band = summary
             block["measurement_interval"] = list(band)
             block["measurement_n"] = int(n.max()) if n.min() == n.max() else [int(v) for v in n]
     return block
@@ -128,6 +169,11 @@ def judged_interval(prediction: dict) -> list[float]:
     return list(prediction.get("measurement_interval") or prediction["interval"])
 
 
+def judged_kind(prediction: dict) -> str:
+    """Which interval ``judged_interval`` is: "measurement" or "forecast"."""
+    return "measurement" if prediction.get("measurement_interval") else "forecast"
+
+
 def actual_value(data: FitData, problems: list[str], method: str, fit, options: FitOptions) -> dict | None:
     """The target's measured E_P[log(c/n)]; on the problems it solves, with the forecast redone on those."""
     from pipeline.forecast.estimate import log_pass_rate
@@ -145,7 +191,10 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
               "unsolved_by_target": missing,
               "value_bias_corrected": float(np.mean(log_pass_rate(s.passed[0], s.n[0], bias_correction=True)))}
     if missing:
-        same = run_method(method, data.table, data.restriction.models, solved, data.target_compute, options)
+        if getattr(fit, "log_p_draws", None) is not None:   # the same draws, on the problems the target solved
+            same = restrict_fit(fit, [problems.index(p) for p in solved], options.level)
+        else:
+            same = run_method(method, data.table, data.restriction.models, solved, data.target_compute, options)
         actual["prediction_on_same_problems"] = prediction_block(same, data, solved, options)
         actual["note"] = ("the target never solved some fit problems at its sample budget (log 0); value and "
                           "prediction_on_same_problems use only the problems it solved")

@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.forecast.estimate import bootstrap_mean_log, percentile_interval
-from pipeline.forecast.problem_laws import fit_hierarchical
+from pipeline.forecast.laws import LAWS, stacked_forecast, subset_summary
 
 MIN_POINTS = 3
 
@@ -39,6 +39,8 @@ class MethodFit:
     curve_hi: np.ndarray
     details: dict = field(default_factory=dict)
     target_p_draws: np.ndarray | None = None  # [draw, problem] pass rates at the target, when the method has them
+    log_p_draws: np.ndarray | None = None     # [draw, problem, grid] per-problem log pass rates (before widening)
+    scale_draws: np.ndarray | None = None     # [draw, grid] widening of -log p shared by all problems
 
 
 def measurement_interval(p_draws: np.ndarray, n: np.ndarray, level: float,
@@ -56,6 +58,18 @@ def measurement_interval(p_draws: np.ndarray, n: np.ndarray, level: float,
         return None
     values = np.nanmean(logs[solved], axis=1)
     return _interval(values, level)
+
+
+def measurement_summary(p_draws: np.ndarray, n: np.ndarray, level: float,
+                        rng: np.random.Generator) -> tuple[float, tuple[float, float]] | None:
+    """(median, interval) of what ``n`` samples per problem will measure; see measurement_interval."""
+    c = rng.binomial(np.broadcast_to(n.astype(np.int64), p_draws.shape), np.clip(p_draws, 0.0, 1.0))
+    logs = np.where(c > 0, np.log(np.maximum(c, 1) / n[None, :]), np.nan)
+    solved = np.any(c > 0, axis=1)
+    if not solved.any():
+        return None
+    values = np.nanmean(logs[solved], axis=1)
+    return float(np.median(values)), _interval(values, level)
 
 
 def curve_grid(x: np.ndarray, points: int = 25) -> np.ndarray:
@@ -101,45 +115,46 @@ def fit_aggregate(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float
 
 def fit_per_problem(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float, bootstrap: int,
                     rng: np.random.Generator) -> MethodFit:
-    """Per-problem laws with pooled exponents; forecast = mean of the problems' extrapolated -log p."""
+    """Per-problem power laws with pooled exponents, drawn from each problem's exact posterior."""
+    return _fit_laws("per-problem", ("power",), False, x, n, passed, level, bootstrap, rng)
+
+
+def fit_sigmoid(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float, bootstrap: int,
+                rng: np.random.Generator) -> MethodFit:
+    """Per-problem sigmoids in log C (logit link), pooled slopes, exact posterior draws."""
+    return _fit_laws("sigmoid", ("sigmoid",), False, x, n, passed, level, bootstrap, rng)
+
+
+def fit_stacked(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float, bootstrap: int,
+                rng: np.random.Generator) -> MethodFit:
+    """Power law and sigmoid stacked by leave-future-out, widened by rolling-origin misses and shared shocks."""
+    return _fit_laws("stacked", tuple(LAWS), True, x, n, passed, level, bootstrap, rng)
+
+
+def _fit_laws(name, laws, calibrate, x, n, passed, level, bootstrap, rng) -> MethodFit:
     _check(x, n, passed)
-    laws = fit_hierarchical(x, n, passed, truncated=bool(np.all(passed >= 1)))
     grid = curve_grid(x)
     draws = max(bootstrap, 200)
-    chol = np.linalg.cholesky(laws.cov + 1e-12 * np.eye(2))
-    theta = np.stack([laws.v, laws.k], axis=1)
-    sampled = theta[None] + np.einsum("pij,bpj->bpi", chol, rng.standard_normal((draws, len(theta), 2)))
-    if laws.prior_cov is not None:   # the pooled prior is itself estimated: a shift shared by all problems
-        shift_b = rng.multivariate_normal(np.zeros(len(laws.prior_cov)), laws.prior_cov, size=draws)
-        prior_shift = shift_b @ laws.prior_design.T                                   # [draw, problem]
-        sampled += prior_shift[:, :, None] * (laws.cov[:, :, 1] / laws.k_prior_sd[:, None] ** 2)[None]  # d posterior / d prior mean
-    dx = grid - laws.x_bar                                               # [grid]
-    log_lam = sampled[:, :, 0, None] - sampled[:, :, 1, None] * dx[None, None, :]   # [draw, problem, grid]
-    lam = np.exp(np.minimum(log_lam, 30.0))
-    curve_draws = -lam.mean(axis=1)                                     # [draw, grid]
-    mean_ll, var_ll = _log_lambda_grid(laws, grid)
-    curve = -np.mean(np.exp(mean_ll + var_ll / 2), axis=1)              # [grid]: mean over problems
-    lo, hi = percentile_interval(curve_draws, level, axis=0)
-    lam0 = lam[:, :, -1]                                                 # at the target, x = 0
+    stacked = stacked_forecast(x, n, passed, grid, draws, rng, laws=laws, calibrate=calibrate)
+    everything = np.arange(stacked.log_p.shape[1])
+    whole = subset_summary(stacked.log_p, stacked.scale, everything, level)
+    lam0 = -stacked.log_p[:, :, -1] * stacked.scale[:, -1:]               # [draw, problem] -log p at the target
     alpha_draws = lam0.mean(axis=1)
-    k_draws = np.sum(sampled[:, :, 1] * lam0, axis=1) / np.sum(lam0, axis=1)
-    mu0, var0 = laws.log_lambda(0.0)
-    lam_point = np.exp(mu0 + var0 / 2)
-    alpha = float(lam_point.mean())
-    k_eff = float(np.sum(laws.k * lam_point) / np.sum(lam_point))
+    k_draws = _local_exponent(-(stacked.log_p.mean(axis=1) * stacked.scale), grid)
+    k_eff = float(_local_exponent(-whole["curve"][None, :], grid)[0])
+    problem_log_p = stacked.log_p[:, :, -1].mean(axis=0)
     return MethodFit(
-        "per-problem", alpha, _interval(alpha_draws, level), k_eff, _interval(k_draws, level),
-        -alpha, (float(lo[-1]), float(hi[-1])), grid, curve, lo, hi,
-        {"k_pooled": float(np.mean(laws.k_prior)), "k_spread": laws.tau, "dispersion": laws.dispersion,
-         "problem_k": laws.k.tolist(), "problem_log_lambda_at_target": mu0.tolist(),
-         "problem_log_lambda_se": np.sqrt(var0).tolist()},
-        target_p_draws=np.exp(-lam0),
+        name, -whole["value"], _interval(alpha_draws, level), k_eff, _interval(k_draws, level),
+        whole["value"], whole["interval"], grid, whole["curve"], whole["curve_lo"], whole["curve_hi"],
+        stacked.details | {"problem_k": stacked.k.tolist(), "problem_log_pass_rate_at_target": problem_log_p.tolist()},
+        target_p_draws=np.exp(-lam0), log_p_draws=stacked.log_p, scale_draws=stacked.scale,
     )
 
 
-def _log_lambda_grid(laws, grid):
-    pairs = [laws.log_lambda(float(g)) for g in grid]
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+def _local_exponent(neg_curve: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """-d log(-E_P[log p]) / d log C at the target, per row of [row, grid]."""
+    y = np.log(np.maximum(neg_curve, 1e-300))
+    return -(y[:, -1] - y[:, -2]) / (grid[-1] - grid[-2])
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -147,8 +162,9 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-METHODS = {"aggregate": fit_aggregate, "per-problem": fit_per_problem}
-DEFAULT_METHOD = "per-problem"   # chosen by the simulation study and backtests (docs/forecasting.md)
+METHODS = {"aggregate": fit_aggregate, "per-problem": fit_per_problem, "sigmoid": fit_sigmoid,
+           "stacked": fit_stacked}
+DEFAULT_METHOD = "stacked"   # chosen by the simulation study and backtests (docs/forecasting.md)
 
 
 def resolve_method(name: str) -> str:

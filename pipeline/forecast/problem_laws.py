@@ -1,7 +1,12 @@
-"""Each problem's own law  -log p_i(C) = exp(v_i - k_i (x - x_bar)),  x = log C, fitted to binomial counts.
+"""Each problem's own law, fitted to binomial counts:  eta_i(x) = v_i - k_i (x - x_bar),  x = log C.
 
-This is a binomial GLM with a log-log link (log(-log p) linear in log compute), so counts of 0 and n
-are used as they are, with no log(0). All problems are fitted at once by vectorised Fisher scoring
+Two links (two laws of different shape):
+- ``loglog`` (the power law):  -log p = exp(eta), i.e. -log p_i(C) = alpha_i C^(-k_i);
+- ``logit`` (a sigmoid in log C, emergence):  log((1 - p) / p) = eta, i.e. p = 1 / (1 + exp(eta)).
+Near p = 1 both say log(1 - p) ~ eta; they differ for hard problems, where the sigmoid rises steeply.
+
+Each is a binomial GLM (eta linear in log compute), so counts of 0 and n are used as they are, with no
+log(0). All problems are fitted at once by vectorised Fisher scoring
 (hand-rolled: 2x2 systems per problem; scipy has no batched GLM). A Gaussian prior on k_i, centred on
 the family's typical exponent with a spread estimated from the data (DerSimonian-Laird), pools the
 exponents across problems: the "hierarchical" part that keeps 10-300x extrapolations stable.
@@ -16,13 +21,15 @@ ETA_MIN, ETA_MAX = -30.0, 6.0   # -log p between 1e-13 and ~400: beyond that cou
 V_PRIOR_SD = 5.0                 # weak prior on v_i, only to keep always-solved problems finite
 TAU_MIN = 0.005                  # floor on the estimated exponent spread
 T_DOF, T_ITERATIONS = 4.0, 3     # Student-t prior on exponents (degrees of freedom, EM rounds)
+V_POOL_WIDTH = 1.0                # the pooled difficulty prior: this many robust sds of the fitted difficulties
+V_POOL_MIN_SD = 1.5
 
 
 @dataclass
 class ProblemLaws:
     """Fitted per-problem laws on the normalised axis x = log(C / C_target)."""
 
-    v: np.ndarray        # log(-log p) at x_bar, per problem
+    v: np.ndarray        # eta at x_bar, per problem (log(-log p) for the power law)
     k: np.ndarray        # exponent per problem
     cov: np.ndarray      # [problem, 2, 2] covariance of (v, k) (inverse penalised information)
     x_bar: float
@@ -32,6 +39,10 @@ class ProblemLaws:
     dispersion: float = 1.0                  # quasi-likelihood scale: extra-binomial variation between cells
     prior_design: np.ndarray | None = None   # rows X_i with prior mean X_i @ b (hierarchical fits)
     prior_cov: np.ndarray | None = None      # cov(b): uncertainty of the pooled prior, shared by all problems
+    link: str = "loglog"
+    v_prior: np.ndarray | None = None        # prior mean of each v_i
+    v_prior_sd: float = V_PRIOR_SD           # its prior sd
+    truncated: bool = False
 
     def log_lambda(self, x: float) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of log(-log p_i) at x, per problem."""
@@ -49,46 +60,75 @@ def _log1m_exp_neg(a):
         return np.where(a < np.log(2.0), np.log(-np.expm1(-a)), np.log1p(-np.exp(-a)))
 
 
-def _loglik(eta, n, c, truncated):
-    lam = np.exp(eta)
-    log_q = _log1m_exp_neg(lam)                         # log(1 - p), p = exp(-lam)
-    value = -c * lam + (n - c) * log_q
+LINKS = ("loglog", "logit")
+
+
+def log_pass(eta, link: str = "loglog"):
+    """log p at linear predictor eta."""
+    return -np.exp(eta) if link == "loglog" else -np.logaddexp(0.0, eta)
+
+
+def _log_p_q(eta, link):
+    """(log p, log(1 - p)) at eta."""
+    if link == "loglog":
+        lam = np.exp(eta)
+        return -lam, _log1m_exp_neg(lam)
+    return -np.logaddexp(0.0, eta), -np.logaddexp(0.0, -eta)
+
+
+def _loglik(eta, n, c, truncated, link="loglog"):
+    log_p, log_q = _log_p_q(eta, link)
+    value = c * log_p + (n - c) * log_q
     if truncated:   # selected because c >= 1: condition on it, else hard problems look easy
         value = value - np.where(n > 0, _log1m_exp_neg(-n * log_q), 0.0)
     return value
 
 
+def _score(eta, n, c, truncated, link):
+    """(d loglik / d eta, Fisher weight) per cell."""
+    if link == "loglog":
+        lam = np.exp(eta)
+        em1 = np.expm1(lam)
+        dlogq, g, w = lam / em1, lam * (-c + (n - c) / em1), n * lam**2 / em1
+    else:
+        s = 1.0 / (1.0 + np.exp(-eta))          # 1 - p
+        dlogq, g, w = 1.0 - s, (n - c) - n * s, n * s * (1.0 - s)
+    if truncated:   # d/d eta of -log(1 - (1-p)^n)
+        log_q = _log_p_q(eta, link)[1]
+        log_s = _log1m_exp_neg(-n * log_q)
+        g = g + np.where(n > 0, n * dlogq * np.exp(n * log_q - log_s), 0.0)
+    return g, w
+
+
 def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, tau,
-                     truncated: bool = False, dispersion: float = 1.0, iterations: int = 100) -> ProblemLaws:
-    """MAP fit of every problem's (v, k) with k_i ~ N(k_prior_i, tau^2); x [ckpt], n/passed [ckpt, problem]."""
+                     truncated: bool = False, dispersion: float = 1.0, iterations: int = 100,
+                     link: str = "loglog", v_prior=None, v_sd: float = V_PRIOR_SD) -> ProblemLaws:
+    """MAP fit of every problem's (v, k) with k_i ~ N(k_prior_i, tau^2) and v_i ~ N(v_prior_i, v_sd^2) (v_prior
+    defaults to the problem's own pooled pass rate); x [ckpt], n/passed [ckpt, problem]."""
     x = np.asarray(x, dtype=float)
     n, c = np.asarray(n, dtype=float), np.asarray(passed, dtype=float)
     x_bar = float(np.sum(x * n.sum(axis=1)) / max(n.sum(), 1.0))
     xc = x - x_bar
     rate = np.clip((c + 0.5) / (n + 1.0), 1e-6, 1 - 1e-6)
-    v0 = np.log(-np.log(np.mean(rate, axis=0)))
+    mean_rate = np.mean(rate, axis=0)
+    v0 = np.log(-np.log(mean_rate)) if link == "loglog" else np.log((1 - mean_rate) / mean_rate)
     k_prior = np.broadcast_to(np.asarray(k_prior, dtype=float), v0.shape).copy()
     theta = np.stack([v0, k_prior], axis=1)
-    prior_mean = theta.copy()
+    v_mean = v0.copy() if v_prior is None else np.broadcast_to(np.asarray(v_prior, dtype=float), v0.shape).copy()
+    prior_mean = np.stack([v_mean, k_prior], axis=1)
     k_sd = np.broadcast_to(np.asarray(tau, dtype=float), v0.shape)
-    prior_prec = np.stack([np.full(v0.shape, 1 / V_PRIOR_SD**2), 1 / k_sd**2], axis=1)
+    prior_prec = np.stack([np.full(v0.shape, 1 / v_sd**2), 1 / k_sd**2], axis=1)
 
     def objective(th):
         eta = np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
-        return (_loglik(eta, n, c, truncated).sum(axis=0) / dispersion
+        return (_loglik(eta, n, c, truncated, link).sum(axis=0) / dispersion
                 - 0.5 * np.sum(prior_prec * (th - prior_mean) ** 2, axis=1))
 
     current = objective(theta)
     for _ in range(iterations):
         eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
-        lam = np.exp(eta)
-        em1 = np.expm1(lam)
-        g = lam * (-c + (n - c) / em1)
-        if truncated:   # d/d eta of -log(1 - (1-p)^n)
-            log_q = _log1m_exp_neg(lam)
-            log_s = _log1m_exp_neg(-n * log_q)
-            g = g + np.where(n > 0, n * lam * np.exp((n - 1) * log_q - lam - log_s), 0.0)
-        g, w = g / dispersion, n * lam**2 / em1 / dispersion
+        g, w = _score(eta, n, c, truncated, link)
+        g, w = g / dispersion, w / dispersion
         grad = np.stack([g.sum(0), -(g * xc[:, None]).sum(0)], axis=1) - prior_prec * (theta - prior_mean)
         info = _information(w, xc, prior_prec)
         step = np.linalg.solve(info, grad[:, :, None])[:, :, 0]
@@ -109,9 +149,10 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
         if np.max(np.abs(scale[:, None] * step)) < 1e-7:
             break
     eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
-    lam = np.exp(eta)
-    cov = np.linalg.inv(_information(n * lam**2 / np.expm1(lam) / dispersion, xc, prior_prec))
-    laws = ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy())
+    w = _score(eta, n, c, False, link)[1]
+    cov = np.linalg.inv(_information(w / dispersion, xc, prior_prec))
+    laws = ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy(),
+                       link=link, v_prior=v_mean, v_prior_sd=v_sd, truncated=truncated)
     laws.dispersion = dispersion
     return laws
 
@@ -150,24 +191,31 @@ def exponent_pool(v: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.n
     return cov @ (design.T @ (w_re * k)), cov, float(np.sqrt(tau2))
 
 
-def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: float = 0.3,
-                     truncated: bool = False) -> ProblemLaws:
+def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: float | None = None,
+                     truncated: bool = False, link: str = "loglog") -> ProblemLaws:
     """Two-stage empirical Bayes: near-free per-problem fits, pool the exponents, refit with that prior."""
-    free = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_start, tau=1.0)
+    k_start = (0.3 if link == "loglog" else 1.0) if k_start is None else k_start
+    free = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_start, tau=1.0, link=link)
     if len(free.k) < 3:
         k_mean = float(np.sum(free.k / free.cov[:, 1, 1]) / np.sum(1 / free.cov[:, 1, 1]))
-        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_mean, tau=1.0)
+        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_mean, tau=1.0, link=link)
         laws.prior_design, laws.prior_cov = np.ones((len(free.k), 1)), np.array([[1.0 / np.sum(1 / free.cov[:, 1, 1])]])
         return laws
     phi = pearson_dispersion(free, x, n, passed)
     b, b_cov, tau = exponent_pool(free.v, free.k, free.cov[:, 1, 1] * phi)
     design = pool_design(free.v)
     k_sd = np.full(len(free.k), tau)
+    # difficulties pooled too (weakly): a problem solved once in every n at every checkpoint is, under the
+    # selection-truncated likelihood, as consistent with p -> 0 as with p = 1/n; the population decides
+    v_pop = float(np.median(free.v))
+    v_sd = float(max(V_POOL_MIN_SD, V_POOL_WIDTH * 1.4826 * np.median(np.abs(free.v - v_pop))))
     for _ in range(T_ITERATIONS):   # Student-t prior by EM: outlying exponents (falling problems) shrink less
-        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi)
+        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi,
+                                link=link, v_prior=v_pop, v_sd=v_sd)
         r = ((laws.k - design @ b) ** 2 + laws.cov[:, 1, 1]) / tau**2
         k_sd = tau / np.sqrt((T_DOF + 1) / (T_DOF + r))
-    laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi)
+    laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi,
+                            link=link, v_prior=v_pop, v_sd=v_sd)
     laws.tau = tau
     laws.prior_design, laws.prior_cov = design, b_cov
     return laws
@@ -176,7 +224,7 @@ def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: 
 def pearson_dispersion(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: np.ndarray) -> float:
     """Pearson chi^2 / dof over well-populated cells (n p (1-p) >= 1), floored at 1: extra-binomial noise."""
     eta = np.clip(laws.v[None, :] - laws.k[None, :] * (np.asarray(x)[:, None] - laws.x_bar), ETA_MIN, ETA_MAX)
-    p = np.clip(np.exp(-np.exp(eta)), 1e-9, 1 - 1e-9)
+    p = np.clip(np.exp(log_pass(eta, laws.link)), 1e-9, 1 - 1e-9)
     var = n * p * (1 - p)
     cells = var >= 1.0
     dof = cells.sum() * (1.0 - 2.0 * n.shape[1] / max(n.size, 1))

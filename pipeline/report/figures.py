@@ -251,7 +251,8 @@ def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
         panel = {"points": bucket_points(run, problems, models), "alpha": bucket.get("alpha"),
                  "k": bucket.get("k"), "prediction": bucket.get("prediction") or {},
                  "actual": bucket.get("actual"), "method": forecast.get("method"),
-                 "law": forecast.get("law"), "problems": forecast.get("problems"), "curve_problems": problems}
+                 "law": forecast.get("law"), "problems": forecast.get("problems"), "curve_problems": problems,
+                 "curve": bucket.get("curve")}   # the bucket's own band, from the same draws as its forecast
         if bucket.get("error") or not _draw_capability(ax, panel, run.target_compute, title):
             ax.set_title(title)
             ax.text(0.5, 0.5, "no fit:\n" + _wrap(str(bucket.get("error") or "no data"), 34),

@@ -59,14 +59,14 @@ def extrapolation_factor(run: RunInputs) -> float | None:
     return 1.0 / max(xs) if xs else None
 
 
-def _check(actual: float | None, band) -> str:
+def _check(actual: float | None, band, kind: str = "measurement") -> str:
     if actual is None:
         return "actual not yet measured"
     if band is None:
         return f"actual {fmt(actual)}"
     if band[0] <= actual <= band[1]:
-        return f"actual **{fmt(actual)}** ✓ inside the interval"
-    return f"actual **{fmt(actual)}** ✗ outside the interval"
+        return f"actual **{fmt(actual)}** ✓ inside the {kind} interval {fmt_interval(band)}"
+    return f"actual **{fmt(actual)}** ✗ outside the {kind} interval {fmt_interval(band)}"
 
 
 def headline(run: RunInputs) -> list[Paragraph]:
@@ -83,7 +83,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
         value, band, level = number(pred.get("value")), interval(pred), level_of(forecast, 0.9)
         problems = len(forecast.get("problems") or [])
         text = (f"**Forecast for {run.target_name}{compute}: mean log pass rate {fmt(value)} "
-                f"{fmt_interval(band)} ({level_label(level)} interval)**")
+                f"{fmt_interval(band)} ({level_label(level)} forecast interval)**")
         if problems:
             text += f" over {plural(problems, 'problem')}"
         if value is not None:
@@ -93,8 +93,9 @@ def headline(run: RunInputs) -> list[Paragraph]:
         measured = interval({"interval": pred.get("measurement_interval")})
         if measured:
             n = pred.get("measurement_n")
+            centre = number(pred.get("measurement_value"))
             text += (f"; what {n if isinstance(n, int) else 'its'} samples per problem will measure at the target: "
-                     f"{fmt_interval(measured)}")
+                     + (f"{fmt(centre)} " if centre is not None else "") + f"{fmt_interval(measured)} (measurement interval)")
         factor = extrapolation_factor(run)
         if factor:
             text += f"; extrapolated {fmt_factor(factor)} beyond the largest checkpoint in the fit"
@@ -104,11 +105,14 @@ def headline(run: RunInputs) -> list[Paragraph]:
         if actual is None and block.get("note"):
             text += f"; no actual value: {str(block['note']).rstrip('.')}"
         else:
-            text += f"; {_check(actual, judged_by)}"
+            judged_block = (block.get("prediction_on_same_problems") if same_problems else pred) or {}
+            kind = "measurement" if judged_block.get("measurement_interval") else "forecast"
+            text += f"; {_check(actual, judged_by, kind)}"
         if same_problems:
             n_solved = (forecast.get("actual") or {}).get("n_problems")
+            same = block.get("prediction_on_same_problems") or {}
             text += (f" (compared on the {n_solved} problems the target solved at least once, where the forecast "
-                     f"is {fmt_interval(judged_by)})")
+                     f"is {fmt(number(same.get('value')))} {fmt_interval(interval(same))})")
         out.append(Paragraph(text + ".", kind="headline"))
     loss = run.loss
     if isinstance(loss, dict) and "error" not in loss and isinstance(loss.get("prediction"), dict):
@@ -117,7 +121,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
             f"**Loss forecast{compute}: {_loss(number(loss['prediction'].get('value')))} nats/token "
             f"[{_loss(band[0] if band else None)}, {_loss(band[1] if band else None)}]** ({level_label(level_of(loss, 0.9))}"
             f"{' prediction interval' if loss['prediction'].get('interval_kind') == 'prediction' else ''}); "
-            f"{_check(actual_value(loss), band)}.",
+            f"{_check(actual_value(loss), band, 'forecast')}.",
             kind="headline"))
     elif isinstance(loss, dict) and "error" in loss:
         out.append(Paragraph(f"No loss forecast: {loss['error']}.", kind="note"))
@@ -173,7 +177,8 @@ def backtest_summary(run: RunInputs) -> str | None:
     text = (f"**Backtest{f' ({method} method)' if method and rows[0]['method'] else ''}:** "
             f"{len(rows)} forecast{'s' if len(rows) > 1 else ''} of held-out checkpoints from smaller ones")
     if covered:
-        text += f"; {sum(covered)} of {len(covered)} inside their {level_label(level_of(run.forecast, 0.9))} interval"
+        text += (f"; {sum(covered)} of {len(covered)} actuals inside their {level_label(level_of(run.forecast, 0.9))} "
+                 "measurement interval")
     text += f"; median |error| {fmt(float(np.median(errors)), 2)} in mean log pass rate"
     if factors:
         text += f", at {fmt_factor(min(factors))}–{fmt_factor(max(factors))} extrapolation"

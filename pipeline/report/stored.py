@@ -65,7 +65,8 @@ def backtest_rows(run: RunInputs) -> list[dict]:
             continue
         pred = r.get("prediction") if "prediction" in r else r.get("forecast")
         value, actual = number(pred), number(r.get("actual"))
-        band = interval(r.get("judged_by")) or (interval(pred) if isinstance(pred, dict) else interval(r.get("interval")))
+        band = interval(r.get("interval")) or (interval(pred) if isinstance(pred, dict) else None)   # the forecast's own
+        judged = interval(r.get("judged_by")) or band                                              # what coverage uses
         error = number(r.get("signed_error"))
         if error is None:
             error = number(r.get("error"))
@@ -73,10 +74,11 @@ def backtest_rows(run: RunInputs) -> list[dict]:
             error = value - actual
         covered = r.get("covered")
         if not isinstance(covered, bool):
-            covered = (band[0] <= actual <= band[1]) if band and actual is not None else None
+            covered = (judged[0] <= actual <= judged[1]) if judged and actual is not None else None
         out.append({"name": str(r.get("target") or r.get("held_out") or r.get("checkpoint") or "?"),
                     "method": str(r.get("method") or ""), "holdout": r.get("holdout"),
                     "factor": number(r.get("extrapolation") or r.get("extrapolation_factor")),
-                    "value": value, "band": band, "actual": actual, "error": error, "covered": covered,
+                    "value": value, "band": band, "judged_band": judged, "actual": actual, "error": error,
+                    "covered": covered, "judged_kind": str(r.get("covered_by") or "interval"),
                     "failure": r["error"] if isinstance(r.get("error"), str) else None})
     return out

@@ -148,6 +148,11 @@ def subset_table(run: RunInputs) -> Table | None:
         rows.append(["flagged", "problem", str(len(falling)),
                      "pass rate falls with scale (significant negative trend; kept in the fit)",
                      _id_list(falling) or "none"])
+    negative = forecast.get("negative_exponent")
+    if isinstance(negative, dict) and isinstance(negative.get("share_of_forecast"), (int, float)):
+        rows.append(["flagged", "problem", str(len(negative.get("problems") or [])),
+                     f"fitted exponent negative; {100 * negative['share_of_forecast']:.1f}% of the forecast −log pass "
+                     "rate at the target", _id_list(negative.get("problems") or []) or "none"])
     return Table("Problem subset and exclusions", ["", "kind", "count", "reason", "which"], rows,
                  note="The GPT-4 report's rule: keep problems P and models M such that every model in M solves every "
                       "problem in P at least once (log pass rate is undefined at zero passes).", slug="subset")
@@ -244,17 +249,20 @@ def backtest_table(run: RunInputs) -> Table | None:
     rows = []
     for r in backtest_rows(run):
         verdict = ("✓ yes" if r["covered"] else "✗ no") if r["covered"] is not None else "—"
+        judged = fmt_interval(r["judged_band"]) if r["judged_band"] != r["band"] else "(the forecast interval)"
         rows.append([r["name"], r["method"] or "—", fmt_factor(r["factor"]),
-                     fmt(r["value"]), fmt_interval(r["band"]), fmt(r["actual"]), fmt(r["error"]),
+                     fmt(r["value"]), fmt_interval(r["band"]), judged, fmt(r["actual"]), fmt(r["error"]),
                      f"no forecast: {r['failure']}" if r["failure"] else verdict])
     if not rows:
         return None
     return Table("Backtest: forecasts of held-out checkpoints from smaller ones",
-                 ["held out", "method", "extrapolation", "forecast", "interval", "actual", "error", "inside?"], rows,
+                 ["held out", "method", "extrapolation", "forecast", "forecast interval", "measurement interval",
+                  "actual", "error", "inside the measurement interval?"], rows,
                  note="Error = forecast − actual, in mean log pass rate, on the problems the held-out checkpoint "
-                      "solved. Extrapolation = held-out compute ÷ largest compute in that fit. Interval: for the "
-                      "per-problem method, what the held-out checkpoint's samples would measure (the forecast's "
-                      "uncertainty plus their binomial noise); for the aggregate method, the forecast's own.",
+                      "solved. Extrapolation = held-out compute ÷ largest compute in that fit. The forecast interval "
+                      "is for the true mean log pass rate; the measurement interval is what the held-out "
+                      "checkpoint's samples would measure (the forecast's uncertainty plus their binomial noise), "
+                      "and coverage is judged by it (by the forecast interval where a method has none).",
                  slug="backtest")
 
 
