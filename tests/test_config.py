@@ -98,9 +98,3 @@ def test_cli_bad_config_exits_nonzero_without_traceback(tmp_path, args):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown family 'nope'" in proc.stderr
 
-
-def test_the_config_accepts_exactly_the_fit_methods_the_fitter_knows():
-    from pipeline.config import FIT_METHODS
-    from pipeline.forecast.methods import METHODS
-
-    assert set(FIT_METHODS) == {"default", *METHODS}
