@@ -51,13 +51,8 @@ def measurement_interval(p_draws: np.ndarray, n: np.ndarray, level: float,
     so a fair check adds that binomial noise: each draw's pass rates are sampled n times per problem and
     averaged over the problems solved at least once, exactly as the actual value is computed.
     """
-    c = rng.binomial(np.broadcast_to(n.astype(np.int64), p_draws.shape), np.clip(p_draws, 0.0, 1.0))
-    logs = np.where(c > 0, np.log(np.maximum(c, 1) / n[None, :]), np.nan)
-    solved = np.any(c > 0, axis=1)
-    if not solved.any():
-        return None
-    values = np.nanmean(logs[solved], axis=1)
-    return _interval(values, level)
+    summary = measurement_summary(p_draws, n, level, rng)
+    return None if summary is None else summary[1]
 
 
 def measurement_summary(p_draws: np.ndarray, n: np.ndarray, level: float,
