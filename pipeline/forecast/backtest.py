@@ -126,14 +126,11 @@ def format_table(result: dict) -> str:
 
 
 def register(subparsers) -> None:
-    from pipeline.forecast.capability import add_fit_arguments
+    from pipeline.forecast.capability import add_counts_source_arguments, add_fit_arguments
 
     parser = subparsers.add_parser("backtest", help="hold out the largest checkpoints in turn and score forecasts",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
-                        "(same as --run)")
-    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
-    parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes backtest.json)")
+    add_counts_source_arguments(parser, "backtest.json")
     parser.add_argument("--out", help="backtest JSON to write (default: RUN/backtest.json; none for a bare CSV)")
     parser.add_argument("--max-holdout", type=int, default=None,
                         help="hold out at most this many of the largest checkpoints (default: all but 3)")

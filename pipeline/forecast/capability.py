@@ -189,6 +189,14 @@ def writable_parent(out: Path, option: str) -> None:
         check_writable(parent, option)
 
 
+def add_counts_source_arguments(parser: argparse.ArgumentParser, writes: str) -> None:
+    """RUN_DIR / --run / --pass-counts, read back by ``counts_source`` (fit and backtest)."""
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
+                        "(same as --run)")
+    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
+    parser.add_argument("--run", help=f"run directory (reads pass_counts.csv, writes {writes})")
+
+
 def counts_source(args) -> tuple[Path, Path | None]:
     """(pass-counts CSV, run directory or None) from --pass-counts / RUN_DIR / --run."""
     positional = getattr(args, "run_dir", None)
@@ -207,10 +215,7 @@ def counts_source(args) -> tuple[Path, Path | None]:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("fit", help="fit the capability law and forecast the target",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
-                        "(same as --run)")
-    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
-    parser.add_argument("--run", help="run directory (reads pass_counts.csv, writes forecast.json)")
+    add_counts_source_arguments(parser, "forecast.json")
     parser.add_argument("--out", help="forecast JSON to write (default: RUN/forecast.json)")
     parser.add_argument("--target", help="target checkpoint name (default: the largest compute in the CSV)")
     parser.add_argument("--target-compute", type=float, help="target training FLOPs (raw)")
