@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from pipeline.forecast.fit import FitOptions, prepare, run_method
-from pipeline.forecast.laws import MISS_RATE_FLOOR, stacking_weights
-from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws
-from pipeline.forecast.problem_laws import V_PRIOR_SD, _loglik, fit_hierarchical, fit_problem_laws
+from pipeline.forecast.laws import UNREVEALED_PER_EFOLD, _widening, evidence_weights
+from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws, shock_offsets
+from pipeline.forecast.problem_laws import V_PRIOR_SD, _loglik, exponent_pool, fit_hierarchical, fit_problem_laws
 from pipeline.forecast.scenarios import draw_scenario, scenario_study
 from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
 
@@ -23,20 +23,25 @@ def _stacked(family, n):
 
 
 @pytest.mark.parametrize("scenario, winner", [("emergence", "sigmoid"), ("power", "power")])
-def test_stacking_puts_most_weight_on_the_true_law(scenario, winner):
+def test_the_true_law_gets_most_of_the_weight(scenario, winner):
     family, n = draw_scenario(scenario, np.random.default_rng(3))
     fit, _ = _stacked(family, n)
     assert fit.details["weights"][winner] > 0.8
 
 
-def test_stacking_weights_prefer_the_law_with_higher_held_out_density():
+def test_evidence_weights_prefer_the_law_with_higher_held_out_density():
     lpd = np.array([[-1.0, -1.2, -0.9, -1.1], [-3.0, -2.5, -2.8, -3.1]])
-    w = stacking_weights(lpd)
-    assert w.sum() == pytest.approx(1.0) and w[0] > 0.95
+    w = evidence_weights(lpd)
+    assert w.sum() == pytest.approx(1.0) and w[0] > 0.99
 
 
-def test_stacking_with_no_held_out_points_weights_laws_equally():
-    assert stacking_weights(np.zeros((2, 0))) == pytest.approx([0.5, 0.5])
+def test_evidence_weights_split_a_tie_evenly():
+    lpd = np.array([[-1.0, -2.0], [-2.0, -1.0]])
+    assert evidence_weights(lpd) == pytest.approx([0.5, 0.5])
+
+
+def test_evidence_weights_with_no_held_out_points_weight_laws_equally():
+    assert evidence_weights(np.zeros((2, 0))) == pytest.approx([0.5, 0.5])
 
 
 def test_on_the_emergence_family_the_stacked_forecast_is_close_and_covered():
@@ -79,10 +84,68 @@ def test_importance_draws_match_the_exact_posterior_of_a_problem_solved_every_ti
     assert exact < 0.05   # a pass rate above 95%: not the 34% a Gaussian pushed through exp gave
 
 
-def test_the_miss_rate_never_drops_below_its_floor():
-    family, n = draw_scenario("power", np.random.default_rng(7))
-    fit, _ = _stacked(family, n)
-    assert fit.details["miss_rate_per_efold"] >= MISS_RATE_FLOOR - 1e-12
+def _improving_draws(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
+    lam = 0.5 * np.exp(-0.3 * (grid - x[0]))                              # -log p falling with compute
+    spread = np.exp(0.05 * np.random.default_rng(1).standard_normal((400, 1, 1)))   # draws differ a little
+    return -lam * spread * np.ones((400, 3, 1)), float(0.5 * np.exp(-0.3 * (x[-1] - x[0])))
+
+
+def test_a_huge_miss_rate_never_makes_the_target_worse_than_the_largest_fit_checkpoint():
+    x = np.log(np.array([1e-3, 3e-3, 1e-2]))
+    grid = np.linspace(x[0], 0.0, 25)
+    log_p, lam_top = _improving_draws(x, grid)
+    scale = _widening(x, grid, log_p, rate=5.0, folds=1, shock_sd=0.0, rng=np.random.default_rng(0))
+    improvement = lam_top / (0.5 * np.exp(-0.3 * (grid[-1] - x[0])))          # each draw's own law, top -> target
+    assert np.all(scale[:, -1] <= improvement * (1 + 1e-9))
+    assert scale[:, -1].max() == pytest.approx(improvement)                     # the cap binds, no further
+    assert scale[:, -1].min() < 0.1                                             # the optimistic side stays wide
+
+
+def test_unrevealed_misspecification_widens_only_the_pessimistic_side():
+    x = np.log(np.array([1e-3, 3e-3, 1e-2]))
+    grid = np.linspace(x[0], 0.0, 25)
+    log_p, _ = _improving_draws(x, grid)
+    scale = _widening(x, grid, log_p, rate=0.0, folds=3, shock_sd=0.0, rng=np.random.default_rng(0))[:, -1]
+    lam = -log_p[:, 0, -1]
+    better = lam < np.median(lam)
+    assert np.all(scale[better] == 1.0)                                    # the optimistic half is untouched
+    assert scale.max() == pytest.approx(np.exp(UNREVEALED_PER_EFOLD * -x[-1]), rel=0.01)
+
+
+def test_a_bend_shared_by_all_problems_is_not_taken_for_a_shock():
+    family = simulate_family(FamilySpec(n_problems=150, n_checkpoints=8, noise_sd=0.0, non_monotone_fraction=0.0),
+                             seed=4)
+    x = np.log(family.normalized_compute)
+    lam = -np.log(family.pass_rates) * np.exp(0.05 * (x[:, None] - x.mean()) ** 2)   # smooth, not a shock
+    n = np.full(lam.shape, 200.0)
+    c = np.random.default_rng(4).binomial(200, np.exp(-lam)).astype(float)
+    keep = np.all(c >= 1, axis=0)
+    laws = fit_hierarchical(x, n[:, keep], c[:, keep])
+    assert checkpoint_shocks(laws, x, n[:, keep], c[:, keep])[0] < 0.03
+
+
+def test_shock_offsets_follow_the_shocks_and_vanish_without_them():
+    for shock_sd, check in ((0.2, lambda off, s: np.corrcoef(off, s)[0, 1] > 0.8),
+                            (0.0, lambda off, s: np.all(np.abs(off) < 0.02))):
+        family = simulate_family(FamilySpec(n_problems=150, n_checkpoints=8, noise_sd=0.0, non_monotone_fraction=0.0),
+                                 seed=2)
+        rng = np.random.default_rng(2)
+        shocks = rng.normal(0.0, shock_sd, size=len(family.compute))
+        lam = -np.log(family.pass_rates) * np.exp(shocks[:, None])
+        n = np.full(lam.shape, 200.0)
+        c = rng.binomial(200, np.exp(-lam)).astype(float)
+        x = np.log(family.normalized_compute)
+        keep = np.all(c >= 1, axis=0)
+        laws = fit_hierarchical(x, n[:, keep], c[:, keep])
+        design = np.stack([np.ones_like(x), x, x * x], axis=1)
+        rough = shocks - design @ np.linalg.lstsq(design, shocks, rcond=None)[0]   # what a refit can take out
+        assert check(shock_offsets(laws, x, n[:, keep], c[:, keep])[1], rough)
+
+
+def test_a_difficulty_slope_the_data_cannot_tell_from_zero_is_left_out_of_the_pool():
+    rng = np.random.default_rng(5)
+    b, cov, _ = exponent_pool(rng.standard_normal(200), 0.3 + 0.05 * rng.standard_normal(200), np.full(200, 0.05**2))
+    assert len(b) == 1 and cov.shape == (1, 1)
 
 
 @pytest.mark.slow

@@ -3,11 +3,12 @@
 - ``law_forecast``: one law (``power`` = log-log link, ``sigmoid`` = logit link, see problem_laws) fitted
   hierarchically, then draws of every problem's log pass rate on a compute grid from its exact posterior
   (pipeline.forecast.posterior), with the pooled prior's own uncertainty shared by all problems.
-- ``stacked_forecast``: every law is refitted on the smaller checkpoints and scored on the larger fit
-  checkpoints it did not see (leave-future-out); stacking weights (Yao et al. 2018) maximise the held-out
-  per-problem predictive density of the mixture. The same folds measure how far the aggregate forecast
-  misses at each extrapolation distance; that miss rate (per e-fold of compute, beyond what the draws
-  already allow for) and the shock shared by a checkpoint's problems widen the final draws.
+- ``stacked_forecast``: shared per-checkpoint shocks are estimated and taken out of every fit; every law is
+  refitted on the smaller checkpoints and scored on the larger fit checkpoints it did not see
+  (leave-future-out); the laws' draws are mixed by pseudo-BMA weights from those held-out densities. The
+  same folds measure how far the aggregate forecast misses at each extrapolation distance; that miss rate
+  (per e-fold of compute, beyond what the draws already allow for), the shock shared by a checkpoint's
+  problems and an allowance for misspecification the fit range cannot show widen the final draws.
 
 Everything downstream (overall forecast, buckets, curve, measurement interval) is a mean over problems
 of the same draws, so the parts add up to the whole.
@@ -17,18 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import gammaln, logsumexp
 
-from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws
+from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws, shock_offsets
 from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, _log1m_exp_neg, fit_hierarchical, log_pass
 
-LAWS = {"power": "loglog", "sigmoid": "logit"}
-MISS_RATE_PRIOR = 0.04      # rho_0: prior sd of log(forecast / truth) per e-fold of extrapolation
-MISS_RATE_PRIOR_WEIGHT = 1.0  # how many backtest folds that prior is worth
+LAWS = {"power": "loglog", "sigmoid": "logit"}   # law -> link
 MISS_RATE_UNCALIBRATED = 0.17  # rho when no fold exists (3 fit checkpoints): from real families' 3-checkpoint
                                 # backtests (embedded reference family: misses of 1.2-2.5 in log at 0.5-2.4 e-folds)
-MISS_RATE_FLOOR = 0.01      # added in quadrature: misspecification the fit range cannot reveal (failure floors)
+UNREVEALED_PER_EFOLD = 0.025 # kappa: how much worse per e-fold beyond the data unrevealed misspecification may
+                             # make the target (docs/forecasting.md, "Calibration")
 MAX_FOLDS = 4
 FOLD_DRAWS = 300
 TRUNCATED = True    # condition on the selection (c >= 1 at every fit checkpoint); the pooled difficulty prior bounds p -> 0
@@ -57,9 +56,9 @@ class Stacked:
 
 
 def law_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.ndarray, law: str, draws: int,
-                 rng: np.random.Generator) -> LawForecast:
+                 rng: np.random.Generator, offset: np.ndarray | None = None) -> LawForecast:
     link = LAWS[law]
-    laws = fit_hierarchical(x, n, passed, truncated=TRUNCATED and bool(np.all(passed >= 1)), link=link)
+    laws = fit_hierarchical(x, n, passed, truncated=TRUNCATED and bool(np.all(passed >= 1)), link=link, offset=offset)
     post = posterior_draws(laws, x, n, passed, draws, rng)
     v, k = post.v, post.k
     if laws.prior_cov is not None:   # the pooled prior is itself estimated: a shift shared by all problems
@@ -83,19 +82,18 @@ def heldout_log_density(log_p: np.ndarray, n: np.ndarray, passed: np.ndarray, tr
     return logsumexp(dens.sum(axis=2), axis=0) - np.log(log_p.shape[0])
 
 
-def stacking_weights(lpd: np.ndarray) -> np.ndarray:
-    """Weights on the simplex maximising sum_i log sum_L w_L exp(lpd[L, i]) (stacking of predictive densities)."""
-    laws = lpd.shape[0]
+def evidence_weights(lpd: np.ndarray) -> np.ndarray:
+    """Pseudo-BMA weights from leave-future-out densities: w_L proportional to exp(sum_i lpd[L, i]), equal when none.
+
+    The default's choice (docs/forecasting.md): every problem of a family follows the same kind of law, so the
+    question is which law, not which blend per problem. Stacking answers the latter, and on families where two
+    laws tie at the fold distances (4 checkpoints, n = 20) its blends carried a law that is 25-35% off at the
+    target into the forecast.
+    """
     if lpd.shape[1] == 0:
-        return np.full(laws, 1.0 / laws)
-
-    def loss(a):
-        logw = a - logsumexp(a)
-        return -np.sum(logsumexp(lpd + logw[:, None], axis=0))
-
-    best = minimize(loss, np.zeros(laws), method="L-BFGS-B", bounds=[(-30, 30)] * laws)
-    w = np.exp(best.x - logsumexp(best.x))
-    return w / w.sum()
+        return np.full(lpd.shape[0], 1.0 / lpd.shape[0])
+    total = lpd.sum(axis=1)
+    return np.exp(total - logsumexp(total))
 
 
 def _measured_draws(log_p: np.ndarray, n: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -110,36 +108,38 @@ def _measured_draws(log_p: np.ndarray, n: np.ndarray, rng: np.random.Generator) 
 
 def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.ndarray, draws: int,
                      rng: np.random.Generator, laws: tuple[str, ...] = tuple(LAWS), calibrate: bool = True) -> Stacked:
-    """Fit every law, weight them by leave-future-out stacking, widen by the rolling-origin miss rate and shocks."""
+    """Fit every law, weight them by their leave-future-out densities, widen the mixture (see _widening)."""
     order = np.argsort(x)
     x, n, passed = x[order], n[order], passed[order]
     folds = min(MAX_FOLDS, len(x) - 3)
+    offset, first_shock = np.zeros(len(x)), 0.0
+    if calibrate:   # take the shared shocks out of every law's fit (see posterior.shock_offsets)
+        first = fit_hierarchical(x, n, passed, truncated=TRUNCATED and bool(np.all(passed >= 1)), link=LAWS[laws[0]])
+        first_shock, offset = shock_offsets(first, x, n, passed)
     lpd = [[] for _ in laws]
     rolling = [[] for _ in laws]      # per law: (held-out index, fit largest x, log(-pred) draws) per fold
     for h in range(1, folds + 1):
         fit_x, fit_n, fit_c = x[:-h], n[:-h], passed[:-h]
         held = slice(len(x) - h, len(x))
         truncated = TRUNCATED and bool(np.all(fit_c >= 1))
+        # the held-out checkpoints' own shocks are not known to the fold: its scored draws carry them
+        shock = first_shock * np.sqrt(1.0 + _leverage(fit_x, x[held]))
         for li, law in enumerate(laws):
-            fc = law_forecast(fit_x, fit_n, fit_c, x[held], law, FOLD_DRAWS, rng)
-            lpd[li].append(heldout_log_density(fc.log_p, n[held], passed[held], truncated))
+            fc = law_forecast(fit_x, fit_n, fit_c, x[held], law, FOLD_DRAWS, rng, offset=offset[:-h])
+            shocked = fc.log_p * np.exp(shock[None, None, :] * rng.standard_normal((FOLD_DRAWS, 1, h)))
+            lpd[li].append(heldout_log_density(shocked, n[held], passed[held], truncated))
             rolling[li].append((h, fc.log_p))
     lpd_matrix = np.array([np.concatenate(l) if l else np.zeros(0) for l in lpd])
-    weights = stacking_weights(lpd_matrix) if folds > 0 else np.full(len(laws), 1.0 / len(laws))
-    fits = [law_forecast(x, n, passed, grid, law, draws, rng) for law in laws]
+    weights = evidence_weights(lpd_matrix)
+    fits = [law_forecast(x, n, passed, grid, law, draws, rng, offset=offset) for law in laws]
     counts = rng.multinomial(draws, weights) if len(laws) > 1 else np.array([draws])
     law_of_draw = np.repeat(np.arange(len(laws)), counts)
     log_p = np.concatenate([f.log_p[:c] for f, c in zip(fits, counts)], axis=0)
-    shock_sd = float(np.sqrt(np.sum(weights * np.array([f.shock_sd for f in fits]) ** 2)))
+    shock_sd = first_shock if calibrate else float(np.sqrt(np.sum(weights * np.array([f.shock_sd for f in fits]) ** 2)))
     miss = _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate else {"folds": 0, "rate": 0.0}
     rate = miss["rate"] if calibrate else 0.0
-    x_top = float(x.max())
-    d = np.maximum(grid - x_top, 0.0)
-    lever = _leverage(x, grid)
-    shock_grid = shock_sd * np.sqrt(lever + np.minimum(1.0, 10 * d)) if calibrate else np.zeros_like(grid)
-    dof = MISS_RATE_PRIOR_WEIGHT + miss["folds"]
-    t = rng.standard_normal(draws) / np.sqrt(rng.chisquare(dof, size=draws) / dof)
-    scale = np.exp(rate * d[None, :] * t[:, None] + shock_grid[None, :] * rng.standard_normal(draws)[:, None])
+    scale = _widening(x, grid, log_p, rate, miss["folds"], shock_sd, rng) if calibrate else np.ones((draws, len(grid)))
+    d = np.maximum(grid - float(x.max()), 0.0)
     k = np.sum(weights[:, None] * np.array([f.k for f in fits]), axis=0)
     details = {"laws": list(laws), "weights": {law: float(w) for law, w in zip(laws, weights)},
                "leave_future_out_folds": folds, "shock_sd": shock_sd, "miss_rate_per_efold": rate,
@@ -148,14 +148,44 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     return Stacked(log_p, scale, law_of_draw, k, details)
 
 
+def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, folds: int, shock_sd: float,
+              rng: np.random.Generator) -> np.ndarray:
+    """[draw, grid] factors on -log p: the backtests' miss rate, the shared shock, unrevealed misspecification.
+
+    - miss: exp(rho d t), t Student with (folds + 1) degrees of freedom (Cauchy with no fold), d = e-folds beyond
+      the largest fit checkpoint;
+    - shock: the fit checkpoints' shocks that stay in the laws (leverage) and the target's own shock;
+    - unrevealed: exp(kappa d u), u ~ U(0, 1), on the worse half of the draws only (the optimistic end and the
+      median stay where the laws put them): misspecification the fit range cannot show only ever makes the
+      average worse: per-problem laws that bend either way raise the mean -log p (Jensen), failure floors
+      and saturation keep p from 1;
+    - never absurd: a draw is not made worse than its own law's value at the largest fit checkpoint (the family
+      does not get worse with scale unless its law says so).
+    """
+    draws = log_p.shape[0]
+    x_top = float(x.max())
+    d = np.maximum(grid - x_top, 0.0)
+    dof = folds + 1.0
+    t = rng.standard_normal(draws) / np.sqrt(rng.chisquare(dof, size=draws) / dof)
+    shock_grid = shock_sd * np.sqrt(_leverage(x, grid) + np.minimum(1.0, 10 * d))
+    log_scale = rate * d[None, :] * t[:, None] + shock_grid[None, :] * rng.standard_normal(draws)[:, None]
+    lam = -log_p.mean(axis=1)                                              # [draw, grid]
+    log_widened = np.log(np.maximum(lam, 1e-300)) + log_scale
+    pessimistic = log_widened > np.median(log_widened, axis=0, keepdims=True)   # the worse half of the draws
+    log_scale = log_scale + UNREVEALED_PER_EFOLD * d[None, :] * rng.random(draws)[:, None] * pessimistic
+    lam_top = np.exp(np.array([np.interp(x_top, grid, np.log(np.maximum(row, 1e-300))) for row in lam]))
+    cap = np.log(np.maximum(lam_top[:, None] / np.maximum(lam, 1e-300), 1.0))
+    return np.exp(np.where(d[None, :] > 0, np.minimum(log_scale, np.maximum(cap, 0.0)), log_scale))
+
+
 def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) -> dict:
-    """Miss rate per e-fold: rho^2 = max(m0 rho0^2 + sum_f (r_f^2 - s_f^2 - v_f) / d_f^2, 0) / (m0 + F) + floor^2.
+    """Miss rate per e-fold: rho^2 = max(sum_f (r_f^2 - s_f^2 - v_f) / d_f^2, 0) / F, over the F held-out rows.
 
     r_f: log of the measured aggregate at a held-out fit checkpoint over the mixture's median forecast of
     that measurement; s_f: the spread the forecast draws already give it; v_f: what the shared shocks explain
     there (they are added separately); d_f: e-folds beyond the fold's largest checkpoint. The excess is what
-    no law's draws allowed for. The floor stays however good the folds look: some misspecification (failure
-    floors, slow curvature) only shows beyond the fit range.
+    no law's draws allowed for; misspecification that the fit range cannot show is allowed for separately
+    (UNREVEALED_PER_EFOLD), not by inflating this rate.
     """
     excess, rows = [], []
     for fold in range(len(rolling[0]) if rolling and rolling[0] else 0):
@@ -174,11 +204,9 @@ def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) ->
             r, s, dist = float(np.log(-measured) - np.median(lp)), float(np.std(lp)), float(x[col] - top)
             excess.append((r * r - s * s - shock_sd**2 * (1 + lever[j])) / max(dist, 0.05) ** 2)
             rows.append({"held_out": col, "efolds": dist, "log_ratio": r, "draw_sd": s})
-    m0 = MISS_RATE_PRIOR_WEIGHT
     if not excess:   # nothing measured on this family: the prior from real families, with Cauchy tails (t, 1 dof)
         return {"folds": 0, "rate": MISS_RATE_UNCALIBRATED, "rows": rows}
-    rate = float(np.sqrt(max(m0 * MISS_RATE_PRIOR**2 + np.sum(excess), 0.0) / (m0 + len(excess)) + MISS_RATE_FLOOR**2))
-    return {"folds": len(excess), "rate": rate, "rows": rows}
+    return {"folds": len(excess), "rate": float(np.sqrt(max(np.sum(excess), 0.0) / len(excess))), "rows": rows}
 
 
 def _leverage(x: np.ndarray, grid: np.ndarray) -> np.ndarray:

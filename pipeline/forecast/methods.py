@@ -122,7 +122,10 @@ def fit_sigmoid(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float, 
 
 def fit_stacked(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float, bootstrap: int,
                 rng: np.random.Generator) -> MethodFit:
-    """Power law and sigmoid stacked by leave-future-out, widened by rolling-origin misses and shared shocks."""
+    """Power law and sigmoid weighted by leave-future-out densities, shocks taken out, widened (laws._widening).
+
+    The name stays "stacked" (the laws are stacked into one mixture); the weights are pseudo-BMA, see
+    docs/forecasting.md."""
     return _fit_laws("stacked", tuple(LAWS), True, x, n, passed, level, bootstrap, rng)
 
 

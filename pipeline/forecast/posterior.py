@@ -57,7 +57,8 @@ def posterior_draws(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: np.
 def _log_posterior(laws, x, n, passed, v, k):
     """[draw, problem] log of likelihood^(1/dispersion) x priors, as in fit_problem_laws."""
     xc = np.asarray(x, dtype=float) - laws.x_bar
-    eta = np.clip(v[:, None, :] - k[:, None, :] * xc[None, :, None], ETA_MIN, ETA_MAX)   # [draw, ckpt, problem]
+    off = np.zeros(len(xc)) if laws.offset is None else laws.offset
+    eta = np.clip(v[:, None, :] - k[:, None, :] * xc[None, :, None] + off[None, :, None], ETA_MIN, ETA_MAX)
     loglik = _loglik(eta, n[None], passed[None], laws.truncated, laws.link).sum(axis=1) / laws.dispersion
     v_prior = laws.v_prior if laws.v_prior is not None else laws.v
     return (loglik - 0.5 * ((v - v_prior) / laws.v_prior_sd) ** 2
@@ -68,16 +69,42 @@ def checkpoint_shocks(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: n
     """(sd of the shared per-checkpoint shock in eta, the shocks estimated at the fit checkpoints).
 
     One scoring step for a common offset per checkpoint at the fitted laws gives s_j = sum_i g_ij / sum_i w_ij
-    with noise variance 1 / sum_i w_ij; the per-problem laws already absorb the part of the shocks that is
-    linear in log C, so the residual shocks have J - 2 degrees of freedom.
+    with noise variance 1 / sum_i w_ij. Shocks are what is left after a quadratic in log C: the per-problem laws
+    absorb the linear part, and a smooth bend shared by all problems is a wrong law (emergence, curvature), which
+    the laws' weights and the backtests judge, not a shock. So J - 3 degrees of freedom.
     """
-    xc = np.asarray(x, dtype=float) - laws.x_bar
-    eta = np.clip(laws.v[None, :] - laws.k[None, :] * xc[:, None], ETA_MIN, ETA_MAX)
+    x = np.asarray(x, dtype=float)
+    eta = laws.fit_eta(x)
     g, w = _score(eta, n, passed, laws.truncated, laws.link)
     info = np.maximum(w.sum(axis=1), 1e-12)
-    shocks = g.sum(axis=1) / info
-    dof = len(xc) - 2
+    raw = g.sum(axis=1) / info
+    dof = len(x) - 3
     if dof < 1:
-        return 0.0, shocks
-    excess = np.sum(shocks**2 - laws.dispersion / info) / dof
+        return 0.0, np.zeros(len(x))
+    design = _smooth_design(x)
+    hat = design @ np.linalg.pinv(design)
+    shocks = raw - hat @ raw
+    noise = laws.dispersion / info
+    excess = (np.sum(shocks**2) - np.sum((1.0 - np.diag(hat)) * noise)) / dof
     return float(np.sqrt(max(excess, 0.0))), shocks
+
+
+def _smooth_design(x: np.ndarray) -> np.ndarray:
+    u = (x - x.mean()) / max(float(np.ptp(x)), 1e-12)
+    return np.stack([np.ones_like(u), u, u * u], axis=1)
+
+
+def shock_offsets(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: np.ndarray) -> tuple[float, np.ndarray]:
+    """(shock sd, [ckpt] offsets in eta that take the estimated shared shocks out of a refit).
+
+    Each problem's law weighs the checkpoints by its own binomial information (easy problems learn their
+    exponent from small checkpoints, hard ones from large), so a shock shared by all problems bends every
+    problem's fit differently. The offsets are the shocks (already free of any smooth trend) shrunk by
+    sd^2 / (sd^2 + noise_j): the smooth part of the shocks cannot be told from the laws and stays in them (the
+    widening allows for it).
+    """
+    sd, shocks = checkpoint_shocks(laws, x, n, passed)
+    if sd <= 0:
+        return 0.0, np.zeros(len(x))
+    info = np.maximum(_score(laws.fit_eta(x), n, passed, laws.truncated, laws.link)[1].sum(axis=1), 1e-12)
+    return sd, shocks * sd**2 / (sd**2 + laws.dispersion / info)

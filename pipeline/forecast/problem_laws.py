@@ -43,6 +43,13 @@ class ProblemLaws:
     v_prior: np.ndarray | None = None        # prior mean of each v_i
     v_prior_sd: float = V_PRIOR_SD           # its prior sd
     truncated: bool = False
+    offset: np.ndarray | None = None         # [fit checkpoint] known shift of eta there (a shared shock taken out)
+
+    def fit_eta(self, x: np.ndarray) -> np.ndarray:
+        """[ckpt, problem] eta at the fit checkpoints x, offsets included."""
+        xc = np.asarray(x, dtype=float) - self.x_bar
+        off = np.zeros(len(xc)) if self.offset is None else self.offset
+        return np.clip(self.v[None, :] - self.k[None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
 
     def log_lambda(self, x: float) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of log(-log p_i) at x, per problem."""
@@ -102,10 +109,12 @@ def _score(eta, n, c, truncated, link):
 
 def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, tau,
                      truncated: bool = False, dispersion: float = 1.0, iterations: int = 100,
-                     link: str = "loglog", v_prior=None, v_sd: float = V_PRIOR_SD) -> ProblemLaws:
+                     link: str = "loglog", v_prior=None, v_sd: float = V_PRIOR_SD, offset=None) -> ProblemLaws:
     """MAP fit of every problem's (v, k) with k_i ~ N(k_prior_i, tau^2) and v_i ~ N(v_prior_i, v_sd^2) (v_prior
-    defaults to the problem's own pooled pass rate); x [ckpt], n/passed [ckpt, problem]."""
+    defaults to the problem's own pooled pass rate); x [ckpt], n/passed [ckpt, problem]; ``offset`` [ckpt] is
+    added to eta at each checkpoint (a known shared shock)."""
     x = np.asarray(x, dtype=float)
+    off = np.zeros(len(x)) if offset is None else np.asarray(offset, dtype=float)
     n, c = np.asarray(n, dtype=float), np.asarray(passed, dtype=float)
     x_bar = float(np.sum(x * n.sum(axis=1)) / max(n.sum(), 1.0))
     xc = x - x_bar
@@ -120,13 +129,13 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
     prior_prec = np.stack([np.full(v0.shape, 1 / v_sd**2), 1 / k_sd**2], axis=1)
 
     def objective(th):
-        eta = np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
+        eta = np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
         return (_loglik(eta, n, c, truncated, link).sum(axis=0) / dispersion
                 - 0.5 * np.sum(prior_prec * (th - prior_mean) ** 2, axis=1))
 
     current = objective(theta)
     for _ in range(iterations):
-        eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
+        eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
         g, w = _score(eta, n, c, truncated, link)
         g, w = g / dispersion, w / dispersion
         grad = np.stack([g.sum(0), -(g * xc[:, None]).sum(0)], axis=1) - prior_prec * (theta - prior_mean)
@@ -148,11 +157,12 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
         current = np.where(improved, value, current)
         if np.max(np.abs(scale[:, None] * step)) < 1e-7:
             break
-    eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None], ETA_MIN, ETA_MAX)
+    eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
     w = _score(eta, n, c, False, link)[1]
     cov = np.linalg.inv(_information(w / dispersion, xc, prior_prec))
     laws = ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy(),
-                       link=link, v_prior=v_mean, v_prior_sd=v_sd, truncated=truncated)
+                       link=link, v_prior=v_mean, v_prior_sd=v_sd, truncated=truncated,
+                       offset=None if offset is None else off.copy())
     laws.dispersion = dispersion
     return laws
 
@@ -177,9 +187,21 @@ def exponent_pool(v: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.n
 
     Returns (b, cov(b), tau), tau by the DerSimonian-Laird moment estimator. Regressing on v matters:
     the problems that dominate the mean -log p at the target are the ones that improve slowly, and a
-    prior that ignores this pulls their exponents up and the forecast too high.
+    prior that ignores this pulls their exponents up and the forecast too high. But a slope the data cannot
+    tell from 0 (|b1| < POOL_SLOPE_Z standard errors: few samples, few checkpoints) only adds its noise to every
+    problem's prior, so then the pool is the intercept alone (b has one entry).
     """
     design = pool_design(v)
+    b, cov, tau = _meta_regression(design, k, k_var)
+    if len(b) == 2 and abs(b[1]) < POOL_SLOPE_Z * np.sqrt(cov[1, 1]):
+        b, cov, tau = _meta_regression(design[:, :1], k, k_var)
+    return b, cov, tau
+
+
+POOL_SLOPE_Z = 2.0
+
+
+def _meta_regression(design: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     w = 1.0 / k_var
     xtwx = design.T @ (w[:, None] * design)
     b_fixed = np.linalg.solve(xtwx, design.T @ (w * k))
@@ -192,18 +214,18 @@ def exponent_pool(v: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.n
 
 
 def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: float | None = None,
-                     truncated: bool = False, link: str = "loglog") -> ProblemLaws:
+                     truncated: bool = False, link: str = "loglog", offset=None) -> ProblemLaws:
     """Two-stage empirical Bayes: near-free per-problem fits, pool the exponents, refit with that prior."""
     k_start = (0.3 if link == "loglog" else 1.0) if k_start is None else k_start
-    free = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_start, tau=1.0, link=link)
+    free = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_start, tau=1.0, link=link, offset=offset)
     if len(free.k) < 3:
         k_mean = float(np.sum(free.k / free.cov[:, 1, 1]) / np.sum(1 / free.cov[:, 1, 1]))
-        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_mean, tau=1.0, link=link)
+        laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=k_mean, tau=1.0, link=link, offset=offset)
         laws.prior_design, laws.prior_cov = np.ones((len(free.k), 1)), np.array([[1.0 / np.sum(1 / free.cov[:, 1, 1])]])
         return laws
     phi = pearson_dispersion(free, x, n, passed)
     b, b_cov, tau = exponent_pool(free.v, free.k, free.cov[:, 1, 1] * phi)
-    design = pool_design(free.v)
+    design = pool_design(free.v)[:, :len(b)]
     k_sd = np.full(len(free.k), tau)
     # difficulties pooled too (weakly): a problem solved once in every n at every checkpoint is, under the
     # selection-truncated likelihood, as consistent with p -> 0 as with p = 1/n; the population decides
@@ -211,11 +233,11 @@ def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: 
     v_sd = float(max(V_POOL_MIN_SD, V_POOL_WIDTH * 1.4826 * np.median(np.abs(free.v - v_pop))))
     for _ in range(T_ITERATIONS):   # Student-t prior by EM: outlying exponents (falling problems) shrink less
         laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi,
-                                link=link, v_prior=v_pop, v_sd=v_sd)
+                                link=link, v_prior=v_pop, v_sd=v_sd, offset=offset)
         r = ((laws.k - design @ b) ** 2 + laws.cov[:, 1, 1]) / tau**2
         k_sd = tau / np.sqrt((T_DOF + 1) / (T_DOF + r))
     laws = fit_problem_laws(x, n, passed, truncated=truncated, k_prior=design @ b, tau=k_sd, dispersion=phi,
-                            link=link, v_prior=v_pop, v_sd=v_sd)
+                            link=link, v_prior=v_pop, v_sd=v_sd, offset=offset)
     laws.tau = tau
     laws.prior_design, laws.prior_cov = design, b_cov
     return laws
@@ -223,7 +245,7 @@ def fit_hierarchical(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_start: 
 
 def pearson_dispersion(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: np.ndarray) -> float:
     """Pearson chi^2 / dof over well-populated cells (n p (1-p) >= 1), floored at 1: extra-binomial noise."""
-    eta = np.clip(laws.v[None, :] - laws.k[None, :] * (np.asarray(x)[:, None] - laws.x_bar), ETA_MIN, ETA_MAX)
+    eta = laws.fit_eta(x)
     p = np.clip(np.exp(log_pass(eta, laws.link)), 1e-9, 1 - 1e-9)
     var = n * p * (1 - p)
     cells = var >= 1.0
