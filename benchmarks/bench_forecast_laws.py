@@ -32,21 +32,21 @@ def summarize(rows: list[dict], method: str) -> dict:
     if not ok:
         return {"n": 0}
     return {"n": len(ok), "error": float(np.median([abs(r["relative_error"]) for r in ok])),
-            "coverage": float(np.mean([r["covered"] for r in ok])),
+            "coverage": float(np.mean([r["covered"] for r in ok])), "covered": int(np.sum([r["covered"] for r in ok])),
             "half_width": float(np.median([r["half_width"] for r in ok]))}
 
 
 def scenarios(names: list[str], replicates: int, methods: list[str], seed: int) -> None:
     print(f"\n== Simulated scenarios: {replicates} families each (seed {seed}), target error / 90% coverage / median "
           "half-width (relative to the truth) ==")
-    head = " ".join(f"{m + ' err':>15} {'cov':>5} {'hw':>6}" for m in methods)
+    head = " ".join(f"{m + ' err':>15} {'cov':>13} {'hw':>6}" for m in methods)
     print(f"{'scenario':<56} {head}  {'goal':>10}  s")
     for name in names:
         start = time.perf_counter()
         rows = scenario_study(name, replicates, tuple(methods), seed=seed)
         stats = {m: summarize(rows, m) for m in methods}
-        cells = " ".join(f"{s['error']:>15.1%} {s['coverage']:>5.0%} {s['half_width']:>6.1%}" if s["n"] else
-                         f"{'failed':>15} {'':>5} {'':>6}" for s in stats.values())
+        cells = " ".join(f"{s['error']:>15.1%} {s['coverage']:>5.1%} {s['covered']:>3}/{s['n']:<3} {s['half_width']:>6.1%}"
+                         if s["n"] else f"{'failed':>15} {'':>13} {'':>6}" for s in stats.values())
         goal = "err<=5%" if SCENARIOS[name].law_holds else "err<=10%"
         print(f"{SCENARIOS[name].title:<56} {cells}  {goal:>10}  {time.perf_counter() - start:.0f}", flush=True)
 

@@ -101,6 +101,14 @@ def test_a_huge_miss_rate_never_makes_the_target_worse_than_the_largest_fit_chec
     assert scale[:, -1].min() < 0.1                                             # the optimistic side stays wide
 
 
+def test_the_cap_is_the_measured_value_at_the_largest_checkpoint_when_that_is_worse():
+    x = np.log(np.array([1e-3, 3e-3, 1e-2]))
+    grid = np.linspace(x[0], 0.0, 25)
+    log_p, lam_top = _improving_draws(x, grid)
+    scale = _widening(x, grid, log_p, 5.0, 1, 0.0, np.random.default_rng(0), measured_top=-2 * lam_top)
+    assert np.max(-log_p[:, 0, -1] * scale[:, -1]) > 1.9 * lam_top
+
+
 def test_unrevealed_misspecification_widens_only_the_pessimistic_side():
     x = np.log(np.array([1e-3, 3e-3, 1e-2]))
     grid = np.linspace(x[0], 0.0, 25)
@@ -149,7 +157,7 @@ def test_a_difficulty_slope_the_data_cannot_tell_from_zero_is_left_out_of_the_po
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["emergence", "curvature", "worse"])
+@pytest.mark.parametrize("scenario", ["emergence", "curvature", "floors", "shocks", "worse"])
 def test_misspecified_families_are_covered_about_as_often_as_claimed(scenario):
     rows = [r for r in scenario_study(scenario, 16, ("stacked",), seed=11, draws=200) if r["error"] is None]
     assert np.mean([r["covered"] for r in rows]) >= 0.75

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
-from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws, shock_offsets
+from pipeline.forecast.posterior import SHOCK_MIN_DOF, checkpoint_shocks, posterior_draws, shock_offsets
 from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, _log1m_exp_neg, fit_hierarchical, log_pass
 
 LAWS = {"power": "loglog", "sigmoid": "logit"}   # law -> link
@@ -138,7 +138,9 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     shock_sd = first_shock if calibrate else float(np.sqrt(np.sum(weights * np.array([f.shock_sd for f in fits]) ** 2)))
     miss = _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate else {"folds": 0, "rate": 0.0}
     rate = miss["rate"] if calibrate else 0.0
-    scale = _widening(x, grid, log_p, rate, miss["folds"], shock_sd, rng) if calibrate else np.ones((draws, len(grid)))
+    top = np.log(passed[-1] / n[-1]).mean() if np.all(passed[-1] > 0) else None
+    scale = (_widening(x, grid, log_p, rate, miss["folds"], shock_sd, rng, top) if calibrate
+             else np.ones((draws, len(grid))))
     d = np.maximum(grid - float(x.max()), 0.0)
     k = np.sum(weights[:, None] * np.array([f.k for f in fits]), axis=0)
     details = {"laws": list(laws), "weights": {law: float(w) for law, w in zip(laws, weights)},
@@ -149,18 +151,20 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
 
 
 def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, folds: int, shock_sd: float,
-              rng: np.random.Generator) -> np.ndarray:
+              rng: np.random.Generator, measured_top: float | None = None) -> np.ndarray:
     """[draw, grid] factors on -log p: the backtests' miss rate, the shared shock, unrevealed misspecification.
 
     - miss: exp(rho d t), t Student with (folds + 1) degrees of freedom (Cauchy with no fold), d = e-folds beyond
       the largest fit checkpoint;
-    - shock: the fit checkpoints' shocks that stay in the laws (leverage) and the target's own shock;
+    - shock: the fit checkpoints' shocks that stay in the laws (leverage) and the target's own shock, Student-t
+      with the J - 3 degrees of freedom its sd was estimated with;
     - unrevealed: exp(kappa d u), u ~ U(0, 1), on the worse half of the draws only (the optimistic end and the
       median stay where the laws put them): misspecification the fit range cannot show only ever makes the
       average worse: per-problem laws that bend either way raise the mean -log p (Jensen), failure floors
       and saturation keep p from 1;
-    - never absurd: a draw is not made worse than its own law's value at the largest fit checkpoint (the family
-      does not get worse with scale unless its law says so).
+    - never absurd: a draw is not made worse than the largest fit checkpoint already is, by its own law's value
+      there or by ``measured_top`` (its measured mean log pass rate), whichever is worse: the family does not
+      get worse with scale unless its law or its data say so.
     """
     draws = log_p.shape[0]
     x_top = float(x.max())
@@ -168,12 +172,16 @@ def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, f
     dof = folds + 1.0
     t = rng.standard_normal(draws) / np.sqrt(rng.chisquare(dof, size=draws) / dof)
     shock_grid = shock_sd * np.sqrt(_leverage(x, grid) + np.minimum(1.0, 10 * d))
-    log_scale = rate * d[None, :] * t[:, None] + shock_grid[None, :] * rng.standard_normal(draws)[:, None]
+    shock_dof = max(len(x) - 3, SHOCK_MIN_DOF)   # the shock sd is estimated with J - 3 dof: t, not normal
+    shock_t = rng.standard_normal(draws) / np.sqrt(rng.chisquare(shock_dof, size=draws) / shock_dof)
+    log_scale = rate * d[None, :] * t[:, None] + shock_grid[None, :] * shock_t[:, None]
     lam = -log_p.mean(axis=1)                                              # [draw, grid]
     log_widened = np.log(np.maximum(lam, 1e-300)) + log_scale
     pessimistic = log_widened > np.median(log_widened, axis=0, keepdims=True)   # the worse half of the draws
     log_scale = log_scale + UNREVEALED_PER_EFOLD * d[None, :] * rng.random(draws)[:, None] * pessimistic
     lam_top = np.exp(np.array([np.interp(x_top, grid, np.log(np.maximum(row, 1e-300))) for row in lam]))
+    if measured_top is not None and measured_top < 0:
+        lam_top = np.maximum(lam_top, -measured_top)
     cap = np.log(np.maximum(lam_top[:, None] / np.maximum(lam, 1e-300), 1.0))
     return np.exp(np.where(d[None, :] > 0, np.minimum(log_scale, np.maximum(cap, 0.0)), log_scale))
 

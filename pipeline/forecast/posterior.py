@@ -18,6 +18,7 @@ import numpy as np
 from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, ProblemLaws, _loglik, _score
 
 PROPOSAL_DOF, PROPOSAL_SCALE = 4.0, 1.6   # heavy-tailed and wider than the Laplace Gaussian
+SHOCK_MIN_DOF = 2
 
 
 @dataclass
@@ -71,7 +72,8 @@ def checkpoint_shocks(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: n
     One scoring step for a common offset per checkpoint at the fitted laws gives s_j = sum_i g_ij / sum_i w_ij
     with noise variance 1 / sum_i w_ij. Shocks are what is left after a quadratic in log C: the per-problem laws
     absorb the linear part, and a smooth bend shared by all problems is a wrong law (emergence, curvature), which
-    the laws' weights and the backtests judge, not a shock. So J - 3 degrees of freedom.
+    the laws' weights and the backtests judge, not a shock. So J - 3 degrees of freedom, and at least
+    SHOCK_MIN_DOF of them (5 checkpoints) before a shock is estimated at all.
     """
     x = np.asarray(x, dtype=float)
     eta = laws.fit_eta(x)
@@ -79,7 +81,7 @@ def checkpoint_shocks(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: n
     info = np.maximum(w.sum(axis=1), 1e-12)
     raw = g.sum(axis=1) / info
     dof = len(x) - 3
-    if dof < 1:
+    if dof < SHOCK_MIN_DOF:   # 4 checkpoints leave one degree of freedom: a shock cannot be told from noise
         return 0.0, np.zeros(len(x))
     design = _smooth_design(x)
     hat = design @ np.linalg.pinv(design)
