@@ -23,6 +23,7 @@ TAU_MIN = 0.005                  # floor on the estimated exponent spread
 T_DOF, T_ITERATIONS = 4.0, 3     # Student-t prior on exponents (degrees of freedom, EM rounds)
 V_POOL_WIDTH = 1.0                # the pooled difficulty prior: this many robust sds of the fitted difficulties
 V_POOL_MIN_SD = 1.5
+POOL_SLOPE_Z = 2.0                # the difficulty slope enters the exponent pool only beyond this many se
 
 
 @dataclass
@@ -196,9 +197,6 @@ def exponent_pool(v: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.n
     if len(b) == 2 and abs(b[1]) < POOL_SLOPE_Z * np.sqrt(cov[1, 1]):
         b, cov, tau = _meta_regression(design[:, :1], k, k_var)
     return b, cov, tau
-
-
-POOL_SLOPE_Z = 2.0
 
 
 def _meta_regression(design: np.ndarray, k: np.ndarray, k_var: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
