@@ -132,22 +132,30 @@ def test_a_bend_shared_by_all_problems_is_not_taken_for_a_shock():
     assert checkpoint_shocks(laws, x, n[:, keep], c[:, keep])[0] < 0.03
 
 
-def test_shock_offsets_follow_the_shocks_and_vanish_without_them():
-    for shock_sd, check in ((0.2, lambda off, s: np.corrcoef(off, s)[0, 1] > 0.8),
-                            (0.0, lambda off, s: np.all(np.abs(off) < 0.02))):
-        family = simulate_family(FamilySpec(n_problems=150, n_checkpoints=8, noise_sd=0.0, non_monotone_fraction=0.0),
-                                 seed=2)
-        rng = np.random.default_rng(2)
-        shocks = rng.normal(0.0, shock_sd, size=len(family.compute))
-        lam = -np.log(family.pass_rates) * np.exp(shocks[:, None])
-        n = np.full(lam.shape, 200.0)
-        c = rng.binomial(200, np.exp(-lam)).astype(float)
-        x = np.log(family.normalized_compute)
-        keep = np.all(c >= 1, axis=0)
-        laws = fit_hierarchical(x, n[:, keep], c[:, keep])
-        design = np.stack([np.ones_like(x), x, x * x], axis=1)
-        rough = shocks - design @ np.linalg.lstsq(design, shocks, rcond=None)[0]   # what a refit can take out
-        assert check(shock_offsets(laws, x, n[:, keep], c[:, keep])[1], rough)
+def _offsets_and_true_shocks(shock_sd: float) -> tuple[np.ndarray, np.ndarray]:
+    family = simulate_family(FamilySpec(n_problems=150, n_checkpoints=8, noise_sd=0.0, non_monotone_fraction=0.0),
+                             seed=2)
+    rng = np.random.default_rng(2)
+    shocks = rng.normal(0.0, shock_sd, size=len(family.compute))
+    lam = -np.log(family.pass_rates) * np.exp(shocks[:, None])
+    n = np.full(lam.shape, 200.0)
+    c = rng.binomial(200, np.exp(-lam)).astype(float)
+    x = np.log(family.normalized_compute)
+    keep = np.all(c >= 1, axis=0)
+    laws = fit_hierarchical(x, n[:, keep], c[:, keep])
+    design = np.stack([np.ones_like(x), x, x * x], axis=1)
+    rough = shocks - design @ np.linalg.lstsq(design, shocks, rcond=None)[0]   # what a refit can take out
+    return shock_offsets(laws, x, n[:, keep], c[:, keep])[1], rough
+
+
+def test_shock_offsets_follow_the_shocks():
+    offsets, rough = _offsets_and_true_shocks(0.2)
+    assert np.corrcoef(offsets, rough)[0, 1] > 0.8
+
+
+def test_shock_offsets_vanish_without_shocks():
+    offsets, _ = _offsets_and_true_shocks(0.0)
+    assert np.all(np.abs(offsets) < 0.02)
 
 
 def test_a_difficulty_slope_the_data_cannot_tell_from_zero_is_left_out_of_the_pool():
