@@ -27,6 +27,13 @@ MIN_FIT_CHECKPOINTS = 3
 PACKAGED_CONFIG = Path(__file__).resolve().parent / "reference" / "checkpoints.yaml"  # the reference family
 
 
+def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
+    """``value`` when it is one of ``choices``, else the error naming them (for the field validators)."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
 def default_config_path(path: str | Path = DEFAULT_CONFIG) -> Path:
     """``checkpoints.yaml`` in the current directory when there is one, else the reference family shipped
     with the package; any other path as given."""
@@ -99,9 +106,7 @@ class SandboxSettings(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in SANDBOX_BACKENDS:
-            raise ValueError(f"unknown sandbox backend {value!r}; choose one of: {', '.join(SANDBOX_BACKENDS)}")
-        return value
+        return _one_of(value, SANDBOX_BACKENDS, "sandbox backend")
 
     workers: Optional[int] = Field(default=None, ge=1)
     cpu_seconds: float = Field(default=0.25, gt=0, description="CPU-s floor of max(floor, 20 x canonical)")
@@ -120,9 +125,7 @@ class FitSettings(_Strict):
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:
-        if value not in FIT_METHODS:
-            raise ValueError(f"unknown fit method {value!r}; choose one of: {', '.join(FIT_METHODS)}")
-        return value
+        return _one_of(value, FIT_METHODS, "fit method")
 
 
 class LossSettings(_Strict):
