@@ -55,10 +55,17 @@ class Stacked:
     details: dict = field(default_factory=dict)
 
 
+def fit_law(x: np.ndarray, n: np.ndarray, passed: np.ndarray, law: str, offset: np.ndarray | None = None):
+    """One law's hierarchical fit (selection-conditioned when every count is >= 1)."""
+    return fit_hierarchical(x, n, passed, truncated=TRUNCATED and bool(np.all(passed >= 1)), link=LAWS[law],
+                            offset=offset)
+
+
 def law_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.ndarray, law: str, draws: int,
-                 rng: np.random.Generator, offset: np.ndarray | None = None) -> LawForecast:
+                 rng: np.random.Generator, offset: np.ndarray | None = None, fitted=None) -> LawForecast:
+    """Draws of one law on ``grid``; ``fitted``: its fit on exactly these data, when already made."""
     link = LAWS[law]
-    laws = fit_hierarchical(x, n, passed, truncated=TRUNCATED and bool(np.all(passed >= 1)), link=link, offset=offset)
+    laws = fitted if fitted is not None else fit_law(x, n, passed, law, offset)
     post = posterior_draws(laws, x, n, passed, draws, rng)
     v, k = post.v, post.k
     if laws.prior_cov is not None:   # the pooled prior is itself estimated: a shift shared by all problems
@@ -112,9 +119,9 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     order = np.argsort(x)
     x, n, passed = x[order], n[order], passed[order]
     folds = min(MAX_FOLDS, len(x) - 3)
-    offset, first_shock = np.zeros(len(x)), 0.0
+    offset, first_shock, first = np.zeros(len(x)), 0.0, None
     if calibrate:   # take the shared shocks out of every law's fit (see posterior.shock_offsets)
-        first = fit_hierarchical(x, n, passed, truncated=TRUNCATED and bool(np.all(passed >= 1)), link=LAWS[laws[0]])
+        first = fit_law(x, n, passed, laws[0])
         first_shock, offset = shock_offsets(first, x, n, passed)
     lpd = [[] for _ in laws]
     rolling = [[] for _ in laws]      # per law: (held-out index, fit largest x, log(-pred) draws) per fold
@@ -131,7 +138,9 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
             rolling[li].append((h, fc.log_p))
     lpd_matrix = np.array([np.concatenate(l) if l else np.zeros(0) for l in lpd])
     weights = evidence_weights(lpd_matrix)
-    fits = [law_forecast(x, n, passed, grid, law, draws, rng, offset=offset) for law in laws]
+    unshocked = first if first is not None and not offset.any() else None   # that fit is this one: reuse it
+    fits = [law_forecast(x, n, passed, grid, law, draws, rng, offset=offset,
+                         fitted=unshocked if law == laws[0] else None) for law in laws]
     counts = rng.multinomial(draws, weights) if len(laws) > 1 else np.array([draws])
     law_of_draw = np.repeat(np.arange(len(laws)), counts)
     log_p = np.concatenate([f.log_p[:c] for f, c in zip(fits, counts)], axis=0)
@@ -179,7 +188,10 @@ def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, f
     log_widened = np.log(np.maximum(lam, 1e-300)) + log_scale
     pessimistic = log_widened > np.median(log_widened, axis=0, keepdims=True)   # the worse half of the draws
     log_scale = log_scale + UNREVEALED_PER_EFOLD * d[None, :] * rng.random(draws)[:, None] * pessimistic
-    lam_top = np.exp(np.array([np.interp(x_top, grid, np.log(np.maximum(row, 1e-300))) for row in lam]))
+    j = int(np.clip(np.searchsorted(grid, x_top) - 1, 0, len(grid) - 2))    # grid[j] <= x_top <= grid[j + 1]
+    u = (x_top - grid[j]) / (grid[j + 1] - grid[j])
+    log_lam = np.log(np.maximum(lam, 1e-300))
+    lam_top = np.exp((1 - u) * log_lam[:, j] + u * log_lam[:, j + 1])   # each draw's law at the largest checkpoint
     if measured_top is not None and measured_top < 0:
         lam_top = np.maximum(lam_top, -measured_top)
     cap = np.log(np.maximum(lam_top[:, None] / np.maximum(lam, 1e-300), 1.0))
