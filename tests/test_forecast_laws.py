@@ -35,9 +35,23 @@ def test_evidence_weights_prefer_the_law_with_higher_held_out_density():
     assert w.sum() == pytest.approx(1.0) and w[0] > 0.99
 
 
-def test_evidence_weights_split_a_tie_evenly():
+def test_evidence_weights_leave_a_tie_to_the_reference_law():
     lpd = np.array([[-1.0, -2.0], [-2.0, -1.0]])
-    assert evidence_weights(lpd) == pytest.approx([0.5, 0.5])
+    assert evidence_weights(lpd)[0] > 0.9
+
+
+def test_evidence_weights_ignore_a_lead_within_its_noise():
+    rng = np.random.default_rng(0)
+    diff = rng.normal(0.0, 0.3, size=128)
+    lpd = np.stack([np.full(128, -2.0), -2.0 + diff - diff.mean() + 2.0 / 128])   # other law leads by 2 nats
+    assert evidence_weights(lpd)[0] > 0.9
+
+
+def test_evidence_weights_give_a_lead_beyond_its_noise_the_weight():
+    rng = np.random.default_rng(0)
+    diff = rng.normal(0.0, 0.3, size=128)
+    lpd = np.stack([np.full(128, -2.0), -2.0 + diff - diff.mean() + 30.0 / 128])  # leads by 30 nats, se 3.4
+    assert evidence_weights(lpd)[1] > 0.99
 
 
 def test_evidence_weights_with_no_held_out_points_weight_laws_equally():
