@@ -127,7 +127,7 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     """Fit every law, weight them by their leave-future-out densities, widen the mixture (see _widening)."""
     order = np.argsort(x)
     x, n, passed = x[order], n[order], passed[order]
-    folds = min(MAX_FOLDS, len(x) - 3)
+    folds = min(MAX_FOLDS, len(x) - 3) if calibrate or len(laws) > 1 else 0   # one law uncalibrated: no use
     offset, first_shock, first = np.zeros(len(x)), 0.0, None
     if calibrate:   # take the shared shocks out of every law's fit (see posterior.shock_offsets)
         first = fit_law(x, n, passed, laws[0])
