@@ -38,11 +38,10 @@ TRUNCATED = True    # condition on the selection (c >= 1 at every fit checkpoint
 
 @dataclass
 class LawForecast:
-    """One law's draws: log pass rate [draw, problem, grid] and the shared shock's sd (in eta)."""
+    """One law's draws: log pass rate [draw, problem, grid]."""
 
     law: str
     log_p: np.ndarray
-    shock_sd: float
     k: np.ndarray                      # [problem] fitted exponent (slope in log C)
     ess: np.ndarray                    # [problem] importance-sampling effective sample size
 
@@ -77,7 +76,7 @@ def law_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.ndar
         gain = laws.cov[:, :, 1] / laws.k_prior_sd[:, None] ** 2                      # d posterior / d prior mean
         v, k = v + prior_shift * gain[None, :, 0], k + prior_shift * gain[None, :, 1]
     eta = np.clip(v[:, :, None] - k[:, :, None] * (grid - laws.x_bar)[None, None, :], ETA_MIN, ETA_MAX)
-    return LawForecast(law, log_pass(eta, link), checkpoint_shocks(laws, x, n, passed)[0], laws.k, post.ess)
+    return LawForecast(law, log_pass(eta, link), laws.k, post.ess)
 
 
 def heldout_log_density(log_p: np.ndarray, n: np.ndarray, passed: np.ndarray, truncated: bool) -> np.ndarray:
@@ -128,10 +127,11 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     order = np.argsort(x)
     x, n, passed = x[order], n[order], passed[order]
     folds = min(MAX_FOLDS, len(x) - 3) if calibrate or len(laws) > 1 else 0   # one law uncalibrated: no use
-    offset, first_shock, first = np.zeros(len(x)), 0.0, None
-    if calibrate:   # take the shared shocks out of every law's fit (see posterior.shock_offsets)
-        first = fit_law(x, n, passed, laws[0])
-        first_shock, offset = shock_offsets(first, x, n, passed)
+    first = fit_law(x, n, passed, laws[0])   # estimates the shared shocks (posterior.shock_offsets)
+    if calibrate:   # take them out of every law's fit
+        shock_sd, offset = shock_offsets(first, x, n, passed)
+    else:
+        shock_sd, offset = checkpoint_shocks(first, x, n, passed)[0], np.zeros(len(x))
     lpd = [[] for _ in laws]
     rolling = [[] for _ in laws]      # per law: (held-out index, fit largest x, log(-pred) draws) per fold
     for h in range(1, folds + 1):
@@ -139,7 +139,7 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
         held = slice(len(x) - h, len(x))
         truncated = TRUNCATED and bool(np.all(fit_c >= 1))
         # the held-out checkpoints' own shocks are not known to the fold: its scored draws carry them
-        shock = first_shock * np.sqrt(1.0 + _leverage(fit_x, x[held]))
+        shock = (shock_sd if calibrate else 0.0) * np.sqrt(1.0 + _leverage(fit_x, x[held]))
         for li, law in enumerate(laws):
             fc = law_forecast(fit_x, fit_n, fit_c, x[held], law, FOLD_DRAWS, rng, offset=offset[:-h])
             shocked = fc.log_p * np.exp(shock[None, None, :] * rng.standard_normal((FOLD_DRAWS, 1, h)))
@@ -147,15 +147,14 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
             rolling[li].append((h, fc.log_p))
     lpd_matrix = np.array([np.concatenate(l) if l else np.zeros(0) for l in lpd])
     weights = evidence_weights(lpd_matrix)
-    unshocked = first if first is not None and not offset.any() else None   # that fit is this one: reuse it
+    unshocked = first if not offset.any() else None   # that fit is this one: reuse it
     fits = [law_forecast(x, n, passed, grid, law, draws, rng, offset=offset,
                          fitted=unshocked if law == laws[0] else None) for law in laws]
     counts = rng.multinomial(draws, weights) if len(laws) > 1 else np.array([draws])
     law_of_draw = np.repeat(np.arange(len(laws)), counts)
     log_p = np.concatenate([f.log_p[:c] for f, c in zip(fits, counts)], axis=0)
-    shock_sd = first_shock if calibrate else float(np.sqrt(np.sum(weights * np.array([f.shock_sd for f in fits]) ** 2)))
     miss = _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate else {"folds": 0, "rate": 0.0}
-    rate = miss["rate"] if calibrate else 0.0
+    rate = miss["rate"]
     top = np.log(passed[-1] / n[-1]).mean() if np.all(passed[-1] > 0) else None
     scale = (_widening(x, grid, log_p, rate, miss["folds"], shock_sd, rng, top) if calibrate
              else np.ones((draws, len(grid))))
@@ -193,18 +192,17 @@ def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, f
     shock_dof = max(len(x) - 3, SHOCK_MIN_DOF)   # the shock sd is estimated with J - 3 dof: t, not normal
     shock_t = rng.standard_normal(draws) / np.sqrt(rng.chisquare(shock_dof, size=draws) / shock_dof)
     log_scale = rate * d[None, :] * t[:, None] + shock_grid[None, :] * shock_t[:, None]
-    lam = -log_p.mean(axis=1)                                              # [draw, grid]
-    log_widened = np.log(np.maximum(lam, 1e-300)) + log_scale
+    log_lam = np.log(np.maximum(-log_p.mean(axis=1), 1e-300))             # [draw, grid]
+    log_widened = log_lam + log_scale
     pessimistic = log_widened > np.median(log_widened, axis=0, keepdims=True)   # the worse half of the draws
     log_scale = log_scale + UNREVEALED_PER_EFOLD * d[None, :] * rng.random(draws)[:, None] * pessimistic
     j = int(np.clip(np.searchsorted(grid, x_top) - 1, 0, len(grid) - 2))    # grid[j] <= x_top <= grid[j + 1]
     u = (x_top - grid[j]) / (grid[j + 1] - grid[j])
-    log_lam = np.log(np.maximum(lam, 1e-300))
     lam_top = np.exp((1 - u) * log_lam[:, j] + u * log_lam[:, j + 1])   # each draw's law at the largest checkpoint
     if measured_top is not None and measured_top < 0:
         lam_top = np.maximum(lam_top, -measured_top)
-    cap = np.log(np.maximum(lam_top[:, None] / np.maximum(lam, 1e-300), 1.0))
-    return np.exp(np.where(d[None, :] > 0, np.minimum(log_scale, np.maximum(cap, 0.0)), log_scale))
+    cap = np.maximum(np.log(lam_top)[:, None] - log_lam, 0.0)
+    return np.exp(np.where(d[None, :] > 0, np.minimum(log_scale, cap), log_scale))
 
 
 def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) -> dict:

@@ -75,20 +75,26 @@ def checkpoint_shocks(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: n
     the laws' weights and the backtests judge, not a shock. So J - 3 degrees of freedom, and at least
     SHOCK_MIN_DOF of them (5 checkpoints) before a shock is estimated at all.
     """
+    sd, shocks, _ = _shock_estimate(laws, x, n, passed)
+    return sd, shocks
+
+
+def _shock_estimate(laws, x, n, passed) -> tuple[float, np.ndarray, np.ndarray]:
+    """(shock sd, shocks, [ckpt] noise variance of each raw shock); see checkpoint_shocks."""
     x = np.asarray(x, dtype=float)
     eta = laws.fit_eta(x)
     g, w = _score(eta, n, passed, laws.truncated, laws.link)
     info = np.maximum(w.sum(axis=1), 1e-12)
     raw = g.sum(axis=1) / info
+    noise = laws.dispersion / info
     dof = len(x) - 3
     if dof < SHOCK_MIN_DOF:   # 4 checkpoints leave one degree of freedom: a shock cannot be told from noise
-        return 0.0, np.zeros(len(x))
+        return 0.0, np.zeros(len(x)), noise
     design = _smooth_design(x)
     hat = design @ np.linalg.pinv(design)
     shocks = raw - hat @ raw
-    noise = laws.dispersion / info
     excess = (np.sum(shocks**2) - np.sum((1.0 - np.diag(hat)) * noise)) / dof
-    return float(np.sqrt(max(excess, 0.0))), shocks
+    return float(np.sqrt(max(excess, 0.0))), shocks, noise
 
 
 def _smooth_design(x: np.ndarray) -> np.ndarray:
@@ -105,8 +111,7 @@ def shock_offsets(laws: ProblemLaws, x: np.ndarray, n: np.ndarray, passed: np.nd
     sd^2 / (sd^2 + noise_j): the smooth part of the shocks cannot be told from the laws and stays in them (the
     widening allows for it).
     """
-    sd, shocks = checkpoint_shocks(laws, x, n, passed)
+    sd, shocks, noise = _shock_estimate(laws, x, n, passed)
     if sd <= 0:
         return 0.0, np.zeros(len(x))
-    info = np.maximum(_score(laws.fit_eta(x), n, passed, laws.truncated, laws.link)[1].sum(axis=1), 1e-12)
-    return sd, shocks * sd**2 / (sd**2 + laws.dispersion / info)
+    return sd, shocks * sd**2 / (sd**2 + noise)

@@ -129,14 +129,17 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
     k_sd = np.broadcast_to(np.asarray(tau, dtype=float), v0.shape)
     prior_prec = np.stack([np.full(v0.shape, 1 / v_sd**2), 1 / k_sd**2], axis=1)
 
+    def eta_at(th):   # [ckpt, problem]
+        return np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
+
     def objective(th):
-        eta = np.clip(th[:, 0][None, :] - th[:, 1][None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
+        eta = eta_at(th)
         return (_loglik(eta, n, c, truncated, link).sum(axis=0) / dispersion
                 - 0.5 * np.sum(prior_prec * (th - prior_mean) ** 2, axis=1))
 
     current = objective(theta)
     for _ in range(iterations):
-        eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
+        eta = eta_at(theta)
         g, w = _score(eta, n, c, truncated, link)
         g, w = g / dispersion, w / dispersion
         grad = np.stack([g.sum(0), -(g * xc[:, None]).sum(0)], axis=1) - prior_prec * (theta - prior_mean)
@@ -158,7 +161,7 @@ def fit_problem_laws(x: np.ndarray, n: np.ndarray, passed: np.ndarray, k_prior, 
         current = np.where(improved, value, current)
         if np.max(np.abs(scale[:, None] * step)) < 1e-7:
             break
-    eta = np.clip(theta[:, 0][None, :] - theta[:, 1][None, :] * xc[:, None] + off[:, None], ETA_MIN, ETA_MAX)
+    eta = eta_at(theta)
     w = _score(eta, n, c, False, link)[1]
     cov = np.linalg.inv(_information(w / dispersion, xc, prior_prec))
     laws = ProblemLaws(theta[:, 0].copy(), theta[:, 1].copy(), cov, x_bar, k_prior, k_sd.copy(),
