@@ -6,8 +6,9 @@
 - ``stacked_forecast``: shared per-checkpoint shocks are estimated and taken out of every fit; every law is
   refitted on the smaller checkpoints and scored on the larger fit checkpoints it did not see
   (leave-future-out); the laws' draws are mixed by pseudo-BMA weights from those held-out densities, where a
-  lead over the reference (power) law within its own noise counts for nothing. The
-  same folds measure how far the aggregate forecast misses at each extrapolation distance; that miss rate
+  lead over the reference (power) law within its own noise counts for nothing. Their departure from the
+  report's aggregate line is kept only as far as it stands out of its own noise (pipeline.forecast.departure). The
+  same folds measure how far the mixture's forecast of E_P[log p] misses at each distance; that miss rate
   (per e-fold of compute, beyond what the draws already allow for), the shock shared by a checkpoint's
   problems and an allowance for misspecification the fit range cannot show widen the final draws.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
+from pipeline.forecast.departure import keep_departure
 from pipeline.forecast.posterior import SHOCK_MIN_DOF, checkpoint_shocks, posterior_draws, shock_offsets
 from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, _log1m_exp_neg, fit_hierarchical, log_pass
 
@@ -33,6 +35,7 @@ MAX_FOLDS = 4
 LEAD_Z = 2.0        # another law takes weight from the reference (power) law only by what its held-out lead
                     # exceeds LEAD_Z standard errors of the per-problem differences (evidence_weights)
 FOLD_DRAWS = 300
+DEPARTURE_DRAWS = 100   # per bootstrap table of pipeline.forecast.departure
 TRUNCATED = True    # condition on the selection (c >= 1 at every fit checkpoint); the pooled difficulty prior bounds p -> 0
 
 
@@ -153,6 +156,10 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     counts = rng.multinomial(draws, weights) if len(laws) > 1 else np.array([draws])
     law_of_draw = np.repeat(np.arange(len(laws)), counts)
     log_p = np.concatenate([f.log_p[:c] for f, c in zip(fits, counts)], axis=0)
+    departure = {"applied": False, "reason": "uncalibrated method"}
+    if calibrate and laws[0] == "power":   # keep the departure from the report's line only where it stands out
+        p_fit = np.exp(log_pass(first.fit_eta(x), first.link))
+        log_p, departure = keep_departure(log_p, x, n, passed, grid, p_fit, _power_mean, rng, float(weights[0]))
     miss = _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate else {"folds": 0, "rate": 0.0}
     rate = miss["rate"]
     top = np.log(passed[-1] / n[-1]).mean() if np.all(passed[-1] > 0) else None
@@ -163,8 +170,13 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     details = {"laws": list(laws), "weights": {law: float(w) for law, w in zip(laws, weights)},
                "leave_future_out_folds": folds, "shock_sd": shock_sd, "miss_rate_per_efold": rate,
                "rolling": miss, "extrapolation_efolds": float(d[-1]),
-               "min_importance_ess": float(min(f.ess.min() for f in fits))}
+               "min_importance_ess": float(min(f.ess.min() for f in fits)), "departure_from_aggregate": departure}
     return Stacked(log_p, scale, law_of_draw, k, details)
+
+
+def _power_mean(x: np.ndarray, n: np.ndarray, passed: np.ndarray, target: float, rng: np.random.Generator) -> float:
+    """The per-problem power law's forecast mean of log p at ``target`` (the departure's bootstrap)."""
+    return float(law_forecast(x, n, passed, np.array([target]), "power", DEPARTURE_DRAWS, rng).log_p.mean())
 
 
 def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, folds: int, shock_sd: float,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.forecast.departure import aggregate_line
 from pipeline.forecast.estimate import bootstrap_mean_log, percentile_interval
 from pipeline.forecast.laws import LAWS, stacked_forecast, subset_summary
 
@@ -92,7 +93,7 @@ def fit_aggregate(x: np.ndarray, n: np.ndarray, passed: np.ndarray, level: float
         bad = int(np.flatnonzero(mean_log >= 0)[0])
         raise UserError(f"checkpoint {bad + 1} of the fit solves every problem in every sample: -log pass rate "
                         "is 0 there and log(0) has no value; add harder problems or more samples")
-    slope, intercept = np.polyfit(x, np.log(-mean_log), 1)
+    slope, intercept = aggregate_line(x, n, passed)
     reps = bootstrap_mean_log(n, passed, bootstrap, rng)           # [reps, ckpt]
     y_rep = np.log(np.maximum(-reps, 1e-12)).T                      # [ckpt, reps]
     slopes, intercepts = np.polyfit(x, y_rep, 1)
