@@ -2,7 +2,8 @@
 
 For each scenario of pipeline.forecast.scenarios (>= 32 families each): median |relative error| of the forecast
 mean log pass rate at the target, 90% coverage of the truth, and median relative half-width, for the default
-(stacked) method and, side by side, the named baseline: the GPT-4 report's aggregate fit. Then the real
+(stacked) method and, side by side, the named baseline: the GPT-4 report's aggregate fit; then the median of the
+paired per-family differences |err default| - |err aggregate| with a 90% bootstrap interval. Then the real
 StarCoderBase family (fit 1B/3B/7B, forecast 15B) and the embedded reference family's backtest, when their
 pass counts are given. Finally the time of one `fit` on 164 problems x 8 checkpoints.
 
@@ -36,11 +37,23 @@ def summarize(rows: list[dict], method: str) -> dict:
             "half_width": float(np.median([r["half_width"] for r in ok]))}
 
 
+def paired(rows: list[dict], first: str, second: str, rng: np.random.Generator) -> tuple[float, float, float] | None:
+    """Median over families of |err first| - |err second|, with a 90% bootstrap interval over families: whether
+    a difference between the two medians is more than the draw of 64 families."""
+    by = {(r["replicate"], r["method"]): abs(r["relative_error"]) for r in rows if r.get("error") is None}
+    diff = np.array([by[(rep, first)] - by[(rep, second)] for rep, m in by if m == first and (rep, second) in by])
+    if len(diff) < 8:
+        return None
+    boot = np.median(diff[rng.integers(0, len(diff), size=(2000, len(diff)))], axis=1)
+    return float(np.median(diff)), float(np.quantile(boot, 0.05)), float(np.quantile(boot, 0.95))
+
+
 def scenarios(names: list[str], replicates: int, methods: list[str], seed: int) -> None:
     print(f"\n== Simulated scenarios: {replicates} families each (seed {seed}), target error / 90% coverage / median "
           "half-width (relative to the truth) ==")
     head = " ".join(f"{m + ' err':>15} {'cov':>13} {'hw':>6}" for m in methods)
-    print(f"{'scenario':<56} {head}  {'goal':>10}  s")
+    pair = len(methods) >= 2
+    print(f"{'scenario':<56} {head}  {'goal':>10}  {'paired diff [90%]' if pair else ''}  s")
     for name in names:
         start = time.perf_counter()
         rows = scenario_study(name, replicates, tuple(methods), seed=seed)
@@ -48,7 +61,9 @@ def scenarios(names: list[str], replicates: int, methods: list[str], seed: int) 
         cells = " ".join(f"{s['error']:>15.1%} {s['coverage']:>5.1%} {s['covered']:>3}/{s['n']:<3} {s['half_width']:>6.1%}"
                          if s["n"] else f"{'failed':>15} {'':>13} {'':>6}" for s in stats.values())
         goal = "err<=5%" if SCENARIOS[name].law_holds else "err<=10%"
-        print(f"{SCENARIOS[name].title:<56} {cells}  {goal:>10}  {time.perf_counter() - start:.0f}", flush=True)
+        d = paired(rows, methods[0], methods[1], np.random.default_rng(seed)) if pair else None
+        diff = f"{d[0]:+.1%} [{d[1]:+.1%}, {d[2]:+.1%}]" if d else ""
+        print(f"{SCENARIOS[name].title:<56} {cells}  {goal:>10}  {diff}  {time.perf_counter() - start:.0f}", flush=True)
 
 
 def starcoder(path: Path, methods: list[str]) -> None:
