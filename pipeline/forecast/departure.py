@@ -81,15 +81,17 @@ def keep_departure(log_p: np.ndarray, x: np.ndarray, n: np.ndarray, passed: np.n
         return log_p, {"applied": False, "reason": "the aggregate line has no value on these counts"}
     laws_mean = log_p.mean(axis=(0, 1))                                   # [grid] P
     line_mean = -np.exp(line[1] + line[0] * grid)                         # [grid] A
+    if not laws_mean[-1] < 0:
+        return log_p, {"applied": False, "reason": "the laws forecast every problem solved at the target"}
     sd = departure_sd(x, n, p_fit, float(grid[-1]), power_forecast, rng)
-    if sd is None or not laws_mean[-1] < 0:
-        return log_p, {"applied": False, "reason": "too few bootstrap tables with a value"}
+    if sd is None:
+        return log_p, {"applied": False, "reason": "fewer than 4 bootstrap tables on which the line has a value"}
     departure = (laws_mean[-1] - line_mean[-1]) / abs(line_mean[-1])
     z = departure / sd if sd > 0 else None     # None (JSON null): no bootstrap spread, the departure is kept whole
     f = 1.0 - power_weight * (1.0 - (kept_fraction(z) if z is not None else 1.0))
     target = line_mean + f * (laws_mean - line_mean)
     factor = np.where(laws_mean < 0, target / np.where(laws_mean < 0, laws_mean, -1.0), 1.0)
     details = {"applied": True, "laws": float(laws_mean[-1]), "aggregate_line": float(line_mean[-1]),
-               "departure": float(departure), "departure_sd": sd, "z": None if z is None else float(z), "power_weight": float(power_weight),
-               "kept": f}
+               "departure": float(departure), "departure_sd": sd, "z": None if z is None else float(z),
+               "power_weight": float(power_weight), "kept": f}
     return log_p * factor[None, None, :], details

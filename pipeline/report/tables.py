@@ -206,10 +206,11 @@ def methods_table(run: RunInputs) -> Table | None:
     law = forecast.get("law") if isinstance(forecast.get("law"), dict) else {}
     departure = law.get("departure_from_aggregate")
     if isinstance(departure, dict) and departure.get("applied") and number(departure.get("z")) is not None:
-        note += (f" The default's per-problem laws depart from the aggregate line by {departure['departure']:+.0%} at the "
-                 f"target, {abs(departure['z']):.1f} bootstrap sd; it keeps {departure['kept']:.0%} of that departure "
-                 "(none within 2 sd: the data cannot tell the two laws apart there).")
-    return Table("Forecast by fitting method", ["method", "forecast", level, "α", "k"], rows, note=note, slug="methods")
+        note += (f" The default's per-problem laws depart from the aggregate line by {departure['departure']:+.0%} "
+                 f"at the target, {abs(departure['z']):.1f} bootstrap sd; it keeps {departure['kept']:.0%} of that "
+                 "departure (none within 2 sd: the data cannot tell the two laws apart there).")
+    return Table("Forecast by fitting method", ["method", "forecast", level, "α", "k"], rows, note=note,
+                 slug="methods")
 
 
 def _verdict(actual: float | None, band) -> str:
