@@ -62,10 +62,14 @@ def test_the_sigmoids_share_of_the_forecast_is_not_pulled_to_the_line():
     assert details["kept"] == 1.0 and np.allclose(out, log_p)
 
 
-def test_on_few_samples_and_checkpoints_of_one_law_the_forecast_is_the_lines():
+@pytest.fixture(scope="module")
+def one_law_few():
     # one exponent for every problem: the report's line is the right law and the per-problem laws only add noise
-    spec = replace(SCENARIOS["few"].spec, k_spread=0.0)
-    stacked, aggregate = _fits(spec, 20)
+    return _fits(replace(SCENARIOS["few"].spec, k_spread=0.0), 20)
+
+
+def test_on_few_samples_and_checkpoints_of_one_law_the_forecast_is_the_lines(one_law_few):
+    stacked, aggregate = one_law_few
     departure = stacked.details["departure_from_aggregate"]
     assert abs(departure["z"]) < DEPARTURE_Z
     assert stacked.prediction == pytest.approx(aggregate.prediction, rel=1e-6)
@@ -79,8 +83,8 @@ def test_a_departure_the_data_show_clearly_is_kept():
     assert abs(stacked.prediction / aggregate.prediction - 1) > 0.08
 
 
-def test_the_forecast_still_lies_inside_its_interval_after_the_pull():
-    stacked, _ = _fits(replace(SCENARIOS["few"].spec, k_spread=0.0), 20)
+def test_the_forecast_still_lies_inside_its_interval_after_the_pull(one_law_few):
+    stacked, _ = one_law_few
     assert stacked.interval[0] <= stacked.prediction <= stacked.interval[1]
 
 
