@@ -88,7 +88,7 @@ def test_the_forecast_still_lies_inside_its_interval_after_the_pull(one_law_few)
     assert stacked.interval[0] <= stacked.prediction <= stacked.interval[1]
 
 
-def _methods_note(departure: dict) -> str:
+def _methods_note(departure: dict, rolling: dict | None = None) -> str:
     from pathlib import Path
 
     from pipeline.report.inputs import RunInputs
@@ -96,7 +96,7 @@ def _methods_note(departure: dict) -> str:
 
     forecast = {"method": "stacked", "prediction": {"value": -0.5, "interval": [-0.7, -0.4], "level": 0.9},
                 "alternatives": {"aggregate": {"prediction": {"value": -0.52, "interval": [-0.6, -0.45]}}},
-                "law": {"departure_from_aggregate": departure}}
+                "law": {"departure_from_aggregate": departure, "rolling": rolling or {}}}
     return methods_table(RunInputs(Path("."), forecast=forecast)).note
 
 
@@ -107,3 +107,9 @@ def test_the_report_says_how_much_of_the_departure_the_forecast_kept():
 
 def test_the_report_is_silent_on_a_departure_that_was_not_measured():
     assert "bootstrap sd" not in _methods_note({"applied": False, "reason": "uncalibrated method"})
+
+
+@pytest.mark.parametrize("ratio, said", [(0.62, True), (1.0, False), (None, False)])
+def test_the_report_says_when_the_folds_narrowed_the_optimistic_side(ratio, said):
+    note = _methods_note({"applied": False, "reason": "uncalibrated method"}, {"spread_ratio": ratio})
+    assert ("missed by 62% of the spread" in note) == said

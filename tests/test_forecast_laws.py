@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.forecast.fit import FitOptions, prepare, run_method
-from pipeline.forecast.laws import UNREVEALED_PER_EFOLD, _widening, evidence_weights
+from pipeline.forecast.laws import SPREAD_MIN, UNREVEALED_PER_EFOLD, _widening, evidence_weights, spread_ratio
 from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws, shock_offsets
 from pipeline.forecast.problem_laws import V_PRIOR_SD, _loglik, exponent_pool, fit_hierarchical, fit_problem_laws
 from pipeline.forecast.scenarios import draw_scenario, scenario_study
@@ -98,6 +98,13 @@ def test_importance_draws_match_the_exact_posterior_of_a_problem_solved_every_ti
     assert exact < 0.05   # a pass rate above 95%: not the 34% a Gaussian pushed through exp gave
 
 
+def test_on_an_exact_power_law_family_the_folds_narrow_the_optimistic_side():
+    family, n = draw_scenario("power", np.random.default_rng(4))   # ratios vary by family (0.5-1 on seeds 0-5)
+    fit, truth = _stacked(family, n)
+    assert SPREAD_MIN <= fit.details["rolling"]["spread_ratio"] < 0.9
+    assert fit.interval[0] <= truth <= fit.interval[1]
+
+
 def _improving_draws(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, float]:
     lam = 0.5 * np.exp(-0.3 * (grid - x[0]))                              # -log p falling with compute
     spread = np.exp(0.05 * np.random.default_rng(1).standard_normal((400, 1, 1)))   # draws differ a little
@@ -132,6 +139,29 @@ def test_unrevealed_misspecification_widens_only_the_pessimistic_side():
     better = lam < np.median(lam)
     assert np.all(scale[better] == 1.0)                                    # the optimistic half is untouched
     assert scale.max() == pytest.approx(np.exp(UNREVEALED_PER_EFOLD * -x[-1]), rel=0.01)
+
+
+def test_a_spread_ratio_below_one_pulls_only_the_better_half_towards_the_median():
+    x = np.log(np.array([1e-3, 3e-3, 1e-2]))
+    grid = np.linspace(x[0], 0.0, 25)
+    log_p, _ = _improving_draws(x, grid)
+    scale = _widening(x, grid, log_p, 0.0, 3, 0.0, np.random.default_rng(0), spread=0.6)[:, 0]   # d = 0: no kappa
+    log_lam = np.log(-log_p[:, 0, 0])
+    med = np.median(log_lam)
+    worse = log_lam >= med
+    assert np.all(scale[worse] == 1.0)
+    np.testing.assert_allclose(log_lam[~worse] + np.log(scale[~worse]), med + 0.6 * (log_lam[~worse] - med))
+
+
+@pytest.mark.parametrize("seen, spread, expected", [
+    ([], [], 1.0),                                       # no fold: the draws' spread stands
+    ([0.04, 0.09], [0.01, 0.01], 1.0),                   # misses wider than the draws: never widened here
+    ([0.0] * 10, [0.01] * 10, SPREAD_MIN),               # no miss at all in ten rows: at most halved
+    ([0.0], [0.01], np.sqrt(2 / 3)),                     # one row cannot say much: the prior's two rows at r = s
+    ([0.0025] * 4, [0.01] * 4, np.sqrt((0.01 + 0.02) / (0.04 + 0.02))),
+])
+def test_the_spread_ratio_of_the_folds(seen, spread, expected):
+    assert spread_ratio(np.array(seen), np.array(spread)) == pytest.approx(expected)
 
 
 def test_a_bend_shared_by_all_problems_is_not_taken_for_a_shock():

@@ -31,6 +31,9 @@ MISS_RATE_UNCALIBRATED = 0.17  # rho when no fold exists (3 fit checkpoints): fr
                                 # backtests (embedded reference family: misses of 1.2-2.5 in log at 0.5-2.4 e-folds)
 UNREVEALED_PER_EFOLD = 0.025 # kappa: how much worse per e-fold beyond the data unrevealed misspecification may
                              # make the target (docs/forecasting.md, "Calibration")
+SPREAD_PRIOR_ROWS = 2.0   # pseudo-rows at r = s behind the folds' spread ratio (_rolling_miss): one fold's ratio
+                          # alone (4 checkpoints) shrinks the optimistic side by at most 18%
+SPREAD_MIN = 0.5          # the optimistic side keeps at least half of the laws' own spread
 MAX_FOLDS = 4
 LEAD_Z = 2.0        # another law takes weight from the reference (power) law only by what its held-out lead
                     # exceeds LEAD_Z standard errors of the per-problem differences (evidence_weights)
@@ -160,10 +163,11 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     if calibrate and laws[0] == "power":   # keep the departure from the report's line only where it stands out
         p_fit = np.exp(log_pass(first.fit_eta(x), first.link))
         log_p, departure = keep_departure(log_p, x, n, passed, grid, p_fit, _power_mean, rng, float(weights[0]))
-    miss = _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate else {"folds": 0, "rate": 0.0}
+    miss = (_rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate
+            else {"folds": 0, "rate": 0.0, "spread_ratio": 1.0})
     rate = miss["rate"]
     top = np.log(passed[-1] / n[-1]).mean() if np.all(passed[-1] > 0) else None
-    scale = (_widening(x, grid, log_p, rate, miss["folds"], shock_sd, rng, top) if calibrate
+    scale = (_widening(x, grid, log_p, rate, miss["folds"], shock_sd, rng, top, miss["spread_ratio"]) if calibrate
              else np.ones((draws, len(grid))))
     d = np.maximum(grid - float(x.max()), 0.0)
     k = np.sum(weights[:, None] * np.array([f.k for f in fits]), axis=0)
@@ -180,9 +184,13 @@ def _power_mean(x: np.ndarray, n: np.ndarray, passed: np.ndarray, target: float,
 
 
 def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, folds: int, shock_sd: float,
-              rng: np.random.Generator, measured_top: float | None = None) -> np.ndarray:
+              rng: np.random.Generator, measured_top: float | None = None, spread: float = 1.0) -> np.ndarray:
     """[draw, grid] factors on -log p: the backtests' miss rate, the shared shock, unrevealed misspecification.
 
+    - spread: the better half of the laws' own draws is pulled towards their median by the factor ``spread``
+      <= 1 in log, the ratio of the misses the folds measured to the spread the draws gave them
+      (_rolling_miss). The worse half keeps the laws' spread: beyond the data it also carries what the folds
+      cannot see (unrevealed, below);
     - miss: exp(rho d t), t Student with (folds + 1) degrees of freedom (Cauchy with no fold), d = e-folds beyond
       the largest fit checkpoint;
     - shock: the fit checkpoints' shocks that stay in the laws (leverage) and the target's own shock, Student-t
@@ -203,8 +211,10 @@ def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, f
     shock_grid = shock_sd * np.sqrt(_leverage(x, grid) + np.minimum(1.0, 10 * d))
     shock_dof = max(len(x) - 3, SHOCK_MIN_DOF)   # the shock sd is estimated with J - 3 dof: t, not normal
     shock_t = rng.standard_normal(draws) / np.sqrt(rng.chisquare(shock_dof, size=draws) / shock_dof)
-    log_scale = rate * d[None, :] * t[:, None] + shock_grid[None, :] * shock_t[:, None]
     log_lam = np.log(np.maximum(-log_p.mean(axis=1), 1e-300))             # [draw, grid]
+    better = np.minimum(log_lam - np.median(log_lam, axis=0, keepdims=True), 0.0)
+    log_scale = ((spread - 1.0) * better + rate * d[None, :] * t[:, None]
+                 + shock_grid[None, :] * shock_t[:, None])
     log_widened = log_lam + log_scale
     pessimistic = log_widened > np.median(log_widened, axis=0, keepdims=True)   # the worse half of the draws
     log_scale = log_scale + UNREVEALED_PER_EFOLD * d[None, :] * rng.random(draws)[:, None] * pessimistic
@@ -218,7 +228,9 @@ def _widening(x: np.ndarray, grid: np.ndarray, log_p: np.ndarray, rate: float, f
 
 
 def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) -> dict:
-    """Miss rate per e-fold: rho^2 = max(sum_f (r_f^2 - s_f^2 - v_f) / d_f^2, 0) / F, over the F held-out rows.
+    """Miss rate per e-fold: rho^2 = max(sum_f (r_f^2 - s_f^2 - v_f) / d_f^2, 0) / F, over the F held-out rows;
+    and the spread ratio (spread_ratio) of max(r_f^2 - v_f, 0) to s_f^2, with SPREAD_PRIOR_ROWS pseudo-rows at
+    r = s: how much narrower than their draws the laws' misses were (< 1 when the draws were over-dispersed).
 
     r_f: log of the measured aggregate at a held-out fit checkpoint over the mixture's median forecast of
     that measurement; s_f: the spread the forecast draws already give it; v_f: what the shared shocks explain
@@ -226,7 +238,7 @@ def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) ->
     no law's draws allowed for; misspecification that the fit range cannot show is allowed for separately
     (UNREVEALED_PER_EFOLD), not by inflating this rate.
     """
-    excess, rows = [], []
+    excess, rows, seen, spread = [], [], [], []
     for fold in range(len(rolling[0]) if rolling and rolling[0] else 0):
         h, _ = rolling[0][fold]
         counts = rng.multinomial(FOLD_DRAWS, weights)
@@ -241,11 +253,26 @@ def _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd: float = 0.0) ->
                 continue
             lp = np.log(-pred)
             r, s, dist = float(np.log(-measured) - np.median(lp)), float(np.std(lp)), float(x[col] - top)
-            excess.append((r * r - s * s - shock_sd**2 * (1 + lever[j])) / max(dist, 0.05) ** 2)
+            shocked = shock_sd**2 * (1 + lever[j])
+            excess.append((r * r - s * s - shocked) / max(dist, 0.05) ** 2)
+            seen.append(max(r * r - shocked, 0.0))
+            spread.append(s * s)
             rows.append({"held_out": col, "efolds": dist, "log_ratio": r, "draw_sd": s})
     if not excess:   # nothing measured on this family: the prior from real families, with Cauchy tails (t, 1 dof)
-        return {"folds": 0, "rate": MISS_RATE_UNCALIBRATED, "rows": rows}
-    return {"folds": len(excess), "rate": float(np.sqrt(max(np.sum(excess), 0.0) / len(excess))), "rows": rows}
+        return {"folds": 0, "rate": MISS_RATE_UNCALIBRATED, "rows": rows, "spread_ratio": 1.0}
+    return {"folds": len(excess), "rate": float(np.sqrt(max(np.sum(excess), 0.0) / len(excess))), "rows": rows,
+            "spread_ratio": spread_ratio(np.array(seen), np.array(spread))}
+
+
+def spread_ratio(seen: np.ndarray, spread: np.ndarray) -> float:
+    """g = sqrt((sum seen + R mean(spread)) / (sum spread + R mean(spread))) in [SPREAD_MIN, 1]; 1 with no row.
+
+    seen: the folds' squared misses net of the shocks' part; spread: the squared spread their draws gave them."""
+    if len(spread) == 0:
+        return 1.0
+    prior = SPREAD_PRIOR_ROWS * float(np.mean(spread))
+    ratio = (float(np.sum(seen)) + prior) / max(float(np.sum(spread)) + prior, 1e-300)
+    return float(np.sqrt(np.clip(ratio, SPREAD_MIN**2, 1.0)))
 
 
 def _leverage(x: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -209,6 +209,11 @@ def methods_table(run: RunInputs) -> Table | None:
         note += (f" The default's per-problem laws depart from the aggregate line by {departure['departure']:+.0%} "
                  f"at the target, {abs(departure['z']):.1f} bootstrap sd; it keeps {departure['kept']:.0%} of that "
                  "departure (none within 2 sd: the data cannot tell the two laws apart there).")
+    rolling = law.get("rolling") if isinstance(law.get("rolling"), dict) else {}
+    ratio = number(rolling.get("spread_ratio"))
+    if ratio is not None and ratio < 0.995:
+        note += (f" Its rolling backtests inside the fit missed by {ratio:.0%} of the spread its draws allowed, so the "
+                 "optimistic half of its interval is narrowed to that (the pessimistic half keeps its width).")
     return Table("Forecast by fitting method", ["method", "forecast", level, "α", "k"], rows, note=note,
                  slug="methods")
 
