@@ -10,7 +10,8 @@
   report's aggregate line is kept only as far as it stands out of its own noise (pipeline.forecast.departure). The
   same folds measure how far the mixture's forecast of E_P[log p] misses at each distance; that miss rate
   (per e-fold of compute, beyond what the draws already allow for), the shock shared by a checkpoint's
-  problems and an allowance for misspecification the fit range cannot show widen the final draws.
+  problems and an allowance for misspecification the fit range cannot show widen the final draws; where the folds
+missed by less than the draws allowed, the better half of the draws is narrowed to that.
 
 Everything downstream (overall forecast, buckets, curve, measurement interval) is a mean over problems
 of the same draws, so the parts add up to the whole.
