@@ -164,8 +164,7 @@ def stacked_forecast(x: np.ndarray, n: np.ndarray, passed: np.ndarray, grid: np.
     if calibrate and laws[0] == "power":   # keep the departure from the report's line only where it stands out
         p_fit = np.exp(log_pass(first.fit_eta(x), first.link))
         log_p, departure = keep_departure(log_p, x, n, passed, grid, p_fit, _power_mean, rng, float(weights[0]))
-    miss = (_rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate
-            else {"folds": 0, "rate": 0.0, "spread_ratio": 1.0})
+    miss = _rolling_miss(x, n, passed, rolling, weights, rng, shock_sd) if calibrate else {"folds": 0, "rate": 0.0}
     rate = miss["rate"]
     top = np.log(passed[-1] / n[-1]).mean() if np.all(passed[-1] > 0) else None
     scale = (_widening(x, grid, log_p, rate, miss["folds"], shock_sd, rng, top, miss["spread_ratio"]) if calibrate
