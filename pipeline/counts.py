@@ -4,12 +4,13 @@ Samples whose verdict is ``sandbox error`` are missing data, not failures: they 
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.execute import SANDBOX_ERROR, latest_verdicts
-from pipeline.records import PassCount, write_pass_counts
+from pipeline.records import PassCount, read_jsonl, write_pass_counts
 
 
 def count_verdicts(verdicts: list[dict], checkpoint: str, compute: float,
@@ -71,8 +72,6 @@ def _pairs(values: list[str], option: str, convert) -> dict:
 
 def foreign_counts(verdicts: dict[str, Path], computes: dict[str, float]) -> list[PassCount]:
     """Pass counts from verdict files named per checkpoint, each with its compute."""
-    from pipeline.records import require_fields
-
     if set(verdicts) != set(computes):
         missing = sorted(set(verdicts) - set(computes))
         extra = sorted(set(computes) - set(verdicts))
@@ -83,20 +82,30 @@ def foreign_counts(verdicts: dict[str, Path], computes: dict[str, float]) -> lis
     for name, path in verdicts.items():
         if not Path(path).is_file():
             raise UserError(f"--verdicts {name}={path}: file not found")
-        if not computes[name] > 0:
-            raise UserError(f"--compute {name}={computes[name]}: must be a positive number of FLOPs")
-        rows = latest_verdicts(Path(path))
-        for number, row in enumerate(rows, start=1):
-            require_fields(path, number, row, {"task_id": str})
-            if not isinstance(row.get("passed"), bool):
-                raise UserError(f"{path}: a row for {row['task_id']!r} has no boolean 'passed' field")
-        counts.extend(count_verdicts(rows, name, computes[name]))
+        if not (math.isfinite(computes[name]) and computes[name] > 0):
+            raise UserError(f"--compute {name}={computes[name]}: must be a finite positive number of FLOPs")
+        for number, row in read_jsonl(path, allow_torn_tail=False):
+            check_verdict_row(path, number, row)
+        counts.extend(count_verdicts(latest_verdicts(Path(path)), name, computes[name]))
     return counts
+
+
+def check_verdict_row(path: Path, number: int, row: dict) -> None:
+    """BadInput naming file, line and field unless ``row`` is a verdict (task_id and a boolean passed); a
+    samples row gets the command that judges it."""
+    from pipeline.records import BadInput, require_fields
+
+    sample_field = next((k for k in ("completion", "solution", "filtered_resps", "resps") if k in row), None)
+    if "passed" not in row and sample_field:
+        raise BadInput(f"{path}, line {number}: field 'passed' is missing: this is a samples file (it has "
+                       f"'{sample_field}'), not verdicts; judge it first: capforecast execute --samples {path} "
+                       f"--out verdicts.jsonl")
+    require_fields(path, number, row, {"task_id": str, "passed": bool})
 
 
 def _main(args) -> int:
     from pipeline.passk import format_pass_at_k
-    from pipeline.records import check_writable
+    from pipeline.records import check_writable, foreign_benchmark, foreign_message
 
     if args.verdicts or args.compute:
         if args.run_dir is not None:
@@ -116,6 +125,8 @@ def _main(args) -> int:
         if not counts:
             raise UserError(f"{args.run_dir / 'verdicts'}: no verdicts yet; run `capforecast execute` first")
         out = args.out or args.run_dir / "pass_counts.csv"
+    if foreign := foreign_benchmark(counts):
+        raise UserError(foreign_message(counts, foreign))
     if out.parent.is_dir():
         check_writable(out.parent, "--out" if args.out else "RUN_DIR")
     write_pass_counts(out, counts)

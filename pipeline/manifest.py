@@ -4,7 +4,6 @@ Plumbing shared by every stage that works on a run directory; imports nothing ab
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -50,7 +49,6 @@ def read_manifest(run_dir: Path) -> dict:
     path = Path(run_dir) / "manifest.json"
     if not path.exists():
         raise UserError(f"{path}: not found; is {run_dir} a run directory made by `capforecast run`?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    from pipeline.records import read_json
+
+    return read_json(path)

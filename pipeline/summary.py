@@ -5,18 +5,18 @@ forecasts/scores.json), so it says exactly what the report says.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from pipeline.passk import pass_at_k
-from pipeline.records import read_pass_counts
+from pipeline.errors import UserError
+from pipeline.records import read_json, read_pass_counts
 
 
 def _read(path: Path) -> dict | None:
     try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        value = read_json(path)
+    except (OSError, UserError):
         return None
     return value if isinstance(value, dict) else None
 

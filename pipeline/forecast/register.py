@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.records import PassCount, atomic_write_json, read_jsonl, read_pass_counts
+from pipeline.records import PassCount, atomic_write_json, read_json, read_jsonl, read_pass_counts
 
 RECORD_KIND = "capforecast registered forecast/1"
 
@@ -197,18 +197,14 @@ def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path |
     counts = read_pass_counts(counts_path)
     scores = []
     for path in paths:
-        raw = path.read_bytes()
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        record = read_json(path)
         if record.get("kind") != RECORD_KIND:
             raise UserError(f"{path}: field 'kind' is not {RECORD_KIND!r}; not a registered forecast")
         forecast, target = record["forecast"], record["target"]["name"]
         pred = forecast["prediction"]
         actual = actual_on(counts, target, forecast.get("problems", []))
         before, why = registered_before(record, run_dir)
-        entry = {"file": path.name, "sha256": hashlib.sha256(raw).hexdigest(), "registered_at": record["registered_at"],
+        entry = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "registered_at": record["registered_at"],
                  "code_version": record.get("code_version"), "target": record["target"], "prediction": pred,
                  "actual": actual, "registered_before_target_samples": before, "why": why}
         if actual and actual["value"] is not None:
@@ -267,7 +263,7 @@ def _forecast_main(args) -> int:
         raise UserError("give a run directory or --pass-counts FILE.csv")
     path = register_forecast(args.run_dir, args.pass_counts, args.target, args.target_compute, args.out,
                              force=args.force)
-    record = json.loads(path.read_text())
+    record = read_json(path)
     pred = record["forecast"]["prediction"]
     evidence = record["target_evidence_at_registration"]
     print(f"registered {path}: E_P[log pass rate] at {record['target']['name']} = {pred['value']:.4f} "

@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.arguments import positive_int
 from pipeline.config import DEFAULT_CONFIG, Checkpoint, Family
 from pipeline.errors import UserError
-from pipeline.records import JsonlAppender, atomic_write_json, read_jsonl, require_fields
+from pipeline.records import JsonlAppender, atomic_write_json, read_json, read_jsonl, require_fields
 from pipeline.generate.seeds import sample_seed, settings_digest
 
 SHARD_FILE = re.compile(r"^(?P<ckpt>.+)\.shard-(?P<i>\d+)-of-(?P<n>\d+)\.jsonl$")
@@ -177,12 +177,9 @@ def merge_shards(out_dir: str | Path, checkpoints: list[str] | None = None) -> d
 def read_plan(path: str | Path) -> dict[str, dict[str, int]]:
     """A plan file's requests as {checkpoint: {task_id: n_total}}; errors name the file and entry."""
     path = Path(path)
-    try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: plan file not found") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not path.is_file():
+        raise UserError(f"{path}: plan file not found")
+    plan = read_json(path)
     if not isinstance(plan, dict) or not isinstance(plan.get("requests"), list):
         raise UserError(f"{path}: expected an object with a 'requests' list")
     out: dict[str, dict[str, int]] = {}

@@ -1,7 +1,6 @@
 """Read everything a run directory holds, for the report: missing optional files become notes, not crashes."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,12 +75,9 @@ def _positive(value) -> bool:
 
 def read_json_file(path: Path):
     """Parse a JSON file; malformed JSON raises BadInput naming the file and line."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 text ({exc.reason})") from None
+    from pipeline.records import read_json
+
+    return read_json(path)
 
 
 def _optional_object(run_dir: Path, name: str, missing: list[str]) -> dict | None:
