@@ -158,12 +158,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "execute", help="run completions against their tests in a sandbox and write verdicts",
         description="Judge each sample (task_id, completion) in a sandbox; write one verdict per sample and print "
-                    "pass@1/10/100. Reads capforecast/human-eval JSONL (completion), EvalPlus JSONL (solution) and "
+                    "pass@1/10/100. Reads, recognised by content whatever the file's name: capforecast/human-eval "
+                    "JSONL (completion), EvalPlus JSONL (solution) or folder (HumanEval_0/0.py, ...), "
+                    "lm-evaluation-harness --log_samples files (samples_<task>_<time>.jsonl) and "
                     "bigcode-evaluation-harness generations.json (one list of programs per problem). "
                     "Resumes: samples already judged in --out are skipped.")
     parser.add_argument("--samples", required=True, type=Path,
-                        help="samples: JSONL with task_id and completion (or EvalPlus's solution), or a "
-                             "bigcode-evaluation-harness generations.json")
+                        help="samples: JSONL with task_id and completion (or EvalPlus's solution), an EvalPlus "
+                             "folder, an lm-evaluation-harness samples_*.jsonl, or a bigcode generations.json")
     parser.add_argument("--out", required=True, type=Path, help="verdicts JSONL to append to")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="judge only samples of the first N problems (a smoke run)")
@@ -188,9 +190,14 @@ def register(subparsers) -> None:
 def _main(args) -> int:
     from pipeline.problems import load_problems, resolve_benchmark
 
+    import sandbox
+
+    if args.sandbox not in ("auto",) + sandbox.BACKENDS:
+        raise UserError(f"--sandbox: unknown sandbox backend {args.sandbox!r}; choose one of auto, "
+                        f"{', '.join(sandbox.BACKENDS)}")
     problems = load_problems(resolve_benchmark(args.problems))
-    if not args.samples.is_file():
-        raise UserError(f"{args.samples}: samples file not found")
+    if not args.samples.exists():
+        raise UserError(f"{args.samples}: samples file or folder not found")
     if args.out.is_dir():
         raise UserError(f"--out {args.out}: is a directory; give the verdicts file to write, e.g. "
                         f"{args.out / (args.samples.stem + '.jsonl')}")
