@@ -178,19 +178,43 @@ class JsonlAppender:
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, row: dict) -> None:
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        with _naming(self.path):
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._fh.flush()
 
     def close(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        with _naming(self.path):
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            finally:
+                self._fh.close()
 
     def __enter__(self) -> "JsonlAppender":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:   # already failing (a full disk, Ctrl-C): the first error is the one to report, not a second flush's
+            self.close()
+        except OSError:
+            pass
+
+
+class _naming:
+    """Re-raise an OSError of writing to ``path`` with the path in it (a file object's errors name none)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
 
 
 def _truncate_torn_tail(path: Path) -> None:
@@ -230,7 +254,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with _naming(path), os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

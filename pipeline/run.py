@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.arguments import positive_int
 from pipeline.config import DEFAULT_CONFIG, Family, check_forecastable, load_config
-from pipeline.errors import UserError
+from pipeline.errors import InfrastructureError, UserError
 from pipeline.manifest import code_version, package_versions, read_manifest, utc_now
 from pipeline.problems import load_problems, problems_digest, resolve_benchmark
 from pipeline.records import atomic_write_json, make_run_dir, write_pass_counts
@@ -169,8 +169,8 @@ def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manife
                                "calibrated_cpu_seconds": {**(known or {}), **summary.cpu_limits}}
     atomic_write_json(run_dir / "manifest.json", manifest)
     if report_summary(verdicts, summary):
-        raise UserError(f"{verdicts}: sandbox errors persisted; fix the sandbox (`capforecast sandbox check`) "
-                        f"and rerun `capforecast run --out {run_dir}` to resume")
+        raise InfrastructureError(f"{verdicts}: sandbox errors persisted; fix the sandbox (`capforecast sandbox "
+                                  f"check`) and rerun `capforecast run {run_dir}` to resume")
 
 
 def write_counts(run_dir: Path, family: Family, exclude: set[str]) -> None:
@@ -257,7 +257,8 @@ def register(subparsers) -> None:
                     "loss forecasts with their intervals, the actual when known, pass@1 per checkpoint, the "
                     "backtest's coverage and the report's path. Resumes when RUN_DIR is an existing run directory. "
                     "Exit status 0: a forecast was made; 1: the run finished without one (the report says why); "
-                    "2: bad input, nothing or little was computed.")
+                    "2: bad input, nothing or little was computed; 3: the machine failed it (sandbox, disk), a "
+                    "rerun resumes.")
     parser.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
                         help="run directory (default: results/<family>-<UTC timestamp>/)")
     parser.add_argument("--out", type=Path, default=None, help="the run directory (same as RUN_DIR; older spelling)")

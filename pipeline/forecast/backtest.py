@@ -7,12 +7,13 @@ it. ``capforecast backtest`` runs it on a run directory or a bare pass-counts CS
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.errors import EXIT_NO_RESULT, UserError
 from pipeline.records import PassCount
 
 
@@ -158,6 +159,11 @@ def handle_backtest(args: argparse.Namespace) -> int:
     if out is not None:
         atomic_write_json(out, result)
         print(f"wrote {out}")
+    if not any(s["scored"] for s in result["summary"].values()):
+        reasons = dict.fromkeys(r["error"] for r in result["rows"] if r.get("error"))
+        print(f"capforecast backtest: no forecast could be scored ({len(result['rows'])} tried): "
+              f"{'; '.join(list(reasons)[:3])}", file=sys.stderr)
+        return EXIT_NO_RESULT
     return 0
 
 

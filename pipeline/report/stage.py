@@ -12,6 +12,7 @@ from pathlib import Path
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIGURES = "figures"
+RUN_FILES = ("manifest.json", "pass_counts.csv", "forecast.json", "loss.json", "backtest.json", "verdicts")
 
 
 def write_report(run_dir: Path, html: bool = True) -> Path:
@@ -67,10 +68,15 @@ def handle_report(args) -> int:
         raise UserError(f"{args.run_dir}: is a file, not a run directory (the folder `capforecast run` wrote)")
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: run directory not found")
+    if not any((args.run_dir / name).exists() for name in RUN_FILES):
+        raise UserError(f"{args.run_dir}: not a run directory: it holds none of {', '.join(RUN_FILES)}; give the "
+                        f"folder `capforecast run` wrote, or run `capforecast count` and `fit` into it first")
     check_writable(args.run_dir, "RUN_DIR")
     md_path = write_report(args.run_dir, html=not args.no_html)
     print(md_path)
     if not args.no_html:
         print(md_path.with_name(REPORT_HTML))
-    print(f"figures in {md_path.parent / FIGURES}", file=sys.stderr)
+    drawn = sorted(p.name for p in (md_path.parent / FIGURES).glob("*.png"))
+    print(f"figures in {md_path.parent / FIGURES}: {', '.join(drawn)}" if drawn else
+          "no figures: the run holds nothing to draw yet (no forecast, loss or backtest)", file=sys.stderr)
     return 0
