@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.arguments import positive_int
 from pipeline.errors import UserError
+from pipeline.lock import WriterLock
 from pipeline.records import JsonlAppender, read_jsonl
 from pipeline.samples import read_samples
 
@@ -87,14 +88,22 @@ def calibrated_limits(sandbox, backend, problems: dict, task_ids: set[str], limi
 
 def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict],
                     options: ExecuteOptions, limit: int | None = None) -> ExecuteSummary:
-    """Judge every sample of samples_path (of the first ``limit`` problems) not yet judged in out_path; append verdicts."""
+    """Judge every sample of samples_path (of the first ``limit`` problems) not yet judged in out_path; append verdicts.
+    Only one process at a time writes out_path (a second is refused, naming the first)."""
+    samples_path, out_path = Path(samples_path), Path(out_path)
+    rows = read_samples(samples_path, problems, limit)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with WriterLock(out_path, f"--out {out_path}"):
+        return _execute(samples_path, out_path, rows, problems, options)
+
+
+def _execute(samples_path: Path, out_path: Path, rows: list[tuple[int, dict]], problems: dict[str, dict],
+             options: ExecuteOptions) -> ExecuteSummary:
     import sandbox
     from sandbox.api import Limits, Program
 
     from pipeline.progress import progress
 
-    samples_path, out_path = Path(samples_path), Path(out_path)
-    rows = read_samples(samples_path, problems, limit)
     done = finished_keys(out_path)
     todo = [(n, r) for n, r in rows
             if done.get(sample_key(r, n), SANDBOX_ERROR) == SANDBOX_ERROR]
