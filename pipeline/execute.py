@@ -1,12 +1,16 @@
 """Execute stage: run every sample's completion against its problem's tests in a sandbox, write verdicts.
 
 Verdict rows carry every field of the sample row except ``completion``, plus ``passed``,
-``status``, ``sample_line`` (1-based line in the samples file), ``detail`` and ``duration_s``.
-Resumable: samples that already have a verdict are skipped; a ``sandbox error`` verdict is retried
-on the next run and the last verdict for a sample wins.
+``status``, ``sample_line`` (1-based line in the samples file), ``detail``, ``duration_s``, ``sandbox``
+(backend and version) and what the verdict depends on: ``completion_sha256``, ``problem_sha256`` and ``limits``.
+Resumable: a sample whose verdict was made for the same text, problem and limits is skipped; one judged against
+other tests or limits is judged again (the last verdict for a sample wins); verdicts of another samples file are
+refused. A ``sandbox error`` verdict is retried on the next run.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -56,14 +60,71 @@ def sample_key(row: dict, line: int) -> tuple:
     return ("line", line)
 
 
-def finished_keys(out_path: Path) -> dict[tuple, str]:
-    """Key -> last status of samples already judged in out_path."""
-    done: dict[tuple, str] = {}
+def judged_on(completion: str, problem: dict, options: ExecuteOptions) -> dict:
+    """What a verdict depends on, recorded in its row: the sample's text, the problem (prompt, tests, entry point)
+    and the sandbox limits. A verdict is reused only when all three are the same."""
+    text = json.dumps([problem.get(k) for k in ("prompt", "test", "entry_point")], ensure_ascii=False)
+    return {"completion_sha256": hashlib.sha256(completion.encode("utf-8", "surrogatepass")).hexdigest(),
+            "problem_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+            "limits": {"cpu_seconds": options.cpu_seconds, "wall_seconds": options.wall_seconds,
+                       "memory_mb": options.memory_mb, "calibrate": options.calibrate}}
+
+
+STALE = {"predates": "their verdicts predate content keys (no completion digest)",
+         "problem": "their verdicts were judged against other tests (the problem's prompt, test or entry point differ)",
+         "limits": "their verdicts were judged under other sandbox limits"}
+
+
+def still_to_judge(out_path: Path, samples_path: Path, rows: list[tuple[int, dict]], problems: dict[str, dict],
+                   options: ExecuteOptions) -> list[tuple[int, dict]]:
+    """The samples without a reusable verdict in out_path. A verdict for the same sample key but another text means
+    out_path holds another samples file's verdicts: refused, naming both lines. Stale verdicts are judged again
+    (the newer verdict wins when counting), and a note says why."""
+    earlier: dict[tuple, tuple[int, dict]] = {}
     if out_path.exists():
-        for _, row in read_jsonl(out_path):
-            line = row.get("sample_line", 0)
-            done[sample_key(row, line)] = row.get("status", SANDBOX_ERROR)
-    return done
+        for number, row in read_jsonl(out_path):
+            earlier[sample_key(row, row.get("sample_line", 0))] = (number, row)
+    todo, stale = [], {}
+    for number, row in rows:
+        line, old = earlier.get(sample_key(row, number), (0, None))
+        if old is None or old.get("status", SANDBOX_ERROR) == SANDBOX_ERROR:
+            todo.append((number, row))
+            continue
+        want = judged_on(row["completion"], problems[row["task_id"]], options)
+        if "completion_sha256" in old and old["completion_sha256"] != want["completion_sha256"]:
+            raise UserError(f"{out_path}, line {line}: field 'completion_sha256': this verdict of {row['task_id']!r} "
+                            f"was made for another completion than {samples_path}, line {number}: the verdicts file "
+                            f"belongs to other samples. Give a new --out for these samples (or delete {out_path.name} "
+                            f"to judge them afresh)")
+        reason = ("predates" if "completion_sha256" not in old else
+                  "problem" if old.get("problem_sha256") != want["problem_sha256"] else
+                  "limits" if old.get("limits") != want["limits"] else None)
+        if reason:
+            stale[reason] = stale.get(reason, 0) + 1
+            todo.append((number, row))
+    for reason, count in stale.items():
+        print(f"note: {out_path}: judging {count} sample(s) again: {STALE[reason]}", file=sys.stderr)
+    return todo
+
+
+def backend_version(backend) -> str:
+    """The sandbox backend's version for verdict rows: its own ``version`` when it has one, else the tool's."""
+    import subprocess
+
+    own = getattr(backend, "version", None)
+    if own:
+        return str(own)
+    probe = {"bwrap": ["bwrap", "--version"],
+             "docker": ["docker", "version", "--format", "docker {{.Server.Version}}"]}.get(backend.name)
+    tool = ""
+    if probe:
+        try:
+            tool = subprocess.run(probe, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            tool = ""
+    import pipeline
+
+    return "; ".join(filter(None, [tool, f"capforecast {pipeline.__version__}"]))
 
 
 def latest_verdicts(path: Path) -> list[dict]:
@@ -104,9 +165,7 @@ def _execute(samples_path: Path, out_path: Path, rows: list[tuple[int, dict]], p
 
     from pipeline.progress import progress
 
-    done = finished_keys(out_path)
-    todo = [(n, r) for n, r in rows
-            if done.get(sample_key(r, n), SANDBOX_ERROR) == SANDBOX_ERROR]
+    todo = still_to_judge(out_path, samples_path, rows, problems, options)
     summary = ExecuteSummary(samples=len(rows), already_done=len(rows) - len(todo))
     if not todo:
         return summary
@@ -120,6 +179,7 @@ def _execute(samples_path: Path, out_path: Path, rows: list[tuple[int, dict]], p
     start = time.perf_counter()
     with sandbox.open_backend(options.sandbox, limits=limits, workers=options.workers) as backend:
         summary.backend = backend.name
+        judged_by = {"backend": backend.name, "version": backend_version(backend)}
         cpu = {}
         if options.calibrate:
             needed = {row["task_id"] for _, row in todo}
@@ -151,7 +211,8 @@ def _execute(samples_path: Path, out_path: Path, rows: list[tuple[int, dict]], p
                         verdict = {k: v for k, v in row.items() if k != "completion"}
                         verdict.update(sample_line=number, passed=outcome.status == "passed",
                                        status=outcome.status, detail=outcome.detail[:500],
-                                       duration_s=round(outcome.duration_s, 6))
+                                       duration_s=round(outcome.duration_s, 6), sandbox=judged_by,
+                                       **judged_on(row["completion"], problems[row["task_id"]], options))
                         out.write(verdict)
                         summary.statuses[outcome.status] = summary.statuses.get(outcome.status, 0) + 1
                     bar.update(len(members))
