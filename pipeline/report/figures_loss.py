@@ -130,14 +130,30 @@ def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
         if known:
             titles.append(f"{name}: {sum(known)}/{len(known)} inside")
     ax.plot([], [], "o", color="#666666", mfc="white", label=f"hollow = actual outside the {level} interval")
+    _name_held_out(ax, rows)
     ax.axhline(0.0, color=ACTUAL_COLOR, lw=1)
     factors = [r["factor"] for r in rows]
     _factor_ticks(ax, min(factors) / 1.5, max(factors) * 1.5)
     ax.set_xlabel("extrapolation factor  (held-out compute ÷ largest compute in its fit, log scale)")
     ax.set_ylabel("forecast − actual\n(mean log pass rate)")
-    ax.set_title("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
+    ax.set_title(("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
+                 + "\nabove each column: the checkpoint held out and forecast from the smaller ones", fontsize=11)
+    ax.margins(y=0.12)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=9)  # never on a bar
     return save_figure(fig, out_dir / "backtest.png")
+
+
+def _name_held_out(ax, rows: list[dict]) -> None:
+    """Name the held-out checkpoint above each column of points (and how many were held out with it)."""
+    columns: dict[tuple, list[dict]] = {}
+    for r in rows:
+        columns.setdefault((r["name"], r["holdout"]), []).append(r)
+    for (name, holdout), group in columns.items():
+        top = max(max(r["error"], (r["band"][1] - r["actual"]) if r["band"] and r["actual"] is not None
+                      else r["error"]) for r in group)
+        label = name + (f"\n(m = {holdout} held out)" if holdout and holdout > 1 else "")
+        ax.annotate(label, (group[0]["factor"], top), xytext=(0, 6), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=8, color="#333333")
 
 
 def _factor_ticks(ax, lo: float, hi: float) -> None:
