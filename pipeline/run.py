@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.arguments import positive_int
-from pipeline.config import DEFAULT_CONFIG, Family, check_forecastable, load_config
+from pipeline.config import DEFAULT_CONFIG, Family, field_error, load_config
 from pipeline.errors import UserError
 from pipeline.manifest import code_version, package_versions, read_manifest, utc_now
 from pipeline.problems import load_problems, problems_digest, resolve_benchmark
@@ -23,6 +23,17 @@ from pipeline.records import atomic_write_json, make_run_dir, write_pass_counts
 
 def log(message: str) -> None:
     print(f"[capforecast {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def check_forecastable(config, family: Family) -> None:
+    """Raise ConfigError (file, line, field) before any compute when the family cannot be forecast: an unknown
+    fit method, a target below the checkpoints, or fewer than 3 checkpoints below it."""
+    from pipeline.forecast.methods import METHODS
+
+    problems = [] if family.fit.method in METHODS.choices() else [(("fit", "method"), METHODS.unknown(family.fit.method))]
+    problems += family.forecast_problems()
+    if problems:
+        raise field_error(config, family, *problems[0])
 
 
 def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path,

@@ -16,12 +16,9 @@ FAST = FitOptions(bootstrap=100, buckets=1)
 
 
 @pytest.fixture
-def cli_main(monkeypatch):
-    """pipeline.cli.main with pipeline.forecast.backtest registered (the lead adds it to COMMAND_MODULES)."""
+def cli_main():
     import pipeline.cli as cli
 
-    if "pipeline.forecast.backtest" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ["pipeline.forecast.backtest"])
     return cli.main
 
 

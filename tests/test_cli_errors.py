@@ -157,11 +157,14 @@ def test_semantic_config_errors_before_any_compute(tmp_path, capsys, changes, wo
     assert not out.exists()
 
 
-def test_fit_methods_known_to_the_config_are_the_fitters():
-    from pipeline.config import FIT_METHODS
-    from pipeline.forecast.methods import METHODS
+@pytest.mark.parametrize("method", ["default", "aggregate", "per-problem", "sigmoid", "stacked"])
+def test_every_fit_method_is_accepted_before_any_compute(method):
+    from pipeline.config import load_config
+    from pipeline.run import check_forecastable
 
-    assert set(FIT_METHODS) == {"default"} | set(METHODS)
+    config = load_config(CONFIG)
+    family = config.family("reference")
+    check_forecastable(config, family.model_copy(update={"fit": family.fit.model_copy(update={"method": method})}))
 
 
 def test_passuntil_says_why_there_is_no_prediction(tmp_path, capsys):
