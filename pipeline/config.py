@@ -26,6 +26,19 @@ MIN_FIT_CHECKPOINTS = 3   # a law's two parameters and one degree of freedom: th
 PACKAGED_CONFIG = Path(__file__).resolve().parent / "reference" / "checkpoints.yaml"  # the reference family
 
 
+def fit_exclusion(name: str, compute: float, target: str | None, target_compute: float,
+                  fraction: float | None) -> str | None:
+    """Why a checkpoint may not enter a fit that forecasts the target (None: it may): it is the target, its
+    compute is not below the target's, or it is above ``fraction`` of it. The one rule for every law's fit."""
+    if name == target:
+        return "is the target (never used in the fit)"
+    if compute >= target_compute:
+        return "compute not below the target's"
+    if fraction and compute > target_compute * fraction:
+        return f"compute above {fraction:g} x target"
+    return None
+
+
 def default_config_path(path: str | Path = DEFAULT_CONFIG) -> Path:
     """``checkpoints.yaml`` in the current directory when there is one, else the reference family shipped
     with the package; any other path as given."""
@@ -201,7 +214,7 @@ class Family(_Strict):
         others = [c for c in self.checkpoints if c.name != self.target.checkpoint]
         below = [c for c in others if c.compute < target]
         limit = self.fit.max_fit_compute_fraction
-        usable = [c for c in below if limit is None or c.compute <= limit * target]
+        usable = [c for c in others if fit_exclusion(c.name, c.compute, self.target.checkpoint, target, limit) is None]
         key = ("target",)
         if others and not below:
             return [(key, f"the target's compute ({target:.3g} FLOPs) is not above any checkpoint's (smallest "

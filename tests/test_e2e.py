@@ -169,6 +169,9 @@ def test_bare_run_outside_the_checkout_uses_the_packaged_reference_family(tmp_pa
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["config_path"] == str(PACKAGED_CONFIG) and manifest["problems"]["count"] == 8
     assert (tmp_path / "out" / "report.md").is_file() and "report    " in proc.stdout
+    forecast = json.loads((tmp_path / "out" / "forecast.json").read_text())
+    for record in (tmp_path / "out" / "forecasts").glob("2*.json"):   # registered with the run's own options
+        assert json.loads(record.read_text())["forecast"]["options"] == forecast["options"]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     capforecast("report", tmp_path / "out", cwd=elsewhere)   # the run directory works from any directory

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.config import MIN_FIT_CHECKPOINTS
 from pipeline.errors import UserError
 from pipeline.registry import Registry
 from pipeline.forecast.departure import aggregate_line
 from pipeline.forecast.estimate import bootstrap_mean_log, percentile_interval
 from pipeline.forecast.laws import LAWS, stacked_forecast, subset_summary
 
-MIN_POINTS = 3
+MIN_POINTS = MIN_FIT_CHECKPOINTS
 
 
 @dataclass
