@@ -35,10 +35,14 @@ def test_contract_commands_exist(command):
     assert command in subcommands()
 
 
-def test_every_command_has_help():
-    for command in subcommands():
-        proc = capforecast(command, "--help")
-        assert proc.returncode == 0 and "usage: capforecast" in proc.stdout, command
+@pytest.mark.parametrize("command", subcommands())
+def test_every_command_has_help(command, capsys):
+    """In process (one interpreter for all commands); the console entry point itself is run by the slow tests."""
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and "usage: capforecast" in capsys.readouterr().out, command
 
 
 @pytest.fixture(scope="module")
