@@ -31,7 +31,8 @@ def check_forecastable(config, family: Family) -> None:
     fit method, a target below the checkpoints, or fewer than 3 checkpoints below it."""
     from pipeline.forecast.methods import METHODS
 
-    problems = [] if family.fit.method in METHODS.choices() else [(("fit", "method"), METHODS.unknown(family.fit.method))]
+    method = family.fit.method
+    problems = [] if method in METHODS.choices() else [(("fit", "method"), METHODS.unknown(method))]
     problems += family.forecast_problems()
     if problems:
         raise field_error(config, family, *problems[0])
