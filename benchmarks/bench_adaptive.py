@@ -1,7 +1,7 @@
 """Samples needed by adaptive PassUntil sampling vs fixed n = 200 for the same forecast standard error.
 
 Both designs forecast the target's mean log pass rate with the report's aggregate fit (log(-E log p)
-linear in log C) on the same simulated family (pipeline.forecast.simulate, known truth) and the same problems:
+linear in log C) on the same simulated family (tests/simulated/family.py, known truth) and the same problems:
 those whose true pass rate is >= --p-floor at every fit checkpoint (fixed n = 200 solves them almost
 always; the hard tail is left out of both, and said so). Fixed: n = 200 per cell, log(c/n), a problem
 dropped in a replicate where some checkpoint never solves it (the P/M rule). Adaptive: the real planner
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))   # the simulated families (tests/simulated)
 
 from scipy import special, stats  # noqa: E402
 
@@ -38,7 +39,7 @@ from pipeline.sampling.adaptive import (PRIORS, Design, allocate, allocate_r, fo
 from pipeline.sampling.passuntil import COMPLETE, estimate_cell  # noqa: E402
 from pipeline.sampling.plan import summarize  # noqa: E402
 from pipeline.records import PassCount  # noqa: E402
-from pipeline.forecast.simulate import FamilySpec, simulate_family  # noqa: E402
+from simulated.family import FamilySpec, simulate_family  # noqa: E402
 
 FIXED_N = 200
 

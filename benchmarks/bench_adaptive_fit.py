@@ -1,7 +1,7 @@
 """What the fit gets from adaptive rounds: the per-problem fit (capforecast's default) on pass counts of every
 adaptive sample, against the same fit on fixed n = 200 counts, and the PassUntil aggregate.
 
-Each replicate draws a simulated family (pipeline.forecast.simulate; problems with p >= 0.01 at every fit checkpoint),
+Each replicate draws a simulated family (tests/simulated/family.py; problems with p >= 0.01 at every fit checkpoint),
 runs the real planner (pilot 5, allocation, rounds; 90 samples per cell) on Bernoulli draws, and fits
 ``pipeline.forecast.capability.forecast_from_counts`` to the plain counts (n = all samples of a cell, pilot included), as
 ``capforecast run`` writes them to pass_counts.csv. Truth: the target's true mean log p on the fit's
@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))   # the simulated families (tests/simulated)
 
 from pipeline.sampling.adaptive import Design, allocate, forecast_from_means, next_totals  # noqa: E402
 from pipeline.forecast.fit import FitOptions  # noqa: E402
 from pipeline.forecast.capability import forecast_from_counts  # noqa: E402
 from pipeline.sampling.passuntil import estimate_cell  # noqa: E402
 from pipeline.records import PassCount  # noqa: E402
-from pipeline.forecast.simulate import FamilySpec, simulate_family  # noqa: E402
+from simulated.family import FamilySpec, simulate_family  # noqa: E402
 
 
 def adaptive_counts(p, compute, target_compute, rng, spc: float = 90.0):

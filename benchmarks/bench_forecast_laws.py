@@ -1,6 +1,6 @@
 """Validation of the capability forecast where no law is exact: nine simulated scenarios, a real family, a backtest.
 
-For each scenario of pipeline.forecast.scenarios (>= 32 families each): median |relative error| of the forecast
+For each scenario of tests/simulated/scenarios.py (>= 32 families each): median |relative error| of the forecast
 mean log pass rate at the target, 90% coverage of the truth, and median relative half-width, for the default
 (stacked) method and, side by side, the named baseline: the GPT-4 report's aggregate fit; then the median of the
 paired per-family differences |err default| - |err aggregate| with a 90% bootstrap interval. Then the real
@@ -22,8 +22,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))   # the simulated families (tests/simulated)
 
-from pipeline.forecast.scenarios import SCENARIOS, scenario_study  # noqa: E402
+from simulated.scenarios import SCENARIOS, scenario_study  # noqa: E402
 
 STARCODER = ROOT.parent / "shared" / "data" / "realdata" / "starcoderbase-astraios-lora_humanevalexplainsynthesize-python_n20.csv"
 
@@ -116,7 +117,7 @@ def embedded(path: Path, methods: list[str]) -> None:
 def fit_time() -> None:
     from pipeline.forecast.capability import forecast_from_counts
     from pipeline.forecast.fit import FitOptions
-    from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
+    from simulated.family import FamilySpec, sample_counts, simulate_family
 
     family = simulate_family(FamilySpec(n_problems=164, n_checkpoints=8, target_factor=100), seed=1)
     counts = sample_counts(family, 100, np.random.default_rng(1))

@@ -3,7 +3,7 @@
 It compares the power law alone ("per-problem") with the aggregate fit; the default method ("stacked") is
 validated by benchmarks/bench_forecast_laws.py instead.
 
-Families come from pipeline.forecast.simulate (per-problem exponents k +- 0.15, 7 checkpoints over two decades,
+Families come from tests/simulated/family.py (per-problem exponents k +- 0.15, 7 checkpoints over two decades,
 target 10-300x beyond the largest, 3% problems falling with scale, lognormal cell noise). The named
 baseline is the GPT-4 report's aggregate fit ("aggregate"); every table prints it beside "per-problem".
 The adaptive-vs-fixed sampling comparison is its own script: benchmarks/bench_adaptive.py.
@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))   # the simulated families (tests/simulated)
 
-from pipeline.forecast.estimate import log_pass_rate, pass_at_k, pass_rate  # noqa: E402
-from pipeline.forecast.simulate import forecast_study  # noqa: E402
+from pipeline.forecast.estimate import log_pass_rate, pass_rate  # noqa: E402
+from pipeline.passk import per_problem_pass_at_k as pass_at_k  # noqa: E402
+from simulated.family import forecast_study  # noqa: E402
 
 METHODS = ("aggregate", "per-problem")
 
@@ -121,7 +123,7 @@ def backtest_study(families: int) -> None:
     """capforecast backtest on simulated families: is it a fair judge of which method to trust?"""
     from pipeline.forecast.backtest import backtest
     from pipeline.forecast.fit import FitOptions
-    from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
+    from simulated.family import FamilySpec, sample_counts, simulate_family
 
     print(f"\n== Backtest on {families} simulated families (8 checkpoints incl. the target at 30x, hold out "
           "up to 3; scored against the measured held-out value) ==")

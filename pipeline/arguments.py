@@ -44,3 +44,48 @@ def level(text: str) -> float:
     if value == 1:
         raise argparse.ArgumentTypeError("must be strictly between 0 and 1, got 1")
     return value
+
+
+# ---------------------------------------------------------------- where a setting comes from
+
+COMMAND_LINE = "command line"
+RUN_DIRECTORY = "run directory (manifest.json)"
+DEFAULT = "default"
+
+
+def layered(given: dict, stored: dict, stored_label: str = RUN_DIRECTORY) -> tuple[dict, dict]:
+    """Command line over the stored settings (a run directory's manifest, or a config) over the defaults.
+
+    ``given`` holds every option the command knows (None: not given); ``stored`` the settings recorded for
+    the run. Returns the values to set (defaults are left to the options class) and, per option, where its
+    value came from. The one implementation of that rule: every stage's options pass through here."""
+    values, source = {}, {}
+    for name in dict.fromkeys([*given, *stored]):
+        if given.get(name) is not None:
+            values[name], source[name] = given[name], COMMAND_LINE
+        elif stored.get(name) is not None:
+            values[name], source[name] = stored[name], stored_label
+        else:
+            source[name] = DEFAULT
+    return values, source
+
+
+def describe_sources(options, source: dict) -> str:
+    """'settings from the run directory: ...; from the command line: ...' for the terminal."""
+    parts = []
+    for label, key in (("from the run directory", RUN_DIRECTORY), ("from the command line", COMMAND_LINE)):
+        names = [n for n, s in source.items() if s == key]
+        if names:
+            parts.append(f"{label}: " + ", ".join(f"{n}={getattr(options, n)}" for n in names))
+    return "settings " + "; ".join(parts) if parts else "settings: defaults"
+
+
+def one_run_dir(positional, option_value, option: str = "--out"):
+    """The run directory given as RUN_DIR or by its older option spelling; both, if they differ, is an error."""
+    from pathlib import Path
+
+    from pipeline.errors import UserError
+
+    if positional and option_value and Path(positional) != Path(option_value):
+        raise UserError(f"two run directories given: {positional} and {option} {option_value}")
+    return option_value or positional

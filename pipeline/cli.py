@@ -1,6 +1,6 @@
 """The ``capforecast`` command: one subcommand per stage, each defined next to the stage it runs.
 
-Every module listed in COMMAND_MODULES exposes ``register(subparsers)``, which adds its
+Every module in the COMMAND_MODULES registry exposes ``register(subparsers)``, which adds its
 subcommand(s) with ``set_defaults(func=...)``; ``func(args)`` returns an exit code.
 Modules are imported only to build the parser, and keep their heavy imports inside ``func``.
 """
@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib
 import sys
 
 import pipeline
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, InfrastructureError, UserError
 from pipeline.progress import quiet_third_party_bars
+from pipeline.registry import Lazy, Registry
 from sandbox.api import SandboxUnavailable
 
-COMMAND_MODULES = [
+COMMAND_MODULES = Registry("command module", {name: Lazy(f"{name}:register") for name in (
     "pipeline.run",
     "pipeline.generate.stage",
     "pipeline.slurm",
     "pipeline.execute",
     "pipeline.counts",
-    "pipeline.forecast.capability",
-    "pipeline.forecast.backtest",
+    "pipeline.forecast.commands",
     "pipeline.sampling.plan",
     "pipeline.forecast.loss",
     "pipeline.forecast.register",
@@ -31,9 +30,7 @@ COMMAND_MODULES = [
     "pipeline.reference.cli",
     "pipeline.generate.tinyfamily",
     "sandbox.cli",
-]
-
-OPTIONAL_COMMAND_MODULES: list[str] = []  # modules that may be absent in a partial install
+)})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,14 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"capforecast {pipeline.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES + OPTIONAL_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if name in OPTIONAL_COMMAND_MODULES and exc.name == name:
-                continue
-            raise
-        module.register(subparsers)
+    for name in COMMAND_MODULES:
+        COMMAND_MODULES[name](subparsers)
     _describe_every_subcommand(subparsers)
     return parser
 

@@ -14,6 +14,7 @@ from typing import Literal, Optional, Union
 import yaml
 
 import sandbox
+from sandbox.calibrate import FLOOR_S
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
@@ -22,17 +23,21 @@ from pipeline.records import read_text
 CODEX_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 DEFAULT_CONFIG = "checkpoints.yaml"
-FIT_METHODS = ("default", "aggregate", "per-problem", "sigmoid", "stacked")   # = "default" + forecast.methods.METHODS
-SANDBOX_BACKENDS = ("auto",) + sandbox.BACKENDS
-MIN_FIT_CHECKPOINTS = 3
+MIN_FIT_CHECKPOINTS = 3   # a law's two parameters and one degree of freedom: the least any fit is made from
 PACKAGED_CONFIG = Path(__file__).resolve().parent / "reference" / "checkpoints.yaml"  # the reference family
 
 
-def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
-    """``value`` when it is one of ``choices``, else the error naming them (for the field validators)."""
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
-    return value
+def fit_exclusion(name: str, compute: float, target: str | None, target_compute: float,
+                  fraction: float | None) -> str | None:
+    """Why a checkpoint may not enter a fit that forecasts the target (None: it may): it is the target, its
+    compute is not below the target's, or it is above ``fraction`` of it. The one rule for every law's fit."""
+    if name == target:
+        return "is the target (never used in the fit)"
+    if compute >= target_compute:
+        return "compute not below the target's"
+    if fraction and compute > target_compute * fraction:
+        return f"compute above {fraction:g} x target"
+    return None
 
 
 def default_config_path(path: str | Path = DEFAULT_CONFIG) -> Path:
@@ -107,10 +112,10 @@ class SandboxSettings(_Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        return _one_of(value, SANDBOX_BACKENDS, "sandbox backend")
+        return sandbox.BACKENDS.check(value)
 
     workers: Optional[int] = Field(default=None, ge=1)
-    cpu_seconds: float = Field(default=0.25, gt=0, description="CPU-s floor of max(floor, 20 x canonical)")
+    cpu_seconds: float = Field(default=FLOOR_S, gt=0, description="CPU-s floor of max(floor, 20 x canonical)")
     wall_seconds: float = Field(default=10.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
     calibrate: bool = Field(default=True, description="per-problem CPU limit from the canonical solution")
@@ -118,15 +123,11 @@ class SandboxSettings(_Strict):
 
 class FitSettings(_Strict):
     level: float = Field(default=0.9, gt=0, lt=1)
-    method: str = "default"
+    method: str = Field(default="default", description="a name of pipeline.forecast.methods.METHODS, checked by "
+                                                       "`run` before any compute (this layer does not know them)")
     max_fit_compute_fraction: Optional[float] = Field(default=None, gt=0, le=1)
     buckets: int = Field(default=6, ge=1)
     bootstrap: int = Field(default=1000, ge=1)
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        return _one_of(value, FIT_METHODS, "fit method")
 
 
 class LossSettings(_Strict):
@@ -214,7 +215,7 @@ class Family(_Strict):
         others = [c for c in self.checkpoints if c.name != self.target.checkpoint]
         below = [c for c in others if c.compute < target]
         limit = self.fit.max_fit_compute_fraction
-        usable = [c for c in below if limit is None or c.compute <= limit * target]
+        usable = [c for c in others if fit_exclusion(c.name, c.compute, self.target.checkpoint, target, limit) is None]
         key = ("target",)
         if others and not below:
             return [(key, f"the target's compute ({target:.3g} FLOPs) is not above any checkpoint's (smallest "
@@ -246,13 +247,10 @@ class Config(_Strict):
         return self.families[name]
 
 
-def check_forecastable(config: Config, family: Family) -> None:
-    """Raise ConfigError (file, line, field) when the family's target cannot be forecast; before any compute."""
-    problems = family.forecast_problems()
-    if problems:
-        key, message = problems[0]
-        line = config._lines.get(("families", family.name) + key, "?")
-        raise ConfigError(f"{config.path}, line {line}, field families.{family.name}.{'.'.join(key)}: {message}")
+def field_error(config: Config, family: Family, key: tuple, message: str) -> ConfigError:
+    """A ConfigError naming the file, the line and the field ``families.<family>.<key>``."""
+    line = config._lines.get(("families", family.name) + tuple(key), "?")
+    return ConfigError(f"{config.path}, line {line}, field families.{family.name}.{'.'.join(key)}: {message}")
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) -> Config:

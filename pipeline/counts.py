@@ -9,28 +9,23 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.execute import SANDBOX_ERROR, latest_verdicts
+from pipeline.execute import latest_verdicts, tally
 from pipeline.records import PassCount, read_jsonl, write_pass_counts
+from pipeline.rundir import RunDir
 
 
 def count_verdicts(verdicts: list[dict], checkpoint: str, compute: float,
                    task_ids: list[str] | None = None) -> list[PassCount]:
     """Per-problem pass counts of one checkpoint; task_ids lists problems to include even with n = 0."""
-    per_task: dict[str, list[int]] = {t: [0, 0] for t in (task_ids or [])}
-    for row in verdicts:
-        if row.get("status") == SANDBOX_ERROR:
-            continue
-        n_passed = per_task.setdefault(row["task_id"], [0, 0])
-        n_passed[0] += 1
-        n_passed[1] += bool(row.get("passed"))
+    per_task = {t: [0, 0] for t in (task_ids or [])} | tally(verdicts)
     return [PassCount(checkpoint, compute, task, n, p) for task, (n, p) in sorted(per_task.items())]
 
 
-def count_run(run_dir: Path, computes: dict[str, float]) -> list[PassCount]:
-    """Pass counts for every checkpoint in computes that has a verdicts file in run_dir."""
+def count_run(run: RunDir, computes: dict[str, float]) -> list[PassCount]:
+    """Pass counts for every checkpoint in computes that has a verdicts file in the run directory."""
     counts: list[PassCount] = []
     for name, compute in computes.items():
-        path = Path(run_dir) / "verdicts" / f"{name}.jsonl"
+        path = run.verdicts(name)
         if path.exists():
             counts.extend(count_verdicts(latest_verdicts(path), name, compute))
     return counts
@@ -104,7 +99,7 @@ def check_verdict_row(path: Path, number: int, row: dict) -> None:
 
 
 def _main(args) -> int:
-    from pipeline.passk import format_pass_at_k
+    from pipeline.passk import cells_by_checkpoint, format_pass_at_k
     from pipeline.records import check_writable, foreign_benchmark, foreign_message
 
     if args.verdicts or args.compute:
@@ -115,23 +110,19 @@ def _main(args) -> int:
         counts = foreign_counts(_pairs(args.verdicts, "--verdicts", Path), _pairs(args.compute, "--compute", float))
         out = args.out
     else:
-        from pipeline.manifest import read_manifest
-
         if args.run_dir is None:
             raise UserError("give a run directory, or --verdicts NAME=FILE with --compute NAME=FLOPS and --out")
-        manifest = read_manifest(args.run_dir)
-        computes = {c["name"]: c["compute"] for c in manifest["checkpoints"]}
-        counts = count_run(args.run_dir, computes)
+        run = RunDir(args.run_dir)
+        counts = count_run(run, run.read_manifest().computes())
         if not counts:
-            raise UserError(f"{args.run_dir / 'verdicts'}: no verdicts yet; run `capforecast execute` first")
-        out = args.out or args.run_dir / "pass_counts.csv"
+            raise UserError(f"{run.verdicts_dir}: no verdicts yet; run `capforecast execute` first")
+        out = args.out or run.pass_counts
     if foreign := foreign_benchmark(counts):
         raise UserError(foreign_message(counts, foreign))
     if out.parent.is_dir():
         check_writable(out.parent, "--out" if args.out else "RUN_DIR")
     write_pass_counts(out, counts)
-    for name in dict.fromkeys(c.checkpoint for c in counts):
-        cells = [(c.n, c.passed) for c in counts if c.checkpoint == name]
+    for name, cells in cells_by_checkpoint(counts).items():
         print(f"{name}: {len(cells)} problems, {format_pass_at_k(cells)}")
     print(f"wrote {out}: {len(counts)} rows", file=sys.stderr)
     return 0

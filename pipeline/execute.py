@@ -16,14 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.api import SANDBOX_ERROR
+from sandbox.calibrate import FACTOR, FLOOR_S
+
 from pipeline.arguments import positive_int
 from pipeline.errors import UserError
 from pipeline.lock import WriterLock
 from pipeline.records import JsonlAppender, read_jsonl
 from pipeline.samples import read_samples
 
-SANDBOX_ERROR = "sandbox error"
-CPU_FLOOR_S = 0.25  # = sandbox.calibrate.FLOOR_S; CPU time, so a loaded machine does not cut programs
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,27 @@ class ExecuteOptions:
 
     sandbox: str = "auto"
     workers: int | None = None
-    cpu_seconds: float = CPU_FLOOR_S  # floor of the calibrated per-problem CPU limit
+    cpu_seconds: float = FLOOR_S  # floor of the calibrated per-problem CPU limit (CPU time: load does not cut)
     wall_seconds: float = 10.0
     memory_mb: int = 1024
     calibrate: bool = True
     known_cpu_limits: dict[str, float] | None = None  # calibrated earlier in this run: not timed again
     dedupe: bool = True
     retries: int = 2
+
+    @classmethod
+    def from_settings(cls, settings, **more) -> "ExecuteOptions":
+        """The options of a family's ``sandbox:`` section (pipeline.config.SandboxSettings); the one place a
+        config becomes execute options."""
+        return cls(sandbox=settings.backend, workers=settings.workers, cpu_seconds=settings.cpu_seconds,
+                   wall_seconds=settings.wall_seconds, memory_mb=settings.memory_mb, calibrate=settings.calibrate,
+                   **more)
+
+    def calibration_rule(self) -> str:
+        """The per-problem CPU limit rule, in words, for the manifest."""
+        if not self.calibrate:
+            return "none: one cpu limit for all problems"
+        return f"cpu limit = max({self.cpu_seconds} CPU-s, {FACTOR} x canonical solution CPU time)"
 
 
 @dataclass
@@ -245,7 +260,7 @@ def register(subparsers) -> None:
                         help="docker | bwrap | auto (docker, else bwrap) | unsafe-no-isolation (NOT a sandbox)")
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="parallel sandboxed workers (default: CPUs)")
-    parser.add_argument("--cpu-seconds", type=float, default=CPU_FLOOR_S,
+    parser.add_argument("--cpu-seconds", type=float, default=FLOOR_S,
                         help="CPU-time limit per program; with calibration the floor of "
                              "max(floor, 20 x the canonical solution's CPU time) (default: %(default)s)")
     parser.add_argument("--wall-seconds", type=float, default=10.0, help="wall-clock backstop per program")
@@ -262,9 +277,7 @@ def _main(args) -> int:
 
     import sandbox
 
-    if args.sandbox not in ("auto",) + sandbox.BACKENDS:
-        raise UserError(f"--sandbox: unknown sandbox backend {args.sandbox!r}; choose one of auto, "
-                        f"{', '.join(sandbox.BACKENDS)}")
+    sandbox.BACKENDS.check(args.sandbox)   # an unknown name is bad input (2); an unavailable backend is not
     problems = load_problems(resolve_benchmark(args.problems))
     if not args.samples.exists():
         raise UserError(f"{args.samples}: samples file or folder not found")
@@ -283,16 +296,22 @@ def _main(args) -> int:
     return code
 
 
-def verdict_pass_at_k(path: Path) -> str:
-    """'pass@1 0.1234  pass@10 ...' over the problems of a verdicts file (sandbox errors left out of n)."""
-    from pipeline.passk import format_pass_at_k
-
+def tally(verdicts) -> dict[str, list[int]]:
+    """task_id -> [n, passed] over verdict rows; a ``sandbox error`` is missing data, left out of n."""
     cells: dict[str, list[int]] = {}
-    for row in latest_verdicts(path):
+    for row in verdicts:
         if row.get("status") != SANDBOX_ERROR:
             cell = cells.setdefault(row["task_id"], [0, 0])
             cell[0] += 1
             cell[1] += bool(row.get("passed"))
+    return cells
+
+
+def verdict_pass_at_k(path: Path) -> str:
+    """'pass@1 0.1234  pass@10 ...' over the problems of a verdicts file (sandbox errors left out of n)."""
+    from pipeline.passk import format_pass_at_k
+
+    cells = tally(latest_verdicts(path))
     return f"{len(cells)} problems, " + format_pass_at_k([tuple(c) for c in cells.values()])
 
 

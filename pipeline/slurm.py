@@ -16,10 +16,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.arguments import positive_int
+from pipeline.arguments import one_run_dir, positive_int
 from pipeline.config import DEFAULT_CONFIG
 from pipeline.errors import UserError
 from pipeline.records import atomic_write_json, atomic_write_text, read_json
+from pipeline.rundir import RunDir
 
 FAILED_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
                  "DEADLINE"}
@@ -44,7 +45,7 @@ class SlurmSettings:
 
 def _header(name: str, out_dir: Path, array: str, cpus: int, s: SlurmSettings, gpus: int) -> list[str]:
     lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --array={array}",
-             f"#SBATCH --output={out_dir / 'slurm' / 'logs' / (name + '-%A_%a.out')}",
+             f"#SBATCH --output={RunDir(out_dir).slurm_logs / (name + '-%A_%a.out')}",
              "#SBATCH --ntasks=1", f"#SBATCH --cpus-per-task={cpus}"]
     if gpus:
         lines.append(f"#SBATCH --gres=gpu:{gpus}")
@@ -78,6 +79,7 @@ def write_scripts(config: Path, family, out_dir: Path, s: SlurmSettings,
     if not names:
         raise UserError("nothing to submit: no checkpoint of the family is in the plan")
     q = lambda p: shlex.quote(str(p))  # noqa: E731
+    run = RunDir(out_dir)
     cli = f"{q(s.python)} -m pipeline.cli"
     common = f"--config {q(config.resolve())} --family {q(family.name)} --out {q(out_dir)}"
     gen = _header(f"capf-gen-{family.name}", out_dir, _array(s.shards, s), s.cpus_per_generate, s, s.gpus_per_task)
@@ -87,15 +89,14 @@ def write_scripts(config: Path, family, out_dir: Path, s: SlurmSettings,
     ex = _header(f"capf-exec-{family.name}", out_dir, _array(len(names), s), s.cpus_per_execute, s, 0)
     ex += [f"CHECKPOINTS=({' '.join(q(n) for n in names)})", 'CKPT="${CHECKPOINTS[$SLURM_ARRAY_TASK_ID]}"',
            f"{cli} generate {common} --merge --checkpoint \"$CKPT\"",
-           f"exec {cli} execute --samples {q(out_dir / 'samples')}/\"$CKPT\".jsonl "
-           f"--out {q(out_dir / 'verdicts')}/\"$CKPT\".jsonl --problems {q(problems)}"
+           f"exec {cli} execute --samples {q(run.samples_dir)}/\"$CKPT\".jsonl "
+           f"--out {q(run.verdicts_dir)}/\"$CKPT\".jsonl --problems {q(problems)}"
            + (f" --sandbox {q(s.sandbox)}" if s.sandbox else "")
            + (f" --workers {s.workers}" if s.workers else "")]
-    slurm_dir = out_dir / "slurm"
-    (slurm_dir / "logs").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(slurm_dir / "generate.sbatch", "\n".join(gen) + "\n")
-    atomic_write_text(slurm_dir / "execute.sbatch", "\n".join(ex) + "\n")
-    return slurm_dir / "generate.sbatch", slurm_dir / "execute.sbatch", names
+    run.slurm_logs.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.sbatch("generate"), "\n".join(gen) + "\n")
+    atomic_write_text(run.sbatch("execute"), "\n".join(ex) + "\n")
+    return run.sbatch("generate"), run.sbatch("execute"), names
 
 
 def sbatch(args: list[str]) -> str:
@@ -121,7 +122,7 @@ def submit(config: str | Path, family, out_dir: str | Path, settings: SlurmSetti
     jobs = {"generate": gen_id, "execute": ex_id, "checkpoints": names, "shards": settings.shards,
             "settings": {k: v for k, v in asdict(settings).items() if k != "python"},
             "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    atomic_write_json(out_dir / "slurm" / "jobs.json", jobs)
+    atomic_write_json(RunDir(out_dir).slurm_jobs, jobs)
     return jobs
 
 
@@ -137,8 +138,8 @@ def job_states(job_id: str) -> list[str] | None:
 
 def wait_for_jobs(out_dir: str | Path, *, poll_seconds: float = 5.0, timeout: float | None = None) -> dict:
     """Block until the submitted arrays finish; raise UserError naming the logs if a task failed."""
-    out_dir = Path(out_dir)
-    path = out_dir / "slurm" / "jobs.json"
+    run = RunDir(out_dir)
+    path = run.slurm_jobs
     if not path.exists():
         raise UserError(f"{path}: no submission recorded here (run 'capforecast submit --out {out_dir}' first)")
     jobs = read_json(path)
@@ -157,11 +158,10 @@ def wait_for_jobs(out_dir: str | Path, *, poll_seconds: float = 5.0, timeout: fl
         time.sleep(poll_seconds)
     bad = {stage: sorted(set(st) & FAILED_STATES) for stage, st in final.items() if set(st) & FAILED_STATES}
     if bad:
-        raise UserError(f"Slurm tasks failed ({bad}); see {out_dir / 'slurm' / 'logs'}; resubmitting resumes")
-    missing = [n for n in jobs["checkpoints"] if not (out_dir / "verdicts" / f"{n}.jsonl").exists()]
+        raise UserError(f"Slurm tasks failed ({bad}); see {run.slurm_logs}; resubmitting resumes")
+    missing = [n for n in jobs["checkpoints"] if not run.verdicts(n).exists()]
     if missing:
-        raise UserError(f"Slurm jobs ended but verdicts are missing for: {', '.join(missing)}; "
-                        f"see {out_dir / 'slurm' / 'logs'}")
+        raise UserError(f"Slurm jobs ended but verdicts are missing for: {', '.join(missing)}; see {run.slurm_logs}")
     return {"jobs": jobs, "states": final}
 
 
@@ -201,11 +201,10 @@ def register(subparsers) -> None:
 
 
 def _run_dir(args) -> str:
-    if args.run_dir and args.out and Path(args.run_dir) != Path(args.out):
-        raise UserError(f"two run directories given: {args.run_dir} and --out {args.out}")
-    if not (args.run_dir or args.out):
+    run_dir = one_run_dir(args.run_dir, args.out)
+    if not run_dir:
         raise UserError(f"give the run directory: capforecast {args.command} RUN_DIR")
-    return args.out or args.run_dir
+    return run_dir
 
 
 def _submit_main(args) -> int:

@@ -8,84 +8,79 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from pipeline.passk import fixed, pass_at_k
-from pipeline.errors import UserError
-from pipeline.records import read_json, read_pass_counts
+from pipeline.passk import cells_by_checkpoint, fixed, pass_at_k
+from pipeline.records import read_pass_counts
+from pipeline.rundir import RunDir
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        value = read_json(path)
-    except (OSError, UserError):
-        return None
-    return value if isinstance(value, dict) else None
+def _read(path: Path, read) -> dict | None:
+    """A result file read strictly (pipeline.rundir.results), or None when the stage has not written it."""
+    return read(path) if path.is_file() else None
 
 
 def run_summary(run_dir: Path) -> dict:
     """The summary as plain data: forecast, actual, loss, pass@1 per checkpoint, backtest coverage, report path."""
-    run_dir = Path(run_dir)
-    manifest = _read(run_dir / "manifest.json") or {}
-    forecast = _read(run_dir / "forecast.json") or {"error": "forecast.json is missing"}
-    target = forecast.get("target") or manifest.get("target") or {}
-    out: dict = {"run_dir": str(run_dir), "family": manifest.get("family"),
+    from pipeline.rundir.results import read_backtest, read_forecast, read_loss
+
+    run = RunDir(run_dir)
+    manifest = run.read_manifest() if run.has_manifest() else None
+    forecast = _read(run.forecast, read_forecast) or {"error": f"{RunDir.FORECAST} is missing"}
+    target = forecast.get("target") or (manifest.target.model_dump() if manifest else {})
+    out: dict = {"run_dir": str(run.path), "family": manifest.family if manifest else None,
                  "target": {"name": target.get("name"), "compute": target.get("compute")}}
     pred = forecast.get("prediction") or {}
     out["forecast"] = {"quantity": "mean log pass rate over problems", "value": pred.get("value"),
                        "interval": pred.get("interval"), "level": pred.get("level"), "method": forecast.get("method"),
-                       "problems": len(forecast.get("problems") or []) or None}
+                       "problems": len(forecast.get("problems", [])) or None}
     if forecast.get("error"):
         out["forecast"]["error"] = forecast["error"]
-    out["forecast"]["registered"] = _registration(run_dir, pred)
+    out["forecast"]["registered"] = _registration(run, pred)
     actual = (forecast.get("actual") or {}).get("value")
     band = pred.get("interval")
     out["actual"] = {"value": actual, "inside_interval": (bool(band[0] <= actual <= band[1])
                                                            if actual is not None and band else None)}
-    loss = _read(run_dir / "loss.json")
+    loss = _read(run.loss, read_loss)
     if loss is None:
         out["loss"] = {"error": "no loss stage in this run (loss.enabled: false, or not run yet)"}
     elif loss.get("error"):
         out["loss"] = {"error": loss["error"]}
     else:
-        lp = loss.get("prediction") or {}
-        out["loss"] = {"quantity": "mean loss per token (nats)", "value": lp.get("value"), "interval": lp.get("interval"),
-                       "level": lp.get("level"), "actual": (loss.get("actual") or {}).get("value")}
-    out["checkpoints"] = _pass_rates(run_dir, target.get("name"))
-    out["backtest"] = _backtest(_read(run_dir / "backtest.json"), forecast.get("method"))
-    report = run_dir / "report.md"
-    out["report"] = str(report) if report.exists() else None
+        lp = loss["prediction"]
+        out["loss"] = {"quantity": "mean loss per token (nats)", "value": lp["value"], "interval": lp["interval"],
+                       "level": lp["level"], "actual": (loss.get("actual") or {}).get("value")}
+    out["checkpoints"] = _pass_rates(run, target.get("name"))
+    out["backtest"] = _backtest(_read(run.backtest, read_backtest), forecast.get("method"))
+    out["report"] = str(run.report_md) if run.report_md.exists() else None
     return out
 
 
-def _registration(run_dir: Path, pred: dict) -> dict | None:
-    scores = _read(run_dir / "forecasts" / "scores.json") or {}
-    for s in scores.get("scores") or []:
-        own = s.get("prediction") or {}
-        same = own.get("value") is not None and pred.get("value") is not None and \
-            abs(own["value"] - pred["value"]) <= 1e-9
-        return {"file": s.get("file"), "registered_at": s.get("registered_at"),
-                "before_target_samples": s.get("registered_before_target_samples"),
-                "same_numbers_as_forecast": same, "value": own.get("value"), "interval": own.get("interval")}
+def _registration(run: RunDir, pred: dict) -> dict | None:
+    from pipeline.rundir.results import read_scores
+
+    scores = _read(run.scores, read_scores) or {}
+    for s in scores.get("scores", []):
+        own = s["prediction"]
+        same = pred.get("value") is not None and abs(own["value"] - pred["value"]) <= 1e-9
+        return {"file": s["file"], "registered_at": s["registered_at"],
+                "before_target_samples": s["registered_before_target_samples"],
+                "same_numbers_as_forecast": same, "value": own["value"], "interval": own["interval"]}
     return None
 
 
-def _pass_rates(run_dir: Path, target: str | None) -> list[dict]:
+def _pass_rates(run: RunDir, target: str | None) -> list[dict]:
     try:
-        counts = read_pass_counts(run_dir / "pass_counts.csv")
+        counts = read_pass_counts(run.pass_counts)
     except Exception:  # noqa: BLE001 - a summary never fails the run; missing counts show as none
         return []
-    out = []
-    for name in sorted(dict.fromkeys(c.checkpoint for c in counts),
-                       key=lambda n: next(c.compute for c in counts if c.checkpoint == n)):
-        cells = [(c.n, c.passed) for c in counts if c.checkpoint == name]
-        out.append({"name": name, "compute": next(c.compute for c in counts if c.checkpoint == name),
-                    "is_target": name == target, "problems": len(cells),
-                    "pass@1": pass_at_k(cells, 1), "pass@10": pass_at_k(cells, 10)})
-    return out
+    compute = {c.checkpoint: c.compute for c in reversed(counts)}   # each checkpoint's first row
+    return [{"name": name, "compute": compute[name], "is_target": name == target, "problems": len(cells),
+             "pass@1": pass_at_k(cells, 1), "pass@10": pass_at_k(cells, 10)}
+            for name, cells in sorted(cells_by_checkpoint(counts).items(), key=lambda item: compute[item[0]])]
 
 
 def _backtest(result: dict | None, method: str | None) -> dict:
     if result is None:
-        return {"error": "no backtest.json"}
+        return {"error": f"no {RunDir.BACKTEST}"}
     if result.get("error"):
         return {"error": result["error"]}
     summary = result.get("summary") or {}

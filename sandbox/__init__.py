@@ -12,7 +12,8 @@ from sandbox.api import (CRASHED, FAILED, OUT_OF_MEMORY, PASSED, SANDBOX_ERROR, 
                          Limits, Outcome, Program, SandboxUnavailable)
 from sandbox.calibrate import calibrate_cpu_limits
 
-BACKENDS = ("docker", "bwrap", "unsafe-no-isolation")
+from pipeline.registry import Registry
+
 UNSAFE = "unsafe-no-isolation"
 HOW_TO_GET_ONE = (
     "No sandbox backend is available. Either install Docker, start the engine (`dockerd &` as root if there is no "
@@ -49,32 +50,42 @@ def default_workers() -> int:
 
 def open_backend(name: str = "auto", limits: Limits | None = None, workers: int | None = None) -> Backend:
     """A running backend: 'auto' = docker if its engine answers and the image exists, else bwrap, else error."""
-    limits = limits or Limits()
-    workers = workers or default_workers()
-    if name == "auto":
-        reasons = []
-        for candidate, probe in (("docker", _docker_availability), ("bwrap", _bwrap_availability)):
-            ok, why = probe()
-            if ok:
-                return open_backend(candidate, limits, workers)
-            reasons.append(f"{candidate}: {why}")
-        raise SandboxUnavailable(HOW_TO_GET_ONE + " Here: " + "; ".join(reasons) + ".")
-    if name == "docker":
-        from sandbox.docker_backend import availability, open_docker
-        ok, why = availability()
-        if not ok:
-            raise SandboxUnavailable(f"The docker backend is unavailable: {why}. " + HOW_TO_GET_ONE)
-        return open_docker(limits, workers)
-    if name == "bwrap":
-        from sandbox.bwrap import availability, open_bwrap
-        ok, why = availability()
-        if not ok:
-            raise SandboxUnavailable(f"The bwrap backend is unavailable: {why}. " + HOW_TO_GET_ONE)
-        return open_bwrap(limits, workers)
-    if name == UNSAFE:
-        from sandbox.unsafe import open_unsafe
-        return open_unsafe(limits, workers)
-    raise SandboxUnavailable(f"unknown sandbox backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+    return BACKENDS[name](limits or Limits(), workers or default_workers())
+
+
+def _open_auto(limits: Limits, workers: int) -> Backend:
+    reasons = []
+    for candidate, probe in (("docker", _docker_availability), ("bwrap", _bwrap_availability)):
+        ok, why = probe()
+        if ok:
+            return BACKENDS[candidate](limits, workers)
+        reasons.append(f"{candidate}: {why}")
+    raise SandboxUnavailable(HOW_TO_GET_ONE + " Here: " + "; ".join(reasons) + ".")
+
+
+def _open_docker(limits: Limits, workers: int) -> Backend:
+    from sandbox.docker_backend import availability, open_docker
+    ok, why = availability()
+    if not ok:
+        raise SandboxUnavailable(f"The docker backend is unavailable: {why}. " + HOW_TO_GET_ONE)
+    return open_docker(limits, workers)
+
+
+def _open_bwrap(limits: Limits, workers: int) -> Backend:
+    from sandbox.bwrap import availability, open_bwrap
+    ok, why = availability()
+    if not ok:
+        raise SandboxUnavailable(f"The bwrap backend is unavailable: {why}. " + HOW_TO_GET_ONE)
+    return open_bwrap(limits, workers)
+
+
+def _open_unsafe(limits: Limits, workers: int) -> Backend:
+    from sandbox.unsafe import open_unsafe
+    return open_unsafe(limits, workers)
+
+
+BACKENDS = Registry("sandbox backend", {"auto": _open_auto, "docker": _open_docker, "bwrap": _open_bwrap,
+                                        UNSAFE: _open_unsafe}, error=SandboxUnavailable)
 
 
 __all__ = ["open_backend", "available_backends", "calibrate_cpu_limits", "Backend", "Limits", "Outcome", "Program",

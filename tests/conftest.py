@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+
+# One OpenBLAS thread. The loss law's L-BFGS-B steps are BLAS calls on vectors of three numbers; with a second
+# thread OpenBLAS hands each one over and spins, which on this 2-core machine costs about 17x the CPU time
+# (pipeline.forecast.loss_law, same results to the bit). numpy reads this when it is first imported: here, before
+# any test module. Subprocesses inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 
 import pytest

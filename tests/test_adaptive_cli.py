@@ -7,6 +7,7 @@ import pytest
 from pipeline.sampling import plan as plan_cli
 from pipeline.errors import UserError
 from pipeline.records import PassCount, write_pass_counts
+from simulated.runs import family_of, write_manifest_for
 
 CHECKPOINTS = [("a", 1e20), ("b", 1e21), ("c", 1e22), ("big", 1e24)]
 
@@ -21,9 +22,7 @@ def _main(argv):
 def _run_dir(tmp_path, outcomes):
     run = tmp_path / "run"
     (run / "verdicts").mkdir(parents=True)
-    manifest = {"checkpoints": [{"name": n, "compute": c} for n, c in CHECKPOINTS],
-                "target": {"name": "big", "compute": 1e24}, "problems": {"path": str(tmp_path / "none.jsonl")}}
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest_for(run, family_of(dict(CHECKPOINTS), "big"), problems_path=str(tmp_path / "none.jsonl"))
     for name, _ in CHECKPOINTS:
         rows = [{"checkpoint": name, "task_id": task, "sample_index": i, "passed": ok,
                  "status": "passed" if ok else "failed"}

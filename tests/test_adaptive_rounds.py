@@ -1,5 +1,6 @@
-"""Adaptive rounds inside `capforecast run` (pipeline/sampling/rounds.py): a fake sampler with known pass rates, and one
-slow run through the real generate/execute stages on tiny random models."""
+"""Adaptive rounds inside `capforecast run` (pipeline.run.sample_in_rounds, planned by pipeline/sampling/rounds.py): a
+fake sample-and-judge step with known pass rates, and one slow run through the real generate/execute stages on tiny
+random models."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,8 @@ import pytest
 from pipeline.config import AdaptiveSettings
 from pipeline.errors import UserError
 from pipeline.records import JsonlAppender, read_jsonl
-from pipeline.sampling.rounds import sample_in_rounds
+from pipeline.rundir import RunDir
+from simulated.runs import family_of, write_manifest_for
 
 RATES = {"a": [0.1, 0.3, 0.05], "b": [0.2, 0.4, 0.1], "c": [0.3, 0.5, 0.15], "big": [0.4, 0.6, 0.2]}
 COMPUTE = {"a": 1e20, "b": 1e21, "c": 1e22, "big": 1e24}
@@ -27,9 +29,8 @@ def _family(**settings):
                            target_name="big", target_compute=COMPUTE["big"])
 
 
-def _manifest():
-    return {"checkpoints": [{"name": n, "compute": c} for n, c in COMPUTE.items()],
-            "target": {"name": "big", "compute": COMPUTE["big"]}}
+def _manifest(run_dir):
+    return write_manifest_for(run_dir, family_of(COMPUTE, "big"), problems=len(TASKS))
 
 
 class FakeSampler:
@@ -56,8 +57,13 @@ class FakeSampler:
 
 
 def _run(tmp_path, family, sampler, names=("a", "b", "c")):
+    import pipeline.run
+
     ckpts = [c for c in family.checkpoints if c.name in names]
-    return sample_in_rounds(tmp_path, family, ckpts, {t: {} for t in TASKS}, _manifest(), sampler)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.run, "sample_and_judge", sampler)
+        return pipeline.run.sample_in_rounds(RunDir(tmp_path), family, ckpts, {t: {} for t in TASKS},
+                                             _manifest(tmp_path))
 
 
 def _cells(tmp_path):

@@ -6,22 +6,19 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.forecast.backtest import backtest, backtest_counts
+from pipeline.forecast.backtest import backtest
 from pipeline.errors import UserError
 from pipeline.forecast.fit import FitOptions
 from pipeline.records import PassCount, write_pass_counts
-from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
+from simulated.family import FamilySpec, sample_counts, simulate_family
 
 FAST = FitOptions(bootstrap=100, buckets=1)
 
 
 @pytest.fixture
-def cli_main(monkeypatch):
-    """pipeline.cli.main with pipeline.forecast.backtest registered (the lead adds it to COMMAND_MODULES)."""
+def cli_main():
     import pipeline.cli as cli
 
-    if "pipeline.forecast.backtest" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ["pipeline.forecast.backtest"])
     return cli.main
 
 
@@ -78,10 +75,6 @@ def test_too_few_checkpoints_is_a_clear_error():
     rows = [PassCount(f"m{j}", 10.0 ** (18 + j), "T/0", 10, 5) for j in range(3)]
     with pytest.raises(UserError, match="at least 4 checkpoints"):
         backtest(rows, FAST)
-
-
-def test_run_calls_backtest_counts(counts):
-    assert backtest_counts(counts, FAST, max_holdout=1)["rows"][0]["holdout"] == 1
 
 
 def test_cli_on_run_dir_writes_backtest_json(tmp_path, counts, capsys, cli_main):

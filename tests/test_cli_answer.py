@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from simulated.runs import family_of, write_manifest_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +83,7 @@ def test_count_needs_a_compute_for_every_verdicts_file(tmp_path, capsys):
 def test_count_on_a_run_directory_prints_pass_at_k(tmp_path, capsys):
     run = tmp_path / "run"
     (run / "verdicts").mkdir(parents=True)
-    (run / "manifest.json").write_text(json.dumps({"checkpoints": [{"name": "a", "compute": 1e18}]}))
+    write_manifest_for(run, family_of({"a": 1e18}, ("big", 1e19)))
     (run / "verdicts" / "a.jsonl").write_text("".join(
         json.dumps({"task_id": "T/0", "sample_index": i, "passed": i < 3, "status": "passed" if i < 3 else "failed"})
         + "\n" for i in range(10)))

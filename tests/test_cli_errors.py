@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.forecast.simulate import FamilySpec, TARGET_NAME, sample_counts, simulate_family
+from simulated.family import FamilySpec, TARGET_NAME, sample_counts, simulate_family
+from simulated.runs import write_sim_manifest
 from pipeline.records import write_pass_counts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,10 +56,7 @@ def run(tmp_path, counts):
     fam, rows = counts
     run = tmp_path / "run"
     (run / "verdicts").mkdir(parents=True)
-    manifest = {"family": "sim", "target": {"name": TARGET_NAME, "compute": fam.target_compute},
-                "checkpoints": [{"name": c, "compute": float(x)} for c, x in zip(fam.checkpoints, fam.compute)],
-                "family_config": {"fit": {"bootstrap": 20, "buckets": 2}}}
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    write_sim_manifest(run, fam, fit={"bootstrap": 20, "buckets": 2})
     write_pass_counts(run / "pass_counts.csv", [c for c in rows if c.checkpoint != TARGET_NAME])
     (run / "verdicts" / f"{fam.checkpoints[0]}.jsonl").write_text('{"task_id": "Sim/0", "passed": true}\n')
     return run
@@ -157,11 +155,14 @@ def test_semantic_config_errors_before_any_compute(tmp_path, capsys, changes, wo
     assert not out.exists()
 
 
-def test_fit_methods_known_to_the_config_are_the_fitters():
-    from pipeline.config import FIT_METHODS
-    from pipeline.forecast.methods import METHODS
+@pytest.mark.parametrize("method", ["default", "aggregate", "per-problem", "sigmoid", "stacked"])
+def test_every_fit_method_is_accepted_before_any_compute(method):
+    from pipeline.config import load_config
+    from pipeline.run import check_forecastable
 
-    assert set(FIT_METHODS) == {"default"} | set(METHODS)
+    config = load_config(CONFIG)
+    family = config.family("reference")
+    check_forecastable(config, family.model_copy(update={"fit": family.fit.model_copy(update={"method": method})}))
 
 
 def test_passuntil_says_why_there_is_no_prediction(tmp_path, capsys):
@@ -185,11 +186,12 @@ def test_reference_train_never_defaults_to_the_shipped_models(capsys):
 def test_resume_refusal_names_the_field_that_differs(tmp_path, capsys):
     from pipeline.config import load_config
     from pipeline.problems import load_problems, resolve_benchmark
+    from pipeline.rundir import RunDir
     from pipeline.run import start_manifest
 
     family = load_config(CONFIG).family("reference")
     benchmark = resolve_benchmark(family.benchmark, family.base_dir)
     (tmp_path / "r").mkdir()
-    start_manifest(tmp_path / "r", CONFIG, family, load_problems(benchmark), benchmark)
+    start_manifest(RunDir(tmp_path / "r"), CONFIG, family, load_problems(benchmark), benchmark)
     assert main(["run", "--config", str(_config(tmp_path, sampling__n=7)), str(tmp_path / "r")]) == 2
     one_paragraph(capsys.readouterr().err, "sampling.n: 20 -> 7")

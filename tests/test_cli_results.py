@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.forecast.simulate import FamilySpec, TARGET_NAME, sample_counts, simulate_family
+from simulated.family import FamilySpec, TARGET_NAME, sample_counts, simulate_family
+from simulated.runs import write_sim_manifest
 from pipeline.records import write_pass_counts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,10 +26,7 @@ def family():
 def make_run(tmp_path: Path, fam, counts, fit: dict, with_target: bool = False) -> Path:
     run = tmp_path / "run"
     run.mkdir()
-    manifest = {"family": "sim", "target": {"name": TARGET_NAME, "compute": fam.target_compute},
-                "checkpoints": [{"name": c, "compute": float(x)} for c, x in zip(fam.checkpoints, fam.compute)],
-                "family_config": {"fit": fit, "sampling": {"n": 50}}}
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    write_sim_manifest(run, fam, fit=fit, sampling={"n": 50})
     write_pass_counts(run / "pass_counts.csv", [c for c in counts if with_target or c.checkpoint != TARGET_NAME])
     return run
 
@@ -67,6 +65,29 @@ def test_backtest_on_a_run_directory_uses_its_settings(tmp_path, family):
     result = json.loads((run / "backtest.json").read_text())
     assert result["options"]["level"] == 0.8 and result["options"]["bootstrap"] == 20
     assert result["settings_source"]["level"] == "run directory (manifest.json)"
+
+
+def test_forecast_registration_and_backtest_of_a_run_use_the_same_options(tmp_path, family):
+    """One options object per run: forecast.json, the registered record and the backtest agree on every setting
+    (the backtest alone holds out checkpoints instead of a compute limit, and skips the alternative methods)."""
+    run = make_run(tmp_path, *family, fit=FIT)
+    assert main(["forecast", str(run)]) == 0
+    assert main(["fit", str(run)]) == 0
+    assert main(["backtest", str(run), "--max-holdout", "1"]) == 0
+    fitted = json.loads((run / "forecast.json").read_text())["options"]
+    registered = json.loads(next((run / "forecasts").glob("*.json")).read_text())["forecast"]["options"]
+    backtested = json.loads((run / "backtest.json").read_text())["options"]
+    assert registered == fitted
+    assert backtested == {**fitted, "max_fit_compute_fraction": None, "alternatives": False}
+
+
+def test_a_registered_forecast_says_what_the_runs_sample_budget_will_measure(tmp_path, family):
+    run = make_run(tmp_path, *family, fit=FIT)          # sampling.n = 50: the target will be measured with 50
+    assert main(["forecast", str(run)]) == 0
+    record = json.loads(next((run / "forecasts").glob("*.json")).read_text())
+    assert record["forecast"]["options"]["target_n"] == 50
+    prediction = record["forecast"]["prediction"]
+    assert prediction["measurement_n"] == 50 and len(prediction["measurement_interval"]) == 2
 
 
 def test_duplicate_pass_count_rows_are_an_error(tmp_path, family, capsys):
@@ -151,12 +172,7 @@ def test_torn_last_line_is_skipped_with_a_warning(tmp_path, capsys):
 
 def _loss_run(tmp_path: Path, fam, fit: dict, loss: dict) -> Path:
     run = tmp_path / "lossrun"
-    run.mkdir()
-    manifest = {"family": "sim", "target": {"name": TARGET_NAME, "compute": fam.target_compute},
-                "checkpoints": [{"name": c, "model": str(tmp_path / "no-such-model"), "compute": float(x)}
-                                for c, x in zip(fam.checkpoints, fam.compute)],
-                "family_config": {"fit": fit, "loss": loss}}
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    write_sim_manifest(run, fam, fit=fit, loss=loss, model=str(tmp_path / "no-such-model"))
     return run
 
 
@@ -202,12 +218,13 @@ def test_manifest_paths_resolve_from_any_directory(tmp_path, monkeypatch):
     from pipeline.config import load_config
     from pipeline.problems import load_problems, resolve_benchmark
     from pipeline.run import start_manifest
+    from pipeline.rundir import RunDir
 
     monkeypatch.chdir(ROOT)
     family = load_config("checkpoints.yaml").family("reference")
     benchmark = resolve_benchmark(family.benchmark, family.base_dir)
-    manifest = start_manifest(tmp_path, Path("checkpoints.yaml"), family, load_problems(benchmark), benchmark)
-    for path in (manifest["config_path"], manifest["base_dir"], manifest["problems"]["path"]):
+    manifest = start_manifest(RunDir(tmp_path), Path("checkpoints.yaml"), family, load_problems(benchmark), benchmark)
+    for path in (manifest.config_path, manifest.base_dir, manifest.problems.path):
         assert Path(path).is_absolute() and Path(path).exists()
 
 
@@ -238,7 +255,7 @@ def test_points_without_intervals_get_no_error_bars_in_the_legend():
     panel = {"points": [{"checkpoint": "a", "normalized_compute": 0.01, "mean_log_pass_rate": -1.0, "used_in_fit": True},
                         {"checkpoint": "b", "normalized_compute": 0.1, "mean_log_pass_rate": -0.5, "used_in_fit": True}],
              "prediction": {"value": -0.2, "interval": [-0.3, -0.1], "level": 0.9}}
-    assert _draw_capability(ax, panel, 1e20, "bucket 1: 2 problems")
+    assert _draw_capability(ax, panel, "bucket 1: 2 problems")
     handles, labels = ax.get_legend_handles_labels()
     point = handles[labels.index("checkpoints (fit)")]
     assert not isinstance(point, ErrorbarContainer)

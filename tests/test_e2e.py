@@ -35,10 +35,14 @@ def test_contract_commands_exist(command):
     assert command in subcommands()
 
 
-def test_every_command_has_help():
-    for command in subcommands():
-        proc = capforecast(command, "--help")
-        assert proc.returncode == 0 and "usage: capforecast" in proc.stdout, command
+@pytest.mark.parametrize("command", subcommands())
+def test_every_command_has_help(command, capsys):
+    """In process (one interpreter for all commands); the console entry point itself is run by the slow tests."""
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and "usage: capforecast" in capsys.readouterr().out, command
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +173,9 @@ def test_bare_run_outside_the_checkout_uses_the_packaged_reference_family(tmp_pa
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["config_path"] == str(PACKAGED_CONFIG) and manifest["problems"]["count"] == 8
     assert (tmp_path / "out" / "report.md").is_file() and "report    " in proc.stdout
+    forecast = json.loads((tmp_path / "out" / "forecast.json").read_text())
+    for record in (tmp_path / "out" / "forecasts").glob("2*.json"):   # registered with the run's own options
+        assert json.loads(record.read_text())["forecast"]["options"] == forecast["options"]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     capforecast("report", tmp_path / "out", cwd=elsewhere)   # the run directory works from any directory

@@ -6,8 +6,9 @@ import pytest
 
 from pipeline.errors import UserError
 from pipeline.forecast.estimate import (BOOTSTRAP_FLOOR, basic_interval, bootstrap_mean_log, count_table, log_pass_rate,
-                               mean_log_pass_rate, pass_at_k, pass_rate, percentile_interval,
+                               mean_log_pass_rate, pass_rate, percentile_interval,
                                restrict_solved_by_all)
+from pipeline.passk import per_problem_pass_at_k as pass_at_k
 from pipeline.records import PassCount
 
 
@@ -105,7 +106,7 @@ def test_restriction_excludes_problem_missing_for_a_model():
 
 def test_mean_log_pass_rate_per_checkpoint():
     table = count_table([_row("a", 1.0, "T/0", 10, 5), _row("a", 1.0, "T/1", 10, 10)])
-    assert mean_log_pass_rate(table) == pytest.approx([np.log(0.5) / 2])
+    assert mean_log_pass_rate(table.passed, table.n) == pytest.approx([np.log(0.5) / 2])
 
 
 def test_bootstrap_over_samples_only_keeps_problems_and_stays_finite():

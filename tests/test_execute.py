@@ -135,9 +135,9 @@ def test_bad_sample_row_names_file_line_and_field(tmp_path, fake, case):
 def test_cli_cpu_floor_is_the_sandbox_calibration_floor():
     from sandbox.calibrate import FLOOR_S
 
-    from pipeline.execute import CPU_FLOOR_S
+    from pipeline.config import SandboxSettings
 
-    assert CPU_FLOOR_S == FLOOR_S == ExecuteOptions().cpu_seconds
+    assert FLOOR_S == ExecuteOptions().cpu_seconds == SandboxSettings().cpu_seconds
 
 
 def test_cli_unknown_sandbox_is_a_one_paragraph_error(tmp_path):

@@ -11,7 +11,7 @@ from pipeline.errors import UserError
 from pipeline.forecast.fit import FitOptions
 from pipeline.forecast.capability import forecast_from_counts, forecast_or_error
 from pipeline.records import PassCount, write_pass_counts
-from pipeline.forecast.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
+from simulated.family import TARGET_NAME, FamilySpec, sample_counts, simulate_family
 
 FAST = FitOptions(bootstrap=200)
 

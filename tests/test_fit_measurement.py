@@ -10,7 +10,7 @@ from pipeline.forecast.fit import FitOptions, judged_interval
 
 from pipeline.forecast.capability import forecast_from_counts
 from pipeline.forecast.methods import measurement_interval
-from pipeline.forecast.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
+from simulated.family import TARGET_NAME, FamilySpec, sample_counts, simulate_family
 
 FAST = FitOptions(bootstrap=200)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.forecast.fit import FitOptions, prepare, run_method
-from pipeline.forecast.simulate import FamilySpec, forecast_study, sample_counts, simulate_family
+from simulated.family import FamilySpec, forecast_study, sample_counts, simulate_family
 
 
 def _stats(rows, method):

@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.forecast.departure import DEPARTURE_Z, aggregate_line, keep_departure, kept_fraction
 from pipeline.forecast.fit import FitOptions, prepare, run_method
-from pipeline.forecast.scenarios import SCENARIOS
-from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
+from simulated.scenarios import SCENARIOS
+from simulated.family import FamilySpec, sample_counts, simulate_family
 
 OPTIONS = FitOptions(bootstrap=200, alternatives=False)
 

@@ -11,7 +11,7 @@ import pytest
 from pipeline.errors import UserError
 from pipeline.forecast.capability import forecast_from_counts, summary_text
 from pipeline.forecast.fit import FitOptions
-from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
+from simulated.family import FamilySpec, sample_counts, simulate_family
 from pipeline.records import PassCount
 
 FAST = FitOptions(bootstrap=200, alternatives=False)

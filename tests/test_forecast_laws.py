@@ -8,8 +8,8 @@ from pipeline.forecast.fit import FitOptions, prepare, run_method
 from pipeline.forecast.laws import SPREAD_MIN, UNREVEALED_PER_EFOLD, _widening, evidence_weights, spread_ratio
 from pipeline.forecast.posterior import checkpoint_shocks, posterior_draws, shock_offsets
 from pipeline.forecast.problem_laws import V_PRIOR_SD, _loglik, exponent_pool, fit_hierarchical, fit_problem_laws
-from pipeline.forecast.scenarios import draw_scenario, scenario_study
-from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
+from simulated.scenarios import draw_scenario, scenario_study
+from simulated.family import FamilySpec, sample_counts, simulate_family
 
 OPTIONS = FitOptions(bootstrap=200, alternatives=False)
 

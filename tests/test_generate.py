@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserError
+from pipeline.rundir import RunDir
 from pipeline.generate.stage import (cut_at_stop, generate_checkpoint, generate_family, merge_shards, parse_shard,
-                               read_plan, samples_path, shard_block, shard_from_env)
+                               read_plan, shard_block, shard_from_env)
 
 PROMPTS = ["def add(a, b):\n    ", "def is_even(n):\n    \"\"\"Return True if n is even.\"\"\"\n",
            "import math\n\ndef area(r):\n", "def greet(name):\n    return", "class Stack:\n    def push(self, x):\n"]
@@ -238,7 +239,7 @@ def test_shards_merge_to_the_unsharded_file(setup, reference, tmp_path, n):
     assert not (tmp_path / "samples" / "small.jsonl").exists()
     added = merge_shards(tmp_path)
     assert added == {"small": len(reference)}
-    assert rows_by_key(samples_path(tmp_path, "small")) == reference
+    assert rows_by_key(RunDir(tmp_path).samples("small")) == reference
     assert not (tmp_path / "samples" / "shards").exists()
     assert merge_shards(tmp_path) == {}
 
@@ -246,17 +247,17 @@ def test_shards_merge_to_the_unsharded_file(setup, reference, tmp_path, n):
 def test_merge_drops_duplicates_from_overlapping_shards(setup, reference, tmp_path):
     family, _ = setup
     generate_family(family, tmp_path, shard=(0, 2))
-    first = samples_path(tmp_path, "small", (0, 2))
-    extra = samples_path(tmp_path, "small", (1, 2))
+    first = RunDir(tmp_path).samples("small", (0, 2))
+    extra = RunDir(tmp_path).samples("small", (1, 2))
     expected = len(first.read_text().splitlines())
     extra.write_text(first.read_text())  # a re-run shard whose rows repeat
     merge_shards(tmp_path)
-    assert len(rows_by_key(samples_path(tmp_path, "small"))) == expected
+    assert len(rows_by_key(RunDir(tmp_path).samples("small"))) == expected
 
 
 def test_a_shard_skips_samples_already_merged(setup, reference, tmp_path):
     family, _ = setup
-    merged = samples_path(tmp_path, "small")
+    merged = RunDir(tmp_path).samples("small")
     merged.parent.mkdir(parents=True)
     merged.write_text("".join(json.dumps(r) + "\n" for r in reference.values()))
     summaries = generate_family(family, tmp_path, shard=(1, 2))
@@ -281,7 +282,7 @@ def test_plan_draws_only_its_requests(setup, reference, tmp_path):
     plan = {"design": {}, "requests": [{"checkpoint": "small", "task_id": "T/2", "n_total": 2}]}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     generate_family(family, tmp_path, plan=read_plan(tmp_path / "plan.json"))
-    rows = rows_by_key(samples_path(tmp_path, "small"))
+    rows = rows_by_key(RunDir(tmp_path).samples("small"))
     assert rows == {k: reference[k] for k in [("T/2", 0), ("T/2", 1)]}
 
 

@@ -6,12 +6,19 @@ import torch
 from test_generate import rows_by_key, write_tiny_setup
 
 
-def tiny_backend(tmp_path, options, **setup):
-    """The HF backend on the tiny random model of test_generate, with the given sampling options."""
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny random model of test_generate and its problems, built once for the module (the model does not
+    depend on the sampling settings, which each test passes to the backend itself)."""
+    return write_tiny_setup(tmp_path_factory.mktemp("tiny"))
+
+
+def tiny_backend(config, options):
+    """A fresh HF backend on the tiny random model, with the given sampling options."""
     from pipeline.generate.backends.hf import load
     from pipeline.config import load_config
 
-    family = load_config(write_tiny_setup(tmp_path, **setup)).family()
+    family = load_config(config).family()
     return load(family.model_location(family.checkpoints[0]), options)
 
 
@@ -44,12 +51,12 @@ def test_nucleus_shortcut_with_tied_probabilities():
 @pytest.mark.parametrize("stops", [
     ("e",), ("\n#", "\ndef", "a"), ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "n"), ("):", "re", "et", "ur"),
 ])  # each set has a stop that a random model hits, so rows stop at varied steps
-def test_stop_prefilter_changes_no_completion(tmp_path, stops):
+def test_stop_prefilter_changes_no_completion(tiny, stops):
     from pipeline.generate.backends import Request, SamplingOptions
     from pipeline.problems import load_problems
 
-    backend = tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 24, stops, 8), stop=list(stops), max_new_tokens=24)
-    problems = load_problems(tmp_path / "problems.jsonl")
+    backend = tiny_backend(tiny, SamplingOptions(1.0, 1.0, 24, stops, 8))
+    problems = load_problems(tiny.parent / "problems.jsonl")
     requests = [Request(t, i, p["prompt"], 1000 * i + len(t)) for t, p in problems.items() for i in range(6)]
     results = {}
     for prefilter in (True, False):
@@ -63,22 +70,21 @@ def test_stop_prefilter_changes_no_completion(tmp_path, stops):
     assert {reason for _, reason, _ in results[True].values()} == {"stop", "length"}
 
 
-def test_a_stop_ending_in_a_space_disables_the_prefilter(tmp_path):
+def test_a_stop_ending_in_a_space_disables_the_prefilter(tiny):
     from pipeline.generate.backends import SamplingOptions
 
-    assert tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 8, ("\nif ",), 4)).may_stop is None
+    assert tiny_backend(tiny, SamplingOptions(1.0, 1.0, 8, ("\nif ",), 4)).may_stop is None
 
 
-def test_the_generated_file_is_unchanged_by_the_shortcuts(tmp_path):
+def test_the_generated_file_is_unchanged_by_the_shortcuts(tiny, tmp_path):
     # top_p 0.95 and stops ("e", "\n#") exercise both shortcuts; the file equals one made without them
     from pipeline.generate.backends import hf
     from pipeline.config import load_config
     from pipeline.generate.stage import generate_checkpoint
     from pipeline.problems import load_problems
 
-    config = write_tiny_setup(tmp_path)
-    family = load_config(config).family()
-    problems = load_problems(tmp_path / "problems.jsonl")
+    family = load_config(tiny).family()
+    problems = load_problems(tiny.parent / "problems.jsonl")
     generate_checkpoint(family, family.checkpoints[0], problems, tmp_path / "fast.jsonl")
     slow = pytest.MonkeyPatch()
     try:
@@ -92,11 +98,11 @@ def test_the_generated_file_is_unchanged_by_the_shortcuts(tmp_path):
 
 
 @pytest.mark.parametrize("stops", [("\nclass", "\ndef", "\n#", "\nif", "\nprint"), ("):", "re", "et", "urn", "n(")])
-def test_every_token_that_completes_a_stop_after_another_is_a_candidate(tmp_path, stops):
+def test_every_token_that_completes_a_stop_after_another_is_a_candidate(tiny, stops):
     # exhaustive over token pairs: if appending b to a makes a stop appear, b must be a candidate
     from pipeline.generate.backends import SamplingOptions
 
-    backend = tiny_backend(tmp_path, SamplingOptions(1.0, 1.0, 8, stops, 4))
+    backend = tiny_backend(tiny, SamplingOptions(1.0, 1.0, 8, stops, 4))
     vocab = range(len(backend.tokenizer))
     alone = backend._decode_windows([[a] for a in vocab])
     completing = set()
@@ -108,19 +114,19 @@ def test_every_token_that_completes_a_stop_after_another_is_a_candidate(tmp_path
     assert not all(backend.may_stop), "a filter that keeps every token saves nothing"
 
 
-def test_a_batch_needing_more_prompts_than_the_kv_store_keeps_is_served(tmp_path):
+def test_a_batch_needing_more_prompts_than_the_kv_store_keeps_is_served(tiny):
     # the prompt-KV store keeps about 8 prompts; a batch of 12 with 3 already stored once lost a stored one to
     # eviction before using it (KeyError on the H200 check); completions must equal a fresh backend's
     from pipeline.generate.backends import Request, SamplingOptions
     from pipeline.problems import load_problems
 
     options = SamplingOptions(1.0, 1.0, 6, (), 64)
-    backend = tiny_backend(tmp_path / "a", options)
-    base = next(iter(load_problems(tmp_path / "a" / "problems.jsonl").values()))["prompt"]
+    backend = tiny_backend(tiny, options)
+    base = next(iter(load_problems(tiny.parent / "problems.jsonl").values()))["prompt"]
     requests = [Request(f"t{k}", 0, f"# variant {k}\n{base}", 17 + k) for k in range(12)]
 
     def texts(b, reqs):
         return {r.task_id: c.text for chunk in b.generate(reqs) for r, c in chunk}
 
     texts(backend, requests[:3])
-    assert texts(backend, requests[::-1]) == texts(tiny_backend(tmp_path / "b", options), requests[::-1])
+    assert texts(backend, requests[::-1]) == texts(tiny_backend(tiny, options), requests[::-1])

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow   # a whole benchmark script in a subprocess (tens of seconds); CI runs it
 def test_gpu_check_tiny_preset_writes_a_summary_per_backend_order(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--preset", "tiny",

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import from its own layer or any layer below it; README.md, "Layout", says the same.
 LAYERS = [
     ["pipeline.errors", "pipeline.records", "pipeline.progress", "pipeline.arguments",
-     "pipeline.passk", "pipeline.lock"],       # plumbing with no domain knowledge
-    ["pipeline.config", "pipeline.problems", "pipeline.manifest"],      # what a family and a run directory are
+     "pipeline.passk", "pipeline.registry", "pipeline.lock"],       # plumbing with no domain knowledge
+    ["pipeline.config", "pipeline.problems", "pipeline.rundir"],        # what a family and a run directory are
     ["pipeline.reference", "pipeline.generate"],                        # models and their samples
     ["pipeline.execute", "pipeline.counts", "pipeline.samples"],                            # verdicts and pass counts
     ["pipeline.forecast"],                                              # laws, fits, forecasts, the loss law
@@ -22,7 +22,7 @@ LAYERS = [
     ["pipeline.slurm", "pipeline.run", "pipeline.summary"],                                 # orchestration of every stage
     ["pipeline.cli"],                                                   # the command line
 ]
-SANDBOX_MAY_IMPORT = {"pipeline.errors"}   # the sandbox is a library below the pipeline
+SANDBOX_MAY_IMPORT = {"pipeline", "pipeline.errors", "pipeline.registry"}   # the sandbox is a library below the pipeline
 
 
 def module_name(path: Path) -> str:
@@ -139,3 +139,42 @@ def test_the_contract_catches_an_upward_import(edges, expected):
 def test_the_contract_catches_a_circle():
     assert cycles({"pipeline.a": {"pipeline.b"}, "pipeline.b": {"pipeline.c"}, "pipeline.c": {"pipeline.a"}}) == \
         [["pipeline.a", "pipeline.b", "pipeline.c"]]
+
+
+def run_dir_names_spelled(path: Path) -> list[str]:
+    """Where a module spells a run directory's file or folder name (pipeline.rundir.RunDir owns them): a string
+    equal to a file name or ending in '/<file name>', or ``path / "<folder>"``. Docstrings and the ``help=`` and
+    ``description=`` texts of the command line may name files; code that builds a path may not."""
+    from pipeline.rundir import RunDir
+
+    tree = ast.parse(path.read_text(), str(path))
+    prose = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            prose.add(id(body[0].value))
+        if isinstance(node, ast.keyword) and node.arg in ("help", "description"):
+            prose |= {id(n) for n in ast.walk(node.value)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose:
+            if any(node.value == name or node.value.endswith("/" + name) for name in RunDir.FILES):
+                found.append(f"{path.name}:{node.lineno}: {node.value!r}")
+        elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant)
+              and node.right.value in RunDir.FOLDERS + RunDir.FILES):
+            found.append(f"{path.name}:{node.lineno}: / {node.right.value!r}")
+    return found
+
+
+def test_only_the_run_directory_module_spells_its_file_names():
+    spelled = [f"{name}: {hit}" for name, path in all_modules().items() if not name.startswith("pipeline.rundir")
+               for hit in run_dir_names_spelled(path)]
+    assert spelled == []
+
+
+def test_the_file_name_check_finds_a_spelled_name(tmp_path):
+    module = tmp_path / "spelled.py"
+    module.write_text('"""Reads forecast.json."""\nfrom pathlib import Path\n\n\ndef f(run):\n'
+                      '    return run / "verdicts", Path(run) / "forecast.json", f"{run}/plan.json"\n')
+    assert sorted(hit.split(": ", 1)[1] for hit in run_dir_names_spelled(module)) == \
+        ["'/plan.json'", "'forecast.json'", "/ 'forecast.json'", "/ 'verdicts'"]

@@ -9,6 +9,7 @@ import pytest
 from pipeline.forecast import loss
 from pipeline.errors import UserError
 from pipeline.generate.tinyfamily import TinySpec, build_tiny_family
+from simulated.runs import write_manifest_for
 
 SPECS = tuple(TinySpec(f"t{i}", hidden_size=16 * (i + 1), layers=1, heads=2, tokens=10 ** (6 + i), seed=i)
               for i in range(4))
@@ -141,12 +142,7 @@ def test_cli_on_a_run_directory(family_dir, tmp_path):
     from pipeline.config import load_config
 
     family = load_config(family_dir / "checkpoints.yaml").family("tiny")
-    manifest = {"checkpoints": [{"name": c.name, "model": family.model_location(c), "compute": c.compute}
-                                for c in family.checkpoints],
-                "target": {"name": "t3", "compute": family.target_compute},
-                "config_path": str(family_dir / "checkpoints.yaml"),
-                "family_config": family.model_dump(mode="json")}
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest_for(tmp_path, family)
     parser = argparse.ArgumentParser()
     loss.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["loss", str(tmp_path), "--bootstrap", "0"])

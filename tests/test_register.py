@@ -13,7 +13,8 @@ from pipeline.forecast import register as reg
 from pipeline.errors import UserError
 from pipeline.forecast.fit import FitOptions
 from pipeline.records import write_pass_counts
-from pipeline.forecast.simulate import FamilySpec, TARGET_NAME, sample_counts, simulate_family
+from simulated.family import FamilySpec, TARGET_NAME, sample_counts, simulate_family
+from simulated.runs import write_sim_manifest
 
 FAST = FitOptions(bootstrap=20, alternatives=False, buckets=2)
 
@@ -27,10 +28,7 @@ def family():
 def _run_dir(tmp_path, fam, counts, with_target=False):
     run = tmp_path / "run"
     run.mkdir()
-    manifest = {"target": {"name": TARGET_NAME, "compute": fam.target_compute},
-                "checkpoints": [{"name": c, "compute": float(x)} for c, x in zip(fam.checkpoints, fam.compute)],
-                "family_config": {"fit": {"bootstrap": 20, "buckets": 2, "level": 0.9}}}
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    write_sim_manifest(run, fam, fit={"bootstrap": 20, "buckets": 2, "level": 0.9})
     write_pass_counts(run / "pass_counts.csv", [c for c in counts if with_target or c.checkpoint != TARGET_NAME])
     return run
 

@@ -1,6 +1,6 @@
 """The report stage: report.md, report.html and figures/ from a run directory's stored results.
 
-Run directories are built with the real producers (pipeline.forecast.simulate + pipeline.forecast.fit), so these tests break
+Run directories are built with the real producers (tests/simulated/family.py + pipeline.forecast.fit), so these tests break
 when the forecast format drifts away from what the report reads.
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def make_run(run_dir: Path, *, n_problems: int = 40, seed: int = 3, forecast: bo
     """A realistic run directory: simulated pass counts, the real fit's forecast.json, a manifest, verdicts."""
     from pipeline.forecast.fit import FitOptions
     from pipeline.forecast.capability import forecast_or_error
-    from pipeline.forecast.simulate import TARGET_NAME, FamilySpec, sample_counts, simulate_family
+    from simulated.family import TARGET_NAME, FamilySpec, sample_counts, simulate_family
 
     family = simulate_family(FamilySpec(n_problems=n_problems, n_checkpoints=5, target_factor=30,
                                         non_monotone_fraction=0.1), seed=seed)
@@ -34,15 +35,20 @@ def make_run(run_dir: Path, *, n_problems: int = 40, seed: int = 3, forecast: bo
     if forecast:
         atomic_write_json(run_dir / "forecast.json", forecast_or_error(
             counts, TARGET_NAME, family.target_compute, FitOptions(bootstrap=100, buckets=3, alternatives=False)))
-    atomic_write_json(run_dir / "manifest.json", {
-        "family": "simulated", "config_digest": "c0ffee" * 10, "created_at": "2026-11-26T13:00:00Z",
-        "problems": {"path": "sim.jsonl", "digest": "beef" * 16, "count": n_problems},
-        "code_version": "abc1234", "packages": {"numpy": np.__version__},
-        "checkpoints": [{"name": c, "compute": float(x)} for c, x in zip(family.checkpoints, family.compute)],
-        "target": {"name": TARGET_NAME, "compute": family.target_compute},
-        "sandbox": {"backend": "bwrap", "limits": {"cpu_seconds": 3.0, "wall_seconds": 10.0, "memory_mb": 1024}},
-        "generation": {c: {"engine": "transformers", "device": "cpu"} for c in family.checkpoints},
-    })
+    from pipeline.rundir import RunDir
+    from pipeline.rundir.manifest import SandboxRecord
+    from simulated.runs import sim_manifest
+
+    manifest = sim_manifest(family, name="simulated")
+    manifest.config_digest, manifest.created_at, manifest.problems.digest = "c0ffee" * 10, "2026-11-26T13:00:00Z", "beef" * 16
+    manifest.code_version, manifest.packages = {"git_commit": "abc1234"}, {"numpy": np.__version__}
+    manifest.sandbox = SandboxRecord(backend="bwrap", limits={"cpu_seconds": 3.0, "wall_seconds": 10.0, "memory_mb": 1024},
+                                     calibration_rule="none: one cpu limit for all problems")
+    for c in family.checkpoints:
+        manifest.record_generation(c, {"checkpoint": c, "path": f"samples/{c}.jsonl", "requested": 100, "existing": 0,
+                                       "generated": 100, "tokens": 1000, "seconds": 1.0, "settings": "0" * 16,
+                                       "engine": {"name": "transformers", "device": "cpu"}})
+    RunDir(run_dir).write_manifest(manifest)
     verdicts = run_dir / "verdicts"
     verdicts.mkdir(exist_ok=True)
     statuses = ["passed", "failed", "timed out", "out of memory", "crashed", "sandbox error"]
@@ -210,17 +216,21 @@ def test_problems_falling_with_scale_are_listed(tmp_path):
     ("excluded", {"problems": ["Sim/1"], "models": [{"id": "m", "reason": "r"}]}), ("excluded", "all"),
     ("non_monotone", [{"task_id": "Sim/2"}]), ("actual", {"value": None}), ("actual", 7),
     ("law", {"problem_k": [1], "problem_log_lambda_at_target": [0.0, 1.0]}), ("alternatives", ["x"]),
-    ("prediction", {"value": None, "interval": None}), ("target", "just-a-name"),
+    ("prediction", {"value": None, "interval": None}), ("target", "just-a-name"), ("surprise", 1),
+    ("prediction", None),
 ])
-@pytest.mark.slow
-def test_drifted_forecast_fields_do_not_break_the_report(tmp_path, field, value, capsys):
-    run_dir = make_run(tmp_path / "run")
+def test_drifted_forecast_fields_are_errors_naming_the_file_and_field(reported_run, tmp_path, field, value):
+    """Producer and reader live here: a field that drifted is an error, never a silent fallback."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(reported_run, run_dir)
     forecast = json.loads((run_dir / "forecast.json").read_text())
-    forecast[field] = value
+    if value is None and field == "prediction":
+        del forecast[field]
+    else:
+        forecast[field] = value
     atomic_write_json(run_dir / "forecast.json", forecast)
-    text = write_report(run_dir).read_text()
-    assert text.startswith("# ") and "**Checkpoints**" in text
-    assert "not drawn" not in capsys.readouterr().err
+    with pytest.raises(BadInput, match=re.escape(f"forecast.json, field {field}")):
+        write_report(run_dir)
 
 
 def test_target_that_solves_nothing_is_not_called_unmeasured(tmp_path):

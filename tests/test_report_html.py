@@ -28,12 +28,17 @@ def add_loss_and_backtest(run_dir: Path) -> None:
     xs = np.geomspace(3e-4, 3e-2, 5)
     a, b, c = 0.9, -0.08, 1.1
     atomic_write_json(run_dir / "loss.json", {
-        "target": target, "a": a, "a_interval": [0.7, 1.1], "b": b, "b_interval": [-0.1, -0.06],
-        "c": c, "c_interval": [0.9, 1.25], "prediction": {"value": a + c, "interval": [1.93, 2.07], "level": 0.9},
+        "target": target, "law": "L(C) = a * (C / C_target)**b + c", "a": a, "a_interval": [0.7, 1.1], "b": b,
+        "b_interval": [-0.1, -0.06], "c": c, "c_interval": [0.9, 1.25],
+        "prediction": {"value": a + c, "interval": [1.93, 2.07], "level": 0.9, "interval_kind": "prediction",
+                       "curve_interval": [1.95, 2.05]},
         "actual": {"value": 2.01},
-        "points": [{"checkpoint": f"sim-{i}", "compute": x * target["compute"], "normalized_compute": x,
-                    "mean_loss": a * x ** b + c, "used_in_fit": True} for i, x in enumerate(xs)],
-        "fit": {"identifiability": ["c trades off against a: their bootstrap correlation is -0.93"]}})
+        "points": [{"checkpoint": f"sim-{i}", "compute": x * target["compute"], "mean_loss": a * x ** b + c,
+                    "used_in_fit": True} for i, x in enumerate(xs)],
+        "fit": {"checkpoints": [f"sim-{i}" for i in range(len(xs))], "frontier_only": False, "huber_delta": 1e-3,
+                "log_residuals": [0.0] * len(xs), "rms_log_residual": 0.0, "bootstrap": 200,
+                "resampled": "checkpoint residuals", "calibration": None, "warnings": [],
+                "identifiability": ["c trades off against a: their bootstrap correlation is -0.93"]}})
     from pipeline.forecast.backtest import backtest
     from pipeline.forecast.fit import FitOptions
     from pipeline.records import read_pass_counts
@@ -82,7 +87,8 @@ def test_html_forbids_network_by_policy(full_run):
 
 def test_html_escapes_text_from_the_run(tmp_path):
     run_dir = make_run(tmp_path / "run", forecast=False)
-    atomic_write_json(run_dir / "forecast.json", {"error": "<img src=x onerror=alert(1)> & friends"})
+    atomic_write_json(run_dir / "forecast.json", {"error": "<img src=x onerror=alert(1)> & friends",
+                                                  "target": {"name": "big", "compute": 1e23}})
     write_report(run_dir)
     page = (run_dir / "report.html").read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt; &amp; friends" in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.forecast.simulate import (TARGET_NAME, FamilySpec, draw_passes, sample_counts, simulate_family)
+from simulated.family import (TARGET_NAME, FamilySpec, draw_passes, sample_counts, simulate_family)
 
 
 def test_same_seed_gives_same_family():

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.forecast.backtest import backtest, format_table
 from pipeline.forecast.fit import FitOptions
-from pipeline.forecast.simulate import FamilySpec, sample_counts, simulate_family
+from simulated.family import FamilySpec, sample_counts, simulate_family
 from pipeline.passk import fixed
 from pipeline.records import atomic_write_json, write_pass_counts
 from pipeline.summary import format_summary, run_summary
@@ -31,9 +31,11 @@ def run_dir(tmp_path_factory):
     write_pass_counts(run / "pass_counts.csv", counts)
     result = backtest(counts, FitOptions(bootstrap=30), ["aggregate"])
     atomic_write_json(run / "backtest.json", result)
-    atomic_write_json(run / "forecast.json", {
-        "method": "aggregate", "target": {"name": "big", "compute": 1e24},
-        "prediction": {"value": -0.0062, "interval": [-0.2533, -3.1e-6], "level": 0.9}, "problems": ["a"]})
+    from pipeline.forecast.capability import forecast_from_counts
+
+    forecast = forecast_from_counts(counts, None, fam.target_compute, FitOptions(bootstrap=30, method="aggregate"))
+    forecast["prediction"] |= {"value": -0.0062, "interval": [-0.2533, -3.1e-6]}   # a bound just below 0
+    atomic_write_json(run / "forecast.json", forecast)
     return run, result
 
 

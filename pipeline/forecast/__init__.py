@@ -6,14 +6,12 @@
   stacked by leave-future-out and widened by rolling-origin backtests; ``methods``: the fit methods
   (stacked default, aggregate, per-problem, sigmoid) behind one signature.
 - ``fit``: the fit's public primitives (options, prepared data, one method's fit, prediction blocks);
-  ``buckets``: difficulty buckets from those primitives; ``capability``: the forecast JSON and the
-  ``fit`` command.
+  ``buckets``: difficulty buckets from those primitives; ``capability``: the forecast JSON;
+  ``commands``: the ``fit`` and ``backtest`` commands (their arguments and settings).
 - ``backtest``: hold out the largest checkpoints in turn; ``register``: immutable forecasts and their scores.
 - ``loss_law``: L(C) = a*C^b + c fitted, bootstrapped, backtested; ``loss_forecast``: the forecast with its
   prediction interval and warnings; ``loss``: the held-out loss stage and command; ``loss_table``: the
   command's ``--measurements`` mode (a table of losses).
-- ``simulate``: families with a known truth, for tests and benchmarks; ``scenarios``: the nine validation
-  families on which no single law is exact.
 
 May import: plumbing, ``generate`` (the loss stage loads models) and ``counts``. Nothing from sampling,
 report or run.

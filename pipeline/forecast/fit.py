@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.config import MIN_FIT_CHECKPOINTS, fit_exclusion
 from pipeline.errors import UserError
 from pipeline.records import PassCount
 
@@ -27,6 +28,34 @@ class FitOptions:
     alternatives: bool = True                        # also report the other methods' forecasts
     target_n: int | None = None                      # samples per problem the target will be measured with,
                                                      # when its counts are not in the input yet
+
+    # The options `fit` and `backtest` take on the command line (in this order in settings_source).
+    ON_COMMAND_LINE = ("level", "max_fit_compute_fraction", "method", "buckets", "hardest_excluded", "bootstrap",
+                       "seed", "target_n")
+
+    @staticmethod
+    def settings_of(family) -> dict:
+        """What a family config (pipeline.config.Family) sets: its ``fit:`` section and, with a fixed n, the
+        target's sample budget. The one place a config becomes fit options."""
+        f = family.fit
+        return {"level": f.level, "max_fit_compute_fraction": f.max_fit_compute_fraction, "method": f.method,
+                "buckets": f.buckets, "bootstrap": f.bootstrap,
+                "target_n": None if family.sampling.adaptive else family.sampling.n}
+
+    @classmethod
+    def from_family(cls, family) -> "FitOptions":
+        """The options every fit of a run uses (forecast.json, the registered forecast, the backtest)."""
+        return cls.resolve({}, family)[0]
+
+    @classmethod
+    def resolve(cls, given: dict, family=None) -> tuple["FitOptions", dict]:
+        """Options given on the command line over the run's family settings over the defaults, and the source
+        of each (pipeline.arguments.layered)."""
+        from pipeline.arguments import layered
+
+        given = {name: given.get(name) for name in cls.ON_COMMAND_LINE}
+        values, source = layered(given, cls.settings_of(family) if family is not None else {})
+        return cls(**values), source
 
 
 @dataclass
@@ -70,17 +99,14 @@ def prepare(counts: list[PassCount], target_name: str | None, target_compute: fl
     excluded, fit_names = [], []
     limit = target_compute * options.max_fit_compute_fraction if options.max_fit_compute_fraction else None
     for name, compute in zip(table.checkpoints, table.compute):
-        if name == target_name:
-            excluded.append({"kind": "model", "id": name, "reason": "is the target (never used in the fit)"})
-        elif compute >= target_compute:
-            excluded.append({"kind": "model", "id": name, "reason": "compute not below the target's"})
-        elif limit is not None and compute > limit:
-            excluded.append({"kind": "model", "id": name,
-                             "reason": f"compute above {options.max_fit_compute_fraction:g} x target"})
-        else:
+        reason = fit_exclusion(name, compute, target_name, target_compute, options.max_fit_compute_fraction)
+        if reason is None:
             fit_names.append(name)
-    if len(fit_names) < 3:
-        raise UserError(f"need at least 3 checkpoints below the target to fit alpha and k; got {len(fit_names)}"
+        else:
+            excluded.append({"kind": "model", "id": name, "reason": reason})
+    if len(fit_names) < MIN_FIT_CHECKPOINTS:
+        raise UserError(f"need at least {MIN_FIT_CHECKPOINTS} checkpoints below the target to fit alpha and k; "
+                        f"got {len(fit_names)}"
                         f" ({', '.join(fit_names) or 'none'})")
     cutoff = min(target_compute, limit) if limit is not None else target_compute
     warnings = [f"checkpoint {name!r} (compute {compute:.4g}) is within {CUTOFF_MARGIN:.0%} of the fit's compute "
@@ -96,8 +122,9 @@ def prepare(counts: list[PassCount], target_name: str | None, target_compute: fl
                         "fit a law of the log pass rate; sample n >= 20 per problem at temperature > 0")
     restriction = restrict_solved_by_all(fit_table)
     excluded += restriction.excluded
-    if len(restriction.models) < 3:
-        raise UserError(f"need at least 3 checkpoints that solve some problem; got {len(restriction.models)}")
+    if len(restriction.models) < MIN_FIT_CHECKPOINTS:
+        raise UserError(f"need at least {MIN_FIT_CHECKPOINTS} checkpoints that solve some problem; "
+                        f"got {len(restriction.models)}")
     if not restriction.problems:
         raise UserError("no problem qualifies: none is solved at least once by every fit checkpoint "
                         f"({', '.join(restriction.models)}); draw more samples or drop the smallest checkpoints")
@@ -179,7 +206,7 @@ def judged_kind(prediction: dict) -> str:
 
 def actual_value(data: FitData, problems: list[str], method: str, fit, options: FitOptions) -> dict | None:
     """The target's measured E_P[log(c/n)]; on the problems it solves, with the forecast redone on those."""
-    from pipeline.forecast.estimate import log_pass_rate
+    from pipeline.forecast.estimate import mean_log_pass_rate
 
     if data.target_table is None:
         return None
@@ -190,9 +217,9 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
         return {"value": None, "n_problems": 0, "unsolved_by_target": missing,
                 "note": "the target solves none of the fit problems at its sample budget"}
     s = t.select(task_ids=solved)
-    actual = {"value": float(np.mean(np.log(s.passed[0] / s.n[0]))), "n_problems": len(solved),
+    actual = {"value": float(mean_log_pass_rate(s.passed[0], s.n[0])), "n_problems": len(solved),
               "unsolved_by_target": missing,
-              "value_bias_corrected": float(np.mean(log_pass_rate(s.passed[0], s.n[0], bias_correction=True)))}
+              "value_bias_corrected": float(mean_log_pass_rate(s.passed[0], s.n[0], bias_correction=True))}
     if missing:
         if getattr(fit, "log_p_draws", None) is not None:   # the same draws, on the problems the target solved
             same = restrict_fit(fit, [problems.index(p) for p in solved], options.level)
@@ -206,7 +233,7 @@ def actual_value(data: FitData, problems: list[str], method: str, fit, options: 
 
 def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -> list[dict]:
     """Measured E_P[log(c/n)] over P for every checkpoint in the input (fitted or not), with bootstrap intervals."""
-    from pipeline.forecast.estimate import basic_interval, bootstrap_mean_log
+    from pipeline.forecast.estimate import basic_interval, bootstrap_mean_log, mean_log_pass_rate
 
     rng = np.random.default_rng([options.seed, 99])
     used = set(data.restriction.models)
@@ -222,7 +249,7 @@ def checkpoint_points(data: FitData, problems: list[str], options: FitOptions) -
                      "is_target": name == data.target_name}
             if keep.any():
                 n, c = sub.n[:, keep].astype(float), sub.passed[:, keep].astype(float)
-                point["mean_log_pass_rate"] = float(np.mean(np.log(c / n)))
+                point["mean_log_pass_rate"] = float(mean_log_pass_rate(c, n)[0])
                 size, value = min(options.bootstrap, 500), point["mean_log_pass_rate"]
                 samples = bootstrap_mean_log(n, c, size, rng, over_problems=False)[:, 0]
                 both = bootstrap_mean_log(n, c, size, rng)[:, 0]

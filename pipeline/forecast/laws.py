@@ -25,9 +25,10 @@ from scipy.special import gammaln, logsumexp
 
 from pipeline.forecast.departure import keep_departure
 from pipeline.forecast.posterior import SHOCK_MIN_DOF, checkpoint_shocks, posterior_draws, shock_offsets
+from pipeline.registry import Registry
 from pipeline.forecast.problem_laws import ETA_MAX, ETA_MIN, _log1m_exp_neg, fit_hierarchical, log_pass
 
-LAWS = {"power": "loglog", "sigmoid": "logit"}   # law -> link
+LAWS = Registry("law", {"power": "loglog", "sigmoid": "logit"})   # law -> link
 MISS_RATE_UNCALIBRATED = 0.17  # rho when no fold exists (3 fit checkpoints): from real families' 3-checkpoint
                                 # backtests (embedded reference family: misses of 1.2-2.5 in log at 0.5-2.4 e-folds)
 UNREVEALED_PER_EFOLD = 0.025 # kappa: how much worse per e-fold beyond the data unrevealed misspecification may

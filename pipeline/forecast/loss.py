@@ -17,9 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config import MIN_FIT_CHECKPOINTS, fit_exclusion
 from pipeline.errors import UserError
-from pipeline.arguments import fraction, non_negative_int, positive_int
-from pipeline.records import BadInput, JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
+from pipeline.arguments import RUN_DIRECTORY, fraction, layered, non_negative_int, positive_int
+from pipeline.records import BadInput, JsonlAppender, atomic_write_text, read_jsonl
+from pipeline.rundir import RunDir
+from pipeline.rundir.results import write_loss
 
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent.parent / "reference" / "data"
 SOURCE_SUFFIXES = {".py", ".c", ".h", ".cc", ".cpp", ".java", ".js", ".ts", ".go", ".rs", ".rb", ".sh", ".txt"}
@@ -39,6 +42,26 @@ class LossOptions:
     max_fit_compute_fraction: float | None = None
     seed: int = 0
     settings_source: dict | None = None   # per option: "command line", "run directory (manifest.json)" or "default"
+
+    @staticmethod
+    def settings_of(family) -> dict:
+        """What a family config sets: its held-out corpus (resolved against the config's folder), the number of
+        documents, and the fit's compute limit. The one place a config becomes loss options."""
+        corpus = family.loss.corpus
+        return {"corpus": str(family.resolve_path(corpus)) if corpus else None,
+                "max_documents": family.loss.max_documents,
+                "max_fit_compute_fraction": family.fit.max_fit_compute_fraction}
+
+    @classmethod
+    def from_family(cls, family) -> "LossOptions":
+        return cls.resolve({}, family)
+
+    @classmethod
+    def resolve(cls, given: dict, family=None, stored_label: str = RUN_DIRECTORY) -> "LossOptions":
+        """Options given on the command line over the family's settings over the defaults (``settings_source``
+        says which came from where; pipeline.arguments.layered)."""
+        values, source = layered(given, cls.settings_of(family) if family is not None else {}, stored_label)
+        return cls(**values, settings_source=source if given else None)
 
 
 @dataclass
@@ -136,7 +159,7 @@ def measure_family(models: list[LossModel], docs: list[str], out_dir: Path, opti
     from pipeline.progress import progress
 
     digest = corpus_digest(docs)
-    path = Path(out_dir) / "loss_documents.jsonl"
+    path = RunDir(out_dir).loss_documents
     done = {row["checkpoint"]: row for _, row in read_jsonl(path)
             if row.get("corpus_digest") == digest} if path.exists() else {}
     todo = [m for m in models if m.name not in done]
@@ -175,33 +198,30 @@ def fit_and_forecast(rows: dict, target: str | None, target_compute: float, opti
 
 def measure_and_fit_loss(family, run_dir: str | Path, options: LossOptions | None = None) -> dict:
     """Measure every checkpoint of a config Family into run_dir, fit the law, write loss.json; return it."""
-    options = options or LossOptions(corpus=family.loss.corpus, max_documents=family.loss.max_documents,
-                                     max_fit_compute_fraction=family.fit.max_fit_compute_fraction)
-    if options.corpus and not Path(options.corpus).is_absolute():
-        options.corpus = str(family.resolve_path(options.corpus))
+    options = options or LossOptions.from_family(family)
     models = [LossModel(c.name, family.model_location(c), c.compute, c.revision) for c in family.checkpoints]
     return _measure_fit_write(models, family.target_name, family.target_compute, Path(run_dir), options)
 
 
 def _measure_fit_write(models: list[LossModel], target, target_compute, out_dir: Path, options: LossOptions) -> dict:
-    limit = target_compute * (options.max_fit_compute_fraction or 1.0)
-    usable = [m.name for m in models if m.name != target and m.compute < target_compute and m.compute <= limit]
-    if len(usable) < 3:  # say so before spending any model time
-        raise UserError(f"the loss law needs at least 3 checkpoints below the target {target!r} (and within the "
-                        f"compute limit); usable: {', '.join(usable) or 'none'}")
+    usable = [m.name for m in models
+              if fit_exclusion(m.name, m.compute, target, target_compute, options.max_fit_compute_fraction) is None]
+    if len(usable) < MIN_FIT_CHECKPOINTS:  # say so before spending any model time
+        raise UserError(f"the loss law needs at least {MIN_FIT_CHECKPOINTS} checkpoints below the target {target!r} "
+                        f"(and within the compute limit); usable: {', '.join(usable) or 'none'}")
     if not options.corpus:
         raise UserError(NO_CORPUS)
     corpus = Path(options.corpus)
     docs = read_corpus(corpus, options.max_documents)
     rows = measure_family(models, docs, out_dir, options)
-    write_measurements(out_dir / "loss_measurements.csv", rows)
+    write_measurements(RunDir(out_dir).loss_measurements, rows)
     result = fit_and_forecast(rows, target, target_compute, options)
     result["corpus"] = {"path": str(corpus), "documents": len(docs), "digest": corpus_digest(docs)}
     result["options"] = {"max_fit_compute_fraction": options.max_fit_compute_fraction, "bootstrap": options.bootstrap,
                          "max_documents": options.max_documents, "level": options.level}
     if options.settings_source:
         result["settings_source"] = options.settings_source
-    atomic_write_json(out_dir / "loss.json", result)
+    write_loss(RunDir(out_dir).loss, result)
     return result
 
 
@@ -218,20 +238,20 @@ def register(subparsers) -> None:
     parser.add_argument("--corpus", default=None, help="directory of source files or JSONL with a 'text' field")
     parser.add_argument("--max-documents", type=positive_int, default=None,
                         help="use only the first N documents (default: the run's loss.max_documents, else all)")
-    parser.add_argument("--bootstrap", type=non_negative_int, default=LossOptions.bootstrap,
+    parser.add_argument("--bootstrap", type=non_negative_int, default=None,
                         help="bootstrap replicates (residuals, and documents when measured); 0: no interval "
                              f"(default {LossOptions.bootstrap})")
     parser.add_argument("--max-fit-compute-fraction", type=fraction, default=None,
                         help="fit only checkpoints with compute <= this fraction of the target's "
                              "(default: the run's fit.max_fit_compute_fraction, else no limit)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                         help="auto: CUDA in bfloat16 when present, else CPU float32 (default auto)")
     parser.add_argument("--target-compute", type=float, default=None,
                         help="with --measurements: the target's FLOPs (default: the largest run's)")
     parser.add_argument("--frontier", action="store_true",
                         help="with --measurements: fit only runs whose loss is below every run with less compute")
-    parser.add_argument("--level", type=float, default=0.9, help="prediction interval level (default 0.9)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--level", type=float, default=None, help="prediction interval level (default 0.9)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the bootstrap (default 0)")
     parser.set_defaults(func=_main)
 
 
@@ -240,31 +260,14 @@ def _main(args) -> int:
 
     if args.measurements is not None or args.frontier or args.target_compute is not None:
         return main_measurements(args)
-    options = LossOptions(corpus=args.corpus, max_documents=args.max_documents, bootstrap=args.bootstrap,
-                          max_fit_compute_fraction=args.max_fit_compute_fraction, device=args.device,
-                          level=args.level, seed=args.seed)
+    given = {"corpus": args.corpus, "max_documents": args.max_documents,
+             "max_fit_compute_fraction": args.max_fit_compute_fraction, "bootstrap": args.bootstrap,
+             "device": args.device, "level": args.level, "seed": args.seed}
     if args.run_dir is not None:
-        from pipeline.manifest import read_manifest
-
-        manifest = read_manifest(args.run_dir)
-        stored = manifest.get("family_config") or {}
-        options.settings_source = {}
-        for name, section in (("max_fit_compute_fraction", "fit"), ("max_documents", "loss")):
-            if getattr(options, name) is not None:   # the run's own settings unless overridden here
-                options.settings_source[name] = "command line"
-            elif (stored.get(section) or {}).get(name) is not None:
-                setattr(options, name, stored[section][name])
-                options.settings_source[name] = "run directory (manifest.json)"
-            else:
-                options.settings_source[name] = "default"
-        models = [LossModel(c["name"], c["model"], float(c["compute"]), c.get("revision"))
-                  for c in manifest["checkpoints"]]
-        target = manifest.get("target", {})
-        corpus = manifest.get("family_config", {}).get("loss", {}).get("corpus")
-        if options.corpus is None and corpus:
-            base = Path(manifest.get("base_dir") or Path(manifest.get("config_path", ".")).parent)
-            options.corpus = str(corpus if Path(corpus).is_absolute() else base / corpus)
-        result = _measure_fit_write(models, target.get("name"), float(target["compute"]),
+        manifest = RunDir(args.run_dir).read_manifest()
+        options = LossOptions.resolve(given, manifest.run_family())
+        models = [LossModel(c.name, c.model, c.compute, c.revision) for c in manifest.checkpoints]
+        result = _measure_fit_write(models, manifest.target.name, manifest.target.compute,
                                     args.out or args.run_dir, options)
     else:
         from pipeline.config import DEFAULT_CONFIG, load_config
@@ -273,9 +276,6 @@ def _main(args) -> int:
         if args.out is None:
             raise UserError("--out DIR is required without a run directory")
         args.out.mkdir(parents=True, exist_ok=True)
-        if options.corpus is None and family.loss.corpus:
-            options.corpus = str(family.resolve_path(family.loss.corpus))
-        options.max_documents = options.max_documents or family.loss.max_documents
-        result = measure_and_fit_loss(family, args.out, options)
+        result = measure_and_fit_loss(family, args.out, LossOptions.resolve(given, family, "config"))
     print_summary(result)
     return 0

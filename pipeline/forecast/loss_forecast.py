@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.config import MIN_FIT_CHECKPOINTS, fit_exclusion
 from pipeline.errors import UserError
 from pipeline.forecast.loss_law import (HUBER_DELTA, bootstrap_loss_law, fit_loss_law, frontier_mask,
                                         identifiability, rolling_backtests)
@@ -36,16 +37,16 @@ class LossFitSettings:
 def select_fit(names: list[str], compute: np.ndarray, loss: np.ndarray, target: str | None,
                target_compute: float, settings: LossFitSettings) -> np.ndarray:
     """Mask of the points that enter the fit: below the target, within the compute limit, on the frontier."""
-    limit = target_compute * settings.max_fit_compute_fraction if settings.max_fit_compute_fraction else math.inf
-    used = np.array([n != target for n in names], dtype=bool) & (compute < target_compute) & (compute <= limit)
+    used = np.array([fit_exclusion(n, x, target, target_compute, settings.max_fit_compute_fraction) is None
+                     for n, x in zip(names, compute)], dtype=bool)
     if settings.frontier and used.any():
         on = np.zeros(len(names), dtype=bool)
         on[used] = frontier_mask(compute[used], loss[used])
         used = on
-    if used.sum() < 3:
+    if used.sum() < MIN_FIT_CHECKPOINTS:
         chosen = ", ".join(n for n, u in zip(names, used) if u) or "none"
-        raise UserError(f"the loss law needs at least 3 checkpoints below the target (and within the compute "
-                        f"limit{', on the frontier' if settings.frontier else ''}); usable: {chosen}")
+        raise UserError(f"the loss law needs at least {MIN_FIT_CHECKPOINTS} checkpoints below the target (and within "
+                        f"the compute limit{', on the frontier' if settings.frontier else ''}); usable: {chosen}")
     return used
 
 

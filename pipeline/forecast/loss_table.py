@@ -6,8 +6,10 @@ import math
 import sys
 from pathlib import Path
 
+from pipeline.arguments import layered
 from pipeline.errors import UserError
-from pipeline.records import BadInput, atomic_write_json, read_csv_rows
+from pipeline.records import BadInput, read_csv_rows
+from pipeline.rundir.results import write_loss
 
 COLUMNS = ("checkpoint", "compute", "loss")
 
@@ -103,9 +105,10 @@ def main_measurements(args) -> int:
         raise UserError("give either --measurements FILE.csv or a run directory / --config, not both")
     if args.out is None:
         raise UserError("--out F.json is required with --measurements")
-    settings = LossFitSettings(bootstrap=args.bootstrap, level=args.level, seed=args.seed,
-                               max_fit_compute_fraction=args.max_fit_compute_fraction, frontier=args.frontier)
+    given = {"bootstrap": args.bootstrap, "level": args.level, "seed": args.seed,
+             "max_fit_compute_fraction": args.max_fit_compute_fraction, "frontier": args.frontier}
+    settings = LossFitSettings(**layered(given, {})[0])
     result = loss_from_measurements(args.measurements, args.target_compute, settings)
-    atomic_write_json(Path(args.out), result)
+    write_loss(Path(args.out), result)
     print_summary(result)
     return 0

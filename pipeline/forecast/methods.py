@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.config import MIN_FIT_CHECKPOINTS
 from pipeline.errors import UserError
+from pipeline.registry import Registry
 from pipeline.forecast.departure import aggregate_line
 from pipeline.forecast.estimate import bootstrap_mean_log, percentile_interval
 from pipeline.forecast.laws import LAWS, stacked_forecast, subset_summary
 
-MIN_POINTS = 3
+MIN_POINTS = MIN_FIT_CHECKPOINTS
 
 
 @dataclass
@@ -161,14 +163,11 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-METHODS = {"aggregate": fit_aggregate, "per-problem": fit_per_problem, "sigmoid": fit_sigmoid,
-           "stacked": fit_stacked}
 DEFAULT_METHOD = "stacked"   # chosen by the simulation study and backtests (docs/forecasting.md)
+METHODS = Registry("fit method", {"aggregate": fit_aggregate, "per-problem": fit_per_problem, "sigmoid": fit_sigmoid,
+                                  "stacked": fit_stacked}, aliases={"default": DEFAULT_METHOD})
 
 
 def resolve_method(name: str) -> str:
     """Map 'default' to the default method and reject unknown names with the list of known ones."""
-    name = DEFAULT_METHOD if name == "default" else name
-    if name not in METHODS:
-        raise UserError(f"unknown fit method {name!r}; choose one of: default, {', '.join(METHODS)}")
-    return name
+    return METHODS.resolve(name)

@@ -18,16 +18,16 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.records import PassCount, atomic_write_json, read_json, read_jsonl, read_pass_counts
+from pipeline.records import PassCount, read_jsonl, read_pass_counts
+from pipeline.rundir import RunDir
+from pipeline.rundir.results import RECORD_KIND, Registration, read_registration, write_scores
 
-RECORD_KIND = "capforecast registered forecast/1"
 
 
 def counts_digest(counts: list[PassCount]) -> str:
@@ -40,8 +40,8 @@ def target_evidence(run_dir: Path | None, target: str | None, counts: list[PassC
     """What of the target existed now: pass-count rows, and in a run directory its samples and verdicts."""
     out = {"pass_count_rows": sum(c.checkpoint == target for c in counts)}
     if run_dir is not None and target is not None:
-        for kind in ("samples", "verdicts"):
-            path = Path(run_dir) / kind / f"{target}.jsonl"
+        run = RunDir(run_dir)
+        for kind, path in (("samples", run.samples(target)), ("verdicts", run.verdicts(target))):
             out[f"{kind}_rows"] = sum(1 for _ in read_jsonl(path)) if path.exists() else 0
     out["none"] = all(v == 0 for v in out.values())
     return out
@@ -56,9 +56,12 @@ def describe_evidence(evidence: dict) -> str:
 
 def write_record(directory: Path, record: dict) -> Path:
     """Create forecasts/<time>-<digest>.json exclusively and read-only; refuse to overwrite anything."""
+    from pipeline.rundir.jsonfile import validated
+
     directory.mkdir(parents=True, exist_ok=True)
     stamp = record["registered_at"].replace("-", "").replace(":", "").replace(".", "")
     path = directory / f"{stamp}-{record['inputs']['pass_counts_sha256'][:12]}.json"
+    validated(Registration, record, path)   # the record's shape, before anything is written
     data = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -80,15 +83,15 @@ def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path
 
     Refuses (UserError) when the target's samples, verdicts or pass counts already exist, unless ``force``:
     a forecast made then is not a pre-registration (the record still says what existed)."""
-    from pipeline.forecast.fit import FitOptions
     from pipeline.forecast.capability import forecast_from_counts
-    from pipeline.manifest import code_version
+    from pipeline.forecast.fit import FitOptions
+    from pipeline.rundir.manifest import code_version
 
-    run_dir = Path(run_dir) if run_dir is not None else None
-    manifest = _manifest(run_dir) if run_dir is not None else {}
-    target = target or manifest.get("target", {}).get("name")
-    target_compute = target_compute or manifest.get("target", {}).get("compute")
-    counts_path = Path(counts_path) if counts_path else (run_dir / "pass_counts.csv" if run_dir else None)
+    run = RunDir(run_dir) if run_dir is not None else None
+    manifest = run.read_manifest() if run is not None else None
+    target = target or (manifest.target.name if manifest else None)
+    target_compute = target_compute or (manifest.target.compute if manifest else None)
+    counts_path = Path(counts_path) if counts_path else (run.pass_counts if run else None)
     if counts_path is None:
         raise UserError("give a run directory or --pass-counts FILE.csv")
     if target is None and target_compute is None:
@@ -99,9 +102,8 @@ def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path
         target_compute = next((c.compute for c in all_counts if c.checkpoint == target), None)
         if target_compute is None:
             raise UserError(f"{counts_path}: target {target!r} has no rows; pass --target-compute FLOPS")
-    if options is None:
-        fit_cfg = manifest.get("family_config", {}).get("fit", {})
-        options = FitOptions(**{f.name: fit_cfg[f.name] for f in fields(FitOptions) if f.name in fit_cfg})
+    if options is None:   # the run's own options, as for its forecast.json and backtest
+        options = FitOptions.from_family(manifest.run_family()) if manifest else FitOptions()
     evidence = target_evidence(run_dir, target, all_counts)
     if not evidence["none"] and not force:
         raise UserError(f"{counts_path.parent if run_dir is None else run_dir}: the target {target!r} has already "
@@ -120,18 +122,14 @@ def register_forecast(run_dir: str | Path | None = None, counts_path: str | Path
         "target_evidence_at_registration": evidence,
         "forecast": forecast_from_counts(counts, target, float(target_compute), options),
     }
-    directory = Path(out_dir) if out_dir else (run_dir if run_dir else counts_path.parent) / "forecasts"
+    directory = Path(out_dir) if out_dir else (run or RunDir(counts_path.parent)).forecasts_dir
     return write_record(directory, record)
-
-
-def _manifest(run_dir: Path) -> dict:
-    from pipeline.manifest import read_manifest
-
-    return read_manifest(run_dir)
 
 
 def actual_on(counts: list[PassCount], target: str, problems: list[str]) -> dict | None:
     """The target's E_P[log(c/n)] on the record's problems (those it solves; the rest are listed)."""
+    from pipeline.forecast.estimate import mean_log_pass_rate
+
     rows = {c.task_id: c for c in counts if c.checkpoint == target}
     if not rows:
         return None
@@ -139,7 +137,7 @@ def actual_on(counts: list[PassCount], target: str, problems: list[str]) -> dict
     missing = [p for p in problems if p not in solved]
     if not solved:
         return {"value": None, "problems_used": 0, "unsolved_or_missing": missing}
-    value = float(np.mean([np.log(rows[p].passed / rows[p].n) for p in solved]))
+    value = float(mean_log_pass_rate(np.array([rows[p].passed for p in solved]), np.array([rows[p].n for p in solved])))
     return {"value": value, "problems_used": len(solved), "unsolved_or_missing": missing}
 
 
@@ -166,7 +164,7 @@ def registered_before(record: dict, run_dir: Path | None) -> tuple[bool | None, 
     if run_dir is None or "samples_rows" not in evidence:
         return None, "registered from a bare CSV without the target's rows; no sample files to compare with"
     at = record["registered_at"]
-    path = run_dir / "samples" / f"{record['target']['name']}.jsonl"
+    path = RunDir(run_dir).samples(record["target"]["name"])
     first = first_sample_time(path)
     if first is not None and _time(first) < _time(at):
         return False, f"a target sample was generated at {first}, before registration at {at}"
@@ -189,22 +187,21 @@ def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path |
     from pipeline.forecast.fit import judged_interval
 
     run_dir = Path(run_dir) if run_dir is not None else None
-    counts_path = Path(counts_path) if counts_path else (run_dir / "pass_counts.csv" if run_dir else None)
-    directory = Path(forecasts_dir) if forecasts_dir else (run_dir or counts_path.parent) / "forecasts"
-    paths = sorted(p for p in directory.glob("*.json") if p.name != "scores.json")
+    counts_path = Path(counts_path) if counts_path else (RunDir(run_dir).pass_counts if run_dir else None)
+    directory = Path(forecasts_dir) if forecasts_dir else RunDir(run_dir or counts_path.parent).forecasts_dir
+    paths = RunDir.registered_in(directory)
     if not paths:
         raise UserError(f"{directory}: no registered forecasts; run `capforecast forecast` first")
     counts = read_pass_counts(counts_path)
     scores = []
     for path in paths:
-        record = read_json(path)
-        if record.get("kind") != RECORD_KIND:
-            raise UserError(f"{path}: field 'kind' is not {RECORD_KIND!r}; not a registered forecast")
+        raw = path.read_bytes()
+        record = read_registration(path)
         forecast, target = record["forecast"], record["target"]["name"]
         pred = forecast["prediction"]
         actual = actual_on(counts, target, forecast.get("problems", []))
         before, why = registered_before(record, run_dir)
-        entry = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "registered_at": record["registered_at"],
+        entry = {"file": path.name, "sha256": hashlib.sha256(raw).hexdigest(), "registered_at": record["registered_at"],
                  "code_version": record.get("code_version"), "target": record["target"], "prediction": pred,
                  "actual": actual, "registered_before_target_samples": before, "why": why}
         if actual and actual["value"] is not None:
@@ -215,7 +212,7 @@ def score_forecasts(run_dir: str | Path | None = None, counts_path: str | Path |
         scores.append(entry)
     result = {"scored_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
               "pass_counts": str(counts_path), "scores": scores}
-    atomic_write_json(directory / "scores.json", result)
+    write_scores(RunDir.scores_in(directory), result)
     return result
 
 
@@ -263,7 +260,7 @@ def _forecast_main(args) -> int:
         raise UserError("give a run directory or --pass-counts FILE.csv")
     path = register_forecast(args.run_dir, args.pass_counts, args.target, args.target_compute, args.out,
                              force=args.force)
-    record = read_json(path)
+    record = read_registration(path)
     pred = record["forecast"]["prediction"]
     evidence = record["target_evidence_at_registration"]
     print(f"registered {path}: E_P[log pass rate] at {record['target']['name']} = {pred['value']:.4f} "
@@ -280,11 +277,11 @@ def _score_main(args) -> int:
         raise UserError("give a run directory or --pass-counts FILE.csv")
     from pipeline.records import check_writable
 
-    where = args.forecasts or (args.run_dir or args.pass_counts.parent) / "forecasts"
+    where = args.forecasts or RunDir(args.run_dir or args.pass_counts.parent).forecasts_dir
     if where.is_dir():
         check_writable(where, "--forecasts" if args.forecasts else "RUN_DIR")
     result = score_forecasts(args.run_dir, args.pass_counts, args.forecasts)
     for s in result["scores"]:
         print(score_line(s))
-    print(f"wrote {where / 'scores.json'}", file=sys.stderr)
+    print(f"wrote {RunDir.scores_in(where)}", file=sys.stderr)
     return 0

@@ -8,17 +8,17 @@ takes the I-th contiguous block of N and writes ``samples/shards/<ckpt>.shard-I-
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
 import time
 from pathlib import Path
 
-from pipeline.arguments import positive_int
+from pipeline.arguments import one_run_dir, positive_int
 from pipeline.config import DEFAULT_CONFIG, Checkpoint, Family
 from pipeline.errors import UserError
 from pipeline.records import JsonlAppender, atomic_write_json, read_json, read_jsonl, require_fields
+from pipeline.rundir import RunDir
 from pipeline.generate.seeds import sample_seed, settings_digest
 
 SHARD_FILE = re.compile(r"^(?P<ckpt>.+)\.shard-(?P<i>\d+)-of-(?P<n>\d+)\.jsonl$")
@@ -54,14 +54,6 @@ def shard_block(items: list, shard: tuple[int, int] | None) -> list:
     return list(items[i * len(items) // n:(i + 1) * len(items) // n])
 
 
-def samples_path(out_dir: str | Path, checkpoint: str, shard: tuple[int, int] | None = None) -> Path:
-    """Where a checkpoint's samples go: the merged file, or a shard's own file."""
-    samples = Path(out_dir) / "samples"
-    if shard is None or shard[1] == 1:
-        return samples / f"{checkpoint}.jsonl"
-    return samples / "shards" / f"{checkpoint}.shard-{shard[0]}-of-{shard[1]}.jsonl"
-
-
 def family_settings(family: Family, checkpoint: Checkpoint) -> str:
     """Digest of what shapes a completion besides its seed; rows from other settings are refused on resume."""
     s = family.sampling
@@ -72,9 +64,7 @@ def family_settings(family: Family, checkpoint: Checkpoint) -> str:
 
 def existing_rows(out_path: Path, checkpoint: str) -> list[tuple[Path, int, dict]]:
     """Every row already on disk for this checkpoint: out_path, the merged file and all shard files."""
-    samples = out_path.parent.parent if out_path.parent.name == "shards" else out_path.parent
-    paths = {out_path, samples / f"{checkpoint}.jsonl"}
-    paths.update(Path(p) for p in glob.glob(str(samples / "shards" / f"{glob.escape(checkpoint)}.shard-*.jsonl")))
+    paths = RunDir.samples_beside(out_path, checkpoint)
     rows = []
     for path in sorted(p for p in paths if p.exists()):
         for number, row in read_jsonl(path):
@@ -147,15 +137,15 @@ def _request(checkpoint: Checkpoint, problem: dict, index: int, base_seed: int):
 def merge_shards(out_dir: str | Path, checkpoints: list[str] | None = None) -> dict[str, int]:
     """Append shard rows missing from ``samples/<ckpt>.jsonl`` (keyed by task_id, sample_index), then
     delete the shard files. Run it only after every shard has finished; returns rows added per checkpoint."""
-    samples = Path(out_dir) / "samples"
+    run = RunDir(out_dir)
     groups: dict[str, list[Path]] = {}
-    for path in sorted((samples / "shards").glob("*.jsonl")):
+    for path in run.shard_files():
         match = SHARD_FILE.match(path.name)
         if match and (checkpoints is None or match["ckpt"] in checkpoints):
             groups.setdefault(match["ckpt"], []).append(path)
     added = {}
     for ckpt, paths in groups.items():
-        merged = samples / f"{ckpt}.jsonl"
+        merged = run.samples(ckpt)
         seen = {(r["task_id"], r["sample_index"]) for _, r in read_jsonl(merged)} if merged.exists() else set()
         added[ckpt] = 0
         with JsonlAppender(merged) as out:
@@ -169,8 +159,8 @@ def merge_shards(out_dir: str | Path, checkpoints: list[str] | None = None) -> d
                         added[ckpt] += 1
         for path in paths:
             path.unlink()
-    if (samples / "shards").is_dir() and not any((samples / "shards").iterdir()):
-        (samples / "shards").rmdir()
+    if run.shards_dir.is_dir() and not any(run.shards_dir.iterdir()):
+        run.shards_dir.rmdir()
     return added
 
 
@@ -215,11 +205,11 @@ def generate_family(family: Family, out_dir: str | Path, *, checkpoints: list[st
         tasks = {t: wanted[ckpt.name][t] for name, t in mine if name == ckpt.name}
         if not tasks:
             continue
-        out_path = samples_path(out_dir, ckpt.name, shard)
+        out_path = RunDir(out_dir).samples(ckpt.name, shard)
         summary = generate_checkpoint(family, ckpt, problems, out_path, requests=tasks)
         summary["shard"] = list(shard) if shard else None
         stem = out_path.name.removesuffix(".jsonl")
-        atomic_write_json(Path(out_dir) / "generation" / f"{stem}.json", summary)
+        atomic_write_json(RunDir(out_dir).generation_summary(stem), summary)
         summaries.append(summary)
     return summaries
 
@@ -248,9 +238,7 @@ def register(subparsers) -> None:
 def _main(args) -> int:
     from pipeline.records import make_run_dir
 
-    if args.run_dir and args.out and Path(args.run_dir) != Path(args.out):
-        raise UserError(f"two run directories given: {args.run_dir} and --out {args.out}")
-    args.out = args.out or args.run_dir
+    args.out = one_run_dir(args.run_dir, args.out)
     if args.out is None:
         raise UserError("give the run directory: capforecast generate RUN_DIR (or --out RUN_DIR)")
     make_run_dir(Path(args.out), "RUN_DIR")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report.fields import comparison, interval, level_label, level_of, number, series
+from pipeline.report.fields import comparison, interval, level_label, level_of, number, pair
 from pipeline.report.document import fmt, plural
 from pipeline.report.inputs import RunInputs
 from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, Y_LABEL,
@@ -17,77 +17,27 @@ from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORE
 
 # ---------------------------------------------------------------- capability data
 
-def capability_points(forecast: dict, target_compute: float | None) -> list[dict]:
-    """Per-checkpoint points: x (normalised compute), y, interval, used (in the fit), name."""
-    out = []
-    for p in forecast.get("points") or []:
-        if not isinstance(p, dict) or p.get("is_target"):
-            continue
-        y = number(p.get("mean_log_pass_rate"))
-        x = number(p.get("normalized_compute"))
-        if x is None and target_compute and number(p.get("compute")):
-            x = number(p["compute"]) / target_compute
-        if x is None or y is None or x <= 0:
-            continue
-        out.append({"x": x, "y": y, "name": str(p.get("checkpoint", "")),
-                    "interval": interval(p, "mean_log_pass_rate_interval"),
-                    "used": p.get("used_in_fit", True) is not False})
+def capability_points(forecast: dict) -> list[dict]:
+    """Per-checkpoint points of a forecast (or a bucket's panel): x (normalised compute), y, interval, used, name."""
+    out = [{"x": p["normalized_compute"], "y": p["mean_log_pass_rate"], "name": p["checkpoint"],
+            "interval": interval(p), "used": p["used_in_fit"]}
+           for p in forecast.get("points", []) if not p.get("is_target") and p["mean_log_pass_rate"] is not None]
     return sorted(out, key=lambda p: p["x"])
 
 
-def law_curve(forecast: dict, xs: np.ndarray, target_compute: float | None) -> np.ndarray | None:
-    """−α·x^(−k) on the normalised axis, or on raw FLOPs when that is what reproduces the prediction."""
-    alpha, k = number(forecast.get("alpha")), number(forecast.get("k"))
-    if alpha is None or k is None:
-        return None
-    predicted = number((forecast.get("prediction") or {}).get("value"))
-    if predicted is not None and target_compute and not _close(-alpha, predicted):
-        if _close(-alpha * target_compute ** (-k), predicted):
-            return -alpha * (xs * target_compute) ** (-k)
-    return -alpha * xs ** (-k)
-
-
-def per_problem_curve(forecast: dict, problems: list[str] | None, xs: np.ndarray) -> np.ndarray | None:
-    """−mean_i exp(μ_i − k_i·ln x) from the stored per-problem laws (forecast["law"]), over ``problems``."""
-    law = forecast.get("law") if isinstance(forecast.get("law"), dict) else {}
-    ks, mus, order = law.get("problem_k"), law.get("problem_log_lambda_at_target"), forecast.get("problems")
-    if not (isinstance(ks, list) and isinstance(mus, list) and isinstance(order, list)
-            and len(ks) == len(mus) == len(order) and order):
-        return None
-    wanted = set(problems if problems is not None else order)
-    index = [i for i, t in enumerate(order) if t in wanted]
-    if not index:
-        return None
-    k, mu = np.asarray(ks, dtype=float)[index], np.asarray(mus, dtype=float)[index]
-    log_lam = mu[None, :] - k[None, :] * np.log(xs)[:, None]
-    return -np.mean(np.exp(np.minimum(log_lam, 30.0)), axis=1)
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=0.05, abs_tol=1e-3)
+def law_curve(forecast: dict, xs: np.ndarray) -> np.ndarray:
+    """−α·x^(−k) on the normalised axis (the target at x = 1)."""
+    return -forecast["alpha"] * xs ** (-forecast["k"])
 
 
 def stored_band(forecast: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """(x, lo, hi, centre) of the fit's own interval band: forecast["curve"] as a list of points or as columns."""
-    block = forecast.get("curve") or forecast.get("band")
-    if isinstance(block, list):
-        rows = [(number(r.get("normalized_compute")), number(r.get("value")), interval(r))
-                for r in block if isinstance(r, dict)]
-        rows = [r for r in rows if r[0] and r[2] is not None]
-        if len(rows) >= 2:
-            rows.sort()
-            x, lo, hi = (np.array([r[0] for r in rows]), np.array([r[2][0] for r in rows]),
-                         np.array([r[2][1] for r in rows]))
-            mids = [r[1] for r in rows]
-            return x, lo, hi, None if any(m is None for m in mids) else _inside_or_none(np.array(mids), lo, hi)
-    elif isinstance(block, dict):
-        x = series(block, "normalized_compute", "x")
-        lo, hi = series(block, "lo", "lower", "low"), series(block, "hi", "upper", "high")
-        mid = series(block, "value", "mean_log_pass_rate", "y", "median")
-        if x and lo and hi and len(x) == len(lo) == len(hi):
-            return (np.asarray(x), np.asarray(lo), np.asarray(hi),
-                    np.asarray(mid) if mid and len(mid) == len(x) else None)
-    return None
+    """(x, lo, hi, centre) of the fit's own interval band (forecast["curve"]); the centre is None when it strays
+    outside the band."""
+    rows = sorted((r["normalized_compute"], r["value"], pair(r["interval"])) for r in forecast.get("curve") or [])
+    if len(rows) < 2:
+        return None
+    x, lo, hi = (np.array([r[0] for r in rows]), np.array([r[2][0] for r in rows]), np.array([r[2][1] for r in rows]))
+    return x, lo, hi, _inside_or_none(np.array([r[1] for r in rows]), lo, hi)
 
 
 def _inside_or_none(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
@@ -99,15 +49,15 @@ def _inside_or_none(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     import sys
 
     print("capforecast report: warning: forecast.json's curve centre lies outside its own interval band at "
-          f"{int((~inside).sum())} of {len(mid)} points; drawing the per-problem laws' mean instead "
+          f"{int((~inside).sum())} of {len(mid)} points; drawing no centre line "
           "(a fit-stage bug worth reporting)", file=sys.stderr)
     return None
 
 
-def _draw_capability(ax, forecast: dict, target_compute: float | None, title: str) -> bool:
+def _draw_capability(ax, forecast: dict, title: str) -> bool:
     """Draw one capability panel; False when there is nothing to draw."""
-    points = capability_points(forecast, target_compute)
-    prediction = forecast.get("prediction") if isinstance(forecast.get("prediction"), dict) else {}
+    points = capability_points(forecast)
+    prediction = forecast.get("prediction") or {}
     value, band = number(prediction.get("value")), interval(prediction)
     if not points and value is None:
         return False
@@ -120,14 +70,10 @@ def _draw_capability(ax, forecast: dict, target_compute: float | None, title: st
         ax.fill_between(x, lo, hi, color=FIT_COLOR, alpha=0.18, lw=0, label=f"fit, {level} band")
         if mid is not None:
             ax.plot(x, mid, color=FIT_COLOR, lw=1.8, label="fitted law  −α·C^(−k)")
-    if stored is None or stored[3] is None:
+    if ((stored is None or stored[3] is None) and forecast.get("alpha") is not None
+            and (stored is None or forecast.get("method") in (None, "aggregate"))):
         xs = np.geomspace(lo_x, 1.0, 200)
-        ys = per_problem_curve(forecast, forecast.get("curve_problems"), xs)
-        label = "mean of per-problem laws"
-        if ys is None and (stored is None or forecast.get("method") in (None, "aggregate")):
-            ys, label = law_curve(forecast, xs, target_compute), "fitted law  −α·C^(−k)"
-        if ys is not None:
-            ax.plot(xs, ys, color=FIT_COLOR, lw=1.8, label=label)
+        ax.plot(xs, law_curve(forecast, xs), color=FIT_COLOR, lw=1.8, label="fitted law  −α·C^(−k)")
     for used in (True, False):
         group = [p for p in points if p["used"] == used]
         if not group:
@@ -169,9 +115,9 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.6))
-    n_problems = len(forecast.get("problems") or []) or None
+    n_problems = len(forecast["problems"]) or None
     title = f"Capability forecast for {run.target_name}" + (f" — {plural(n_problems, 'problem')}" if n_problems else "")
-    if not _draw_capability(ax, forecast, run.target_compute, title):
+    if not _draw_capability(ax, forecast, title):
         plt.close(fig)
         return None
     ax.set_xlabel(X_LABEL)
@@ -191,7 +137,7 @@ MIN_ZOOM = 2.5          # an inset that enlarges less than this shows nothing th
 def _target_inset(ax, forecast: dict) -> bool:
     """The forecast against the actual, enlarged around the two (the interval's ends may run off it, and are
     given in numbers), when the main axes show them too small to tell apart."""
-    prediction = forecast.get("prediction") if isinstance(forecast.get("prediction"), dict) else {}
+    prediction = forecast.get("prediction") or {}
     value, band = number(prediction.get("value")), interval(prediction)
     actual, judged_by, same_problems = comparison(forecast)
     if value is None or band is None or actual is None:
@@ -225,9 +171,9 @@ def _target_inset(ax, forecast: dict) -> bool:
     return True
 
 
-
 def bucket_points(run: RunInputs, problems: list[str], models: set[str]) -> list[dict]:
     """Measured E_P[log(c/n)] per fit checkpoint over one bucket's problems (cheap: from pass_counts.csv)."""
+    from pipeline.forecast.estimate import mean_log_pass_rate
     from pipeline.report.tables import counts_by_checkpoint
 
     target_c, wanted, out = run.target_compute, set(problems), []
@@ -238,7 +184,7 @@ def bucket_points(run: RunInputs, problems: list[str], models: set[str]) -> list
             continue
         keep = np.array([t in wanted for t in g["task_ids"]]) & (g["passed"] > 0) & (g["n"] > 0)
         if keep.sum() == len(wanted) and keep.any():
-            y = float(np.mean(np.log(g["passed"][keep] / g["n"][keep])))
+            y = float(mean_log_pass_rate(g["passed"][keep], g["n"][keep]))
             out.append({"checkpoint": name, "normalized_compute": g["compute"] / target_c,
                         "mean_log_pass_rate": y, "used_in_fit": True})
     return out
@@ -246,30 +192,27 @@ def bucket_points(run: RunInputs, problems: list[str], models: set[str]) -> list
 
 def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
     """Small multiples: the capability forecast per difficulty bucket (easiest first), one panel per bucket that
-    has a forecast; the others are named under the panels with the reason, never drawn as empty axes."""
+    has a forecast; the others are named in the title with the reason, never drawn as empty axes."""
     forecast = run.forecast or {}
-    buckets = [b for b in forecast.get("buckets") or [] if isinstance(b, dict)]
+    buckets = forecast.get("buckets", [])
     if run.forecast_error or not buckets:
         return None
-    models = set(forecast.get("models") or [p.get("checkpoint") for p in forecast.get("points") or []
-                                             if isinstance(p, dict) and p.get("used_in_fit")])
+    models = set(forecast["models"])
     level = level_label(level_of(forecast))
     drawable, skipped = [], {}
-    for i, bucket in enumerate(buckets, start=1):
-        number_ = bucket.get("bucket", i)
-        problems = [str(t) for t in bucket.get("problems") or []]
-        rates = interval(bucket.get("pass_rate_range")) if bucket.get("pass_rate_range") else None
-        title = f"bucket {number_}: {plural(len(problems), 'problem')}"
+    for bucket in buckets:
+        problems = bucket["problems"]
+        rates = pair(bucket["pass_rate_range"])
+        title = f"bucket {bucket['bucket']}: {plural(len(problems), 'problem')}"
         if rates:
             title += f"\nfit-model pass rate {rates[0]:.0%}–{rates[1]:.0%}"
         panel = {"points": bucket_points(run, problems, models), "alpha": bucket.get("alpha"),
                  "k": bucket.get("k"), "prediction": bucket.get("prediction") or {},
-                 "actual": bucket.get("actual"), "method": forecast.get("method"),
-                 "law": forecast.get("law"), "problems": forecast.get("problems"), "curve_problems": problems,
+                 "actual": bucket.get("actual"), "method": forecast["method"],
                  "curve": bucket.get("curve")}   # the bucket's own band, from the same draws as its forecast
-        has_data = capability_points(panel, run.target_compute) or number(panel["prediction"].get("value")) is not None
+        has_data = capability_points(panel) or number(panel["prediction"].get("value")) is not None
         if bucket.get("error") or not has_data:
-            skipped.setdefault(str(bucket.get("error") or "no data"), []).append(str(number_))
+            skipped.setdefault(str(bucket.get("error") or "no data"), []).append(str(bucket["bucket"]))
         else:
             drawable.append((panel, title))
     if not drawable:
@@ -278,9 +221,9 @@ def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
     cols = min(3, len(drawable))
     rows = math.ceil(len(drawable) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.9), squeeze=False, layout="constrained")
-    xs = [p["x"] for panel, _ in drawable for p in capability_points(panel, run.target_compute)] + [1.0]
+    xs = [p["x"] for panel, _ in drawable for p in capability_points(panel)] + [1.0]
     for k, (ax, (panel, title)) in enumerate(zip(axes.flat, drawable)):
-        _draw_capability(ax, panel, run.target_compute, title)
+        _draw_capability(ax, panel, title)
         ax.set_xlim(min(xs) / 2.0, 2.0)                   # one x range for every panel, each with its tick labels
         ax.title.set_fontsize(11)
         if k + cols >= len(drawable):                     # nothing drawn below this panel

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report.fields import actual_value, interval, level_label, level_of, number, param
+from pipeline.report.fields import actual_value, interval, level_label, level_of, number
 from pipeline.report.inputs import RunInputs
 from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, flops_axis,
                                    pyplot, save_figure)
@@ -14,64 +14,36 @@ from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORE
 LOSS_LABEL = "final loss on held-out code  (nats per token)"
 
 
-def loss_points(loss: dict, target_compute: float | None) -> list[dict]:
-    """Measured (x = normalised compute, loss, used) per checkpoint."""
-    out = []
-    target = (loss.get("target") or {}).get("name") if isinstance(loss.get("target"), dict) else None
-    for p in loss.get("points") or []:
-        if not isinstance(p, dict) or p.get("is_target") or (target and p.get("checkpoint") == target):
-            continue
-        y = next((number(p[k]) for k in ("mean_loss", "loss", "value") if k in p), None)
-        x = number(p.get("normalized_compute"))
-        if x is None and target_compute and number(p.get("compute")):
-            x = number(p["compute"]) / target_compute
-        if x and y is not None:
-            out.append({"x": x, "y": y, "used": p.get("used_in_fit", True) is not False,
-                        "interval": interval(p)})
-    return sorted(out, key=lambda p: p["x"])
+def loss_points(loss: dict) -> list[dict]:
+    """Measured (x = compute normalised by the target's, loss, used) per checkpoint other than the target."""
+    target = loss["target"]
+    return sorted(({"x": p["compute"] / target["compute"], "y": p["mean_loss"], "used": p["used_in_fit"]}
+                   for p in loss["points"] if p["checkpoint"] != target["name"]), key=lambda p: p["x"])
 
 
-def loss_curve(loss: dict, xs: np.ndarray, target_compute: float | None) -> np.ndarray | None:
-    """a·C^b + c, on whichever axis (normalised or raw FLOPs) reproduces the stored prediction."""
-    a, b, c = (param(loss, name)[0] for name in ("a", "b", "c"))
-    if a is None or b is None or c is None:
-        return None
-    predicted = number((loss.get("prediction") or {}).get("value"))
-    normalised = a * xs ** b + c
-    if predicted is not None and target_compute and not math.isclose(a + c, predicted, rel_tol=0.02):
-        if math.isclose(a * target_compute ** b + c, predicted, rel_tol=0.02):
-            return a * (xs * target_compute) ** b + c
-    return normalised
+def loss_curve(loss: dict, xs: np.ndarray) -> np.ndarray:
+    """a·(C / C_target)^b + c on the normalised axis."""
+    return loss["a"] * xs ** loss["b"] + loss["c"]
 
 
 def loss_figure(run: RunInputs, out_dir: Path) -> Path | None:
     """L(C) for the checkpoints, the fitted a·C^b + c with its band, the forecast and the actual loss."""
     loss = run.loss
-    if not isinstance(loss, dict) or "error" in loss:
+    if not loss or "error" in loss:
         return None
-    points = loss_points(loss, run.target_compute)
-    prediction = loss.get("prediction") if isinstance(loss.get("prediction"), dict) else {}
-    value, band = number(prediction.get("value")), interval(prediction)
+    points = loss_points(loss)
+    prediction = loss["prediction"]
+    value, band = number(prediction["value"]), interval(prediction)
     if not points and value is None:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.2))
     level = level_label(level_of(loss))
     lo_x = min([p["x"] for p in points] + [1.0]) / 2.0
-    curve = loss.get("curve")
-    if isinstance(curve, list) and curve:
-        rows = sorted((number(r.get("normalized_compute")), interval(r)) for r in curve if isinstance(r, dict)
-                      and number(r.get("normalized_compute")) and interval(r))
-        if rows:
-            ax.fill_between([r[0] for r in rows], [r[1][0] for r in rows], [r[1][1] for r in rows],
-                            color=FIT_COLOR, alpha=0.18, lw=0, label=f"fit, {level} band")
     xs = np.geomspace(lo_x, 1.0, 200)
-    ys = loss_curve(loss, xs, run.target_compute)
-    if ys is not None:
-        ax.plot(xs, ys, color=FIT_COLOR, lw=1.8, label="fitted  L(C) = a·C^b + c")
-    c_value = param(loss, "c")[0]
-    if c_value is not None:
-        ax.axhline(c_value, color=EXCLUDED_COLOR, ls="--", lw=1, label=f"irreducible loss c = {c_value:.3g}")
+    ax.plot(xs, loss_curve(loss, xs), color=FIT_COLOR, lw=1.8, label="fitted  L(C) = a·C^b + c")
+    c_value = loss["c"]
+    ax.axhline(c_value, color=EXCLUDED_COLOR, ls="--", lw=1, label=f"irreducible loss c = {c_value:.3g}")
     for used in (True, False):
         group = [p for p in points if p["used"] == used]
         if group:

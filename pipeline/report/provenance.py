@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pipeline.report.document import Table, fmt
-from pipeline.report.fields import number
 from pipeline.report.inputs import RunInputs
+from pipeline.rundir import RunDir
 
 SHOWN = [("family", "family"), ("created_at", "created (UTC)"), ("config_digest", "config digest (sha256)"),
          ("config_path", "config file"), ("problems.digest", "problem-set digest (sha256)"),
          ("problems.count", "problems"), ("problems.path", "problem file")]
-HANDLED = {"family", "created_at", "config_digest", "config_path", "problems", "code_version", "sandbox",
+HANDLED = {"version", "family", "created_at", "config_digest", "config_path", "problems", "code_version", "sandbox",
            "generation", "packages", "stages", "checkpoints", "family_config", "target"}
 
 
@@ -31,33 +31,24 @@ def brief(value, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def engine_text(gen: dict) -> str:
-    """'transformers 5.24.0 (torch 2.13.0+cpu) on cpu, float32' from a generation summary."""
-    engine = gen.get("engine")
-    if isinstance(engine, dict):
-        text = " ".join(str(engine[k]) for k in ("name", "version") if engine.get(k))
-        if engine.get("torch"):
-            text += f" (torch {engine['torch']})"
-        if engine.get("device"):
-            text += f" on {engine['device']}"
-        if engine.get("dtype"):
-            text += f", {engine['dtype']}"
-        return text or brief(engine)
-    parts = [str(gen[k]) for k in ("engine", "backend") if gen.get(k)]
-    parts += [f"on {gen['device']}"] if gen.get("device") else []
-    return " ".join(parts) or "—"
+def engine_text(engine: dict) -> str:
+    """'transformers 5.24.0 (torch 2.13.0+cpu) on cpu, float32' from a generation summary's engine."""
+    text = " ".join(str(engine[k]) for k in ("name", "version") if engine.get(k))
+    if engine.get("torch"):
+        text += f" (torch {engine['torch']})"
+    if engine.get("device"):
+        text += f" on {engine['device']}"
+    if engine.get("dtype"):
+        text += f", {engine['dtype']}"
+    return text or brief(engine)
 
 
 def _generation_rows(generation: dict) -> list[list[str]]:
     engines: dict[str, list[str]] = {}
     work = []
     for name, gen in generation.items():
-        if not isinstance(gen, dict):
-            continue
-        engines.setdefault(engine_text(gen), []).append(str(name))
-        made, seconds = number(gen.get("generated")), number(gen.get("seconds"))
-        if made is not None:
-            work.append(f"{name}: {int(made)} samples" + (f" in {fmt(seconds, 3)} s" if seconds is not None else ""))
+        engines.setdefault(engine_text(gen.engine), []).append(name)
+        work.append(f"{name}: {gen.generated} samples in {fmt(gen.seconds, 3)} s")
     rows = [["generation engine", text if len(engines) == 1 else f"{text} ({', '.join(names)})"]
             for text, names in engines.items()]
     if work:
@@ -65,40 +56,34 @@ def _generation_rows(generation: dict) -> list[list[str]]:
     return rows
 
 
-def _sandbox_rows(sandbox: dict) -> list[list[str]]:
-    rows = [["sandbox backend", str(sandbox.get("backend", "—"))]]
-    if sandbox.get("limits"):
-        rows.append(["sandbox limits", brief(sandbox["limits"], 400)])
-    cpu = sandbox.get("calibrated_cpu_seconds")
-    if isinstance(cpu, dict) and cpu:
-        values = [v for v in (number(x) for x in cpu.values()) if v is not None]
-        if values:
-            rows.append(["calibrated CPU limits", f"{fmt(min(values))}–{fmt(max(values))} s per program "
-                                                  f"over {len(values)} problems"])
+def _sandbox_rows(sandbox) -> list[list[str]]:
+    rows = [["sandbox backend", sandbox.backend]]
+    if sandbox.limits:
+        rows.append(["sandbox limits", brief(sandbox.limits, 400)])
+    values = list(sandbox.calibrated_cpu_seconds.values())
+    if values:
+        rows.append(["calibrated CPU limits", f"{fmt(min(values))}–{fmt(max(values))} s per program "
+                                              f"over {len(values)} problems"])
     return rows
 
 
 def provenance_table(run: RunInputs) -> Table:
     """Where the numbers came from: digests, code version, engine/device, sandbox and its limits."""
-    m = run.manifest
-    if not m:
-        return Table("Provenance", ["item", "value"], [["manifest.json", "missing: provenance unknown"]],
+    manifest = run.manifest
+    if manifest is None:
+        return Table("Provenance", ["item", "value"], [[RunDir.MANIFEST, "missing: provenance unknown"]],
                      slug="provenance")
+    m = manifest.to_json()
     rows = [[label, brief(_dig(m, key))] for key, label in SHOWN if _dig(m, key) is not None]
-    code = m.get("code_version")
-    if isinstance(code, dict):
-        rows.append(["code version", " ".join(f"{k} {v}" for k, v in code.items())])
-    elif code is not None:
-        rows.append(["code version", str(code)])
-    if isinstance(m.get("generation"), dict):
-        rows += _generation_rows(m["generation"])
-    if isinstance(m.get("sandbox"), dict):
-        rows += _sandbox_rows(m["sandbox"])
-    if m.get("packages"):
-        rows.append(["packages", brief(m["packages"], 600)])
-    stages = m.get("stages")
-    if isinstance(stages, dict) and stages:
-        total = sum(number(s.get("seconds")) or 0 for s in stages.values() if isinstance(s, dict))
-        rows.append(["stage time", f"{fmt(total, 3)} s over {len(stages)} stages"])
+    rows.append(["code version", " ".join(f"{k} {v}" for k, v in manifest.code_version.items())])
+    if manifest.generation:
+        rows += _generation_rows(manifest.generation)
+    if manifest.sandbox:
+        rows += _sandbox_rows(manifest.sandbox)
+    if manifest.packages:
+        rows.append(["packages", brief(manifest.packages, 600)])
+    if manifest.stages:
+        total = sum(s.seconds for s in manifest.stages.values())
+        rows.append(["stage time", f"{fmt(total, 3)} s over {len(manifest.stages)} stages"])
     rows += [[key, brief(m[key])] for key in sorted(set(m) - HANDLED)]
     return Table("Provenance", ["item", "value"], rows, slug="provenance")

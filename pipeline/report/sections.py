@@ -8,8 +8,9 @@ from pathlib import Path
 
 from pipeline.report.document import (Document, Figure, Heading, Paragraph, Table, fmt, fmt_factor, fmt_flops,
                                       fmt_interval, fmt_percent, plural)
-from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number
+from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number, pair
 from pipeline.report.inputs import RunInputs
+from pipeline.rundir import RunDir
 from pipeline.report.stored import backtest_rows, registered_at, registered_for_target, registered_prediction, scores_by_file
 
 
@@ -18,7 +19,7 @@ def _registration_note(run: RunInputs) -> str:
 
     The claim belongs to a registered record's own numbers: when the headline's forecast (forecast.json)
     differs from the record's (a later refit with other settings), the record's prediction is quoted instead."""
-    registered = [r for r in registered_for_target(run) if registered_at(r)]
+    registered = registered_for_target(run)
     if not registered:
         return ""
     first = registered[0]
@@ -48,14 +49,8 @@ def _same_prediction(a: dict, b: dict) -> bool:
 
 def extrapolation_factor(run: RunInputs) -> float | None:
     """Target compute over the largest compute used in the fit."""
-    xs = []
-    for p in (run.forecast or {}).get("points") or []:
-        if isinstance(p, dict) and p.get("used_in_fit", True) is not False:
-            x = number(p.get("normalized_compute"))
-            if x is None and run.target_compute and number(p.get("compute")):
-                x = number(p["compute"]) / run.target_compute
-            if x and x < 1:
-                xs.append(x)
+    xs = [p["normalized_compute"] for p in (run.forecast or {}).get("points", [])
+          if p["used_in_fit"] and 0 < p["normalized_compute"] < 1]
     return 1.0 / max(xs) if xs else None
 
 
@@ -81,7 +76,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
         forecast = run.forecast
         pred = forecast["prediction"]
         value, band, level = number(pred.get("value")), interval(pred), level_of(forecast, 0.9)
-        problems = len(forecast.get("problems") or [])
+        problems = len(forecast["problems"])
         text = (f"**Forecast for {run.target_name}{compute}: mean log pass rate {fmt(value)} "
                 f"{fmt_interval(band)} ({level_label(level)} forecast interval)**")
         if problems:
@@ -90,7 +85,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
             text += (f", i.e. a geometric-mean pass rate ≈ {fmt_percent(math.exp(value))}"
                      + (f" [{fmt_percent(math.exp(band[0]))}, {fmt_percent(math.exp(band[1]))}]" if band else "")
                      + " (pass@1 averaged over these problems is at least this)")
-        measured = interval({"interval": pred.get("measurement_interval")})
+        measured = pair(pred.get("measurement_interval"))
         if measured:
             n = pred.get("measurement_n")
             centre = number(pred.get("measurement_value"))
@@ -101,7 +96,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
             text += f"; extrapolated {fmt_factor(factor)} beyond the largest checkpoint in the fit"
         text += _registration_note(run)
         actual, judged_by, same_problems = comparison(forecast)
-        block = forecast.get("actual") if isinstance(forecast.get("actual"), dict) else {}
+        block = forecast.get("actual") or {}
         if actual is None and block.get("note"):
             text += f"; no actual value: {str(block['note']).rstrip('.')}"
         else:
@@ -109,13 +104,13 @@ def headline(run: RunInputs) -> list[Paragraph]:
             kind = "measurement" if judged_block.get("measurement_interval") else "forecast"
             text += f"; {_check(actual, judged_by, kind)}"
         if same_problems:
-            n_solved = (forecast.get("actual") or {}).get("n_problems")
+            n_solved = block["n_problems"]
             same = block.get("prediction_on_same_problems") or {}
             text += (f" (compared on the {n_solved} problems the target solved at least once, where the forecast "
                      f"is {fmt(number(same.get('value')))} {fmt_interval(interval(same))})")
         out.append(Paragraph(text + ".", kind="headline"))
     loss = run.loss
-    if isinstance(loss, dict) and "error" not in loss and isinstance(loss.get("prediction"), dict):
+    if loss and "error" not in loss:
         band = interval(loss["prediction"])
         out.append(Paragraph(
             f"**Loss forecast{compute}: {_loss(number(loss['prediction'].get('value')))} nats/token "
@@ -123,7 +118,7 @@ def headline(run: RunInputs) -> list[Paragraph]:
             f"{' prediction interval' if loss['prediction'].get('interval_kind') == 'prediction' else ''}); "
             f"{_check(actual_value(loss), band, 'forecast')}.",
             kind="headline"))
-    elif isinstance(loss, dict) and "error" in loss:
+    elif loss:
         out.append(Paragraph(f"No loss forecast: {loss['error']}.", kind="note"))
     evidence = evidence_summary(run)
     if evidence:
@@ -140,8 +135,7 @@ def evidence_summary(run: RunInputs) -> str | None:
         return None
     forecast = run.forecast if not run.forecast_error else {}
     computes = {c.checkpoint: c.compute for c in run.counts}
-    fit = [m for m in forecast.get("models") or [] if m in computes] or \
-        [c for c in computes if c != run.target_name]
+    fit = [m for m in forecast.get("models", []) if m in computes] or [c for c in computes if c != run.target_name]
     if not fit:
         return None
     lo, hi = min(computes[c] for c in fit), max(computes[c] for c in fit)
@@ -149,7 +143,7 @@ def evidence_summary(run: RunInputs) -> str | None:
     text = (f"**Evidence:** {len(fit)} checkpoint{'s' if len(fit) > 1 else ''} {where}, {fmt_flops(lo)} to {fmt_flops(hi)}"
             + (f" ({fmt(math.log10(hi / lo), 2)} decades of compute)" if hi > lo else ""))
     tasks = {c.task_id for c in run.counts}
-    used = forecast.get("problems") or []
+    used = forecast.get("problems", [])
     text += f"; {len(used)} of {plural(len(tasks), 'problem')} qualify" if used else f"; {plural(len(tasks), 'problem')}"
     per_cell = sorted(c.n for c in run.counts if c.checkpoint in fit)
     if per_cell:
@@ -204,7 +198,7 @@ def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict
     doc.add(tables.get("buckets"), tables.get("parameters"), tables.get("methods"))
     doc.add(Heading("Loss"))
     doc.add(_figure(figures, "loss", "Figure 3. Final loss L(C) against training compute with the fitted "
-                    "a·C^b + c (as in the GPT-4 report's Figure 1).", "loss forecast", run.loss, "loss.json"))
+                    "a·C^b + c (as in the GPT-4 report's Figure 1).", "loss forecast", run.loss, RunDir.LOSS))
     doc.add(Heading("Evidence"))
     doc.add(tables.get("checkpoints"), tables.get("outcomes"), tables.get("subset"))
     doc.add(_figure(figures, "atlas", "Figure 4. Per-problem pass rate against compute; problems whose pass rate "
@@ -212,7 +206,7 @@ def build_document(run: RunInputs, figures: dict[str, Path | None], tables: dict
     doc.add(Heading("Track record"))
     doc.add(_figure(figures, "backtest", "Figure 5. Backtest: forecast error against extrapolation factor, "
                     "filled when the actual value fell inside the interval.", "backtest", run.backtest,
-                    "backtest.json"))
+                    RunDir.BACKTEST))
     doc.add(tables.get("backtest"), tables.get("registered"))
     if not tables.get("registered"):
         doc.add(Paragraph("No registered forecasts in `forecasts/` yet.", kind="note"))
@@ -226,7 +220,7 @@ def _figure(figures: dict, key: str, caption: str, missing_what: str | None, sou
     path = figures.get(key)
     if path is not None:
         return Figure(path, caption, slug=key)
-    if isinstance(source, dict) and source.get("error"):
+    if source and source.get("error"):
         return Paragraph(f"No {missing_what}: {source['error']} (from `{file}`).", kind="note")
     if missing_what:
         return Paragraph(f"No figure: this run has no {missing_what}" + (f" (`{file}`)." if file else "."),

@@ -9,10 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-REPORT_MD = "report.md"
-REPORT_HTML = "report.html"
-FIGURES = "figures"
-RUN_FILES = ("manifest.json", "pass_counts.csv", "forecast.json", "loss.json", "backtest.json", "verdicts")
+from pipeline.rundir import RunDir
+
+RUN_FILES = (RunDir.MANIFEST, RunDir.PASS_COUNTS, RunDir.FORECAST, RunDir.LOSS, RunDir.BACKTEST, RunDir.VERDICTS)
 
 
 def write_report(run_dir: Path, html: bool = True) -> Path:
@@ -24,19 +23,18 @@ def write_report(run_dir: Path, html: bool = True) -> Path:
     from pipeline.report.sections import build_document
     from pipeline.report.tables import all_tables
 
-    run_dir = Path(run_dir)
-    run = load_run(run_dir)
-    figures = all_figures(run, run_dir / FIGURES)
+    rundir = RunDir(run_dir)
+    run = load_run(rundir.path)
+    figures = all_figures(run, rundir.figures)
     doc = build_document(run, figures, all_tables(run))
-    md_path = run_dir / REPORT_MD
-    atomic_write_text(md_path, to_markdown(doc, relative_to=run_dir))
-    _readable(md_path)
+    atomic_write_text(rundir.report_md, to_markdown(doc, relative_to=rundir.path))
+    _readable(rundir.report_md)
     if html:
         from pipeline.report.html import to_html
 
-        atomic_write_text(run_dir / REPORT_HTML, to_html(doc))
-        _readable(run_dir / REPORT_HTML)
-    return md_path
+        atomic_write_text(rundir.report_html, to_html(doc))
+        _readable(rundir.report_html)
+    return rundir.report_md
 
 
 def _readable(path: Path) -> None:
@@ -75,8 +73,9 @@ def handle_report(args) -> int:
     md_path = write_report(args.run_dir, html=not args.no_html)
     print(md_path)
     if not args.no_html:
-        print(md_path.with_name(REPORT_HTML))
-    drawn = sorted(p.name for p in (md_path.parent / FIGURES).glob("*.png"))
-    print(f"figures in {md_path.parent / FIGURES}: {', '.join(drawn)}" if drawn else
+        print(RunDir(args.run_dir).report_html)
+    figures = RunDir(args.run_dir).figures
+    drawn = sorted(p.name for p in figures.glob("*.png"))
+    print(f"figures in {figures}: {', '.join(drawn)}" if drawn else
           "no figures: the run holds nothing to draw yet (no forecast, loss or backtest)", file=sys.stderr)
     return 0

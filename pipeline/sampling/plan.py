@@ -13,10 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.sampling.adaptive import CellDesign, Design, forecast_from_means, plan_next_round
+from pipeline.arguments import COMMAND_LINE, layered
+from pipeline.config import MIN_FIT_CHECKPOINTS
 from pipeline.errors import UserError
-from pipeline.sampling.passuntil import COMPLETE, CellEstimate, estimate_cell, read_ordered_outcomes
-from pipeline.records import PassCount, atomic_write_json, atomic_write_text, read_csv_rows, read_json, read_pass_counts
+from pipeline.records import (PassCount, atomic_write_json, atomic_write_text, read_csv_rows, read_json,
+                              read_pass_counts)
+from pipeline.rundir import RunDir
+from pipeline.sampling.adaptive import CellDesign, Design, forecast_from_means, plan_next_round
+from pipeline.sampling.passuntil import (COMPLETE, CellEstimate, estimate_cell, prefix_counts,
+                                         read_ordered_outcomes)
 
 DESIGN_OPTIONS = ("r", "budget", "pilot", "round_size", "samples_per_cell", "r_max", "prior", "target",
                   "target_compute")
@@ -31,47 +36,44 @@ def load_design(path: Path) -> Design:
     return Design.from_json(obj["design"], str(path))
 
 
-def run_counts(run_dir: Path) -> tuple[list[PassCount], dict, dict]:
+def run_counts(run_dir: Path) -> tuple[list[PassCount], object, dict]:
     """(counts over each cell's contiguous sample_index prefix, manifest, ordered outcomes) of a run."""
-    from pipeline.manifest import read_manifest
-
-    manifest = read_manifest(run_dir)
-    computes = {c["name"]: float(c["compute"]) for c in manifest["checkpoints"]}
-    verdicts = Path(run_dir) / "verdicts"
-    outcomes = read_ordered_outcomes(verdicts) if any(verdicts.glob("*.jsonl")) else {}
+    run = RunDir(run_dir)
+    manifest = run.read_manifest()
+    computes = manifest.computes()
+    outcomes = read_ordered_outcomes(run.verdicts_dir) if run.verdict_files() else {}
     unknown = sorted({c for c, _ in outcomes} - set(computes))
     if unknown:
-        raise UserError(f"{verdicts}: checkpoint(s) {', '.join(unknown)} are not in {run_dir}/manifest.json")
+        raise UserError(f"{run.verdicts_dir}: checkpoint(s) {', '.join(unknown)} are not in {run.manifest}")
     tasks = _task_ids(manifest) or sorted({t for _, t in outcomes})
-    counts = [PassCount(c, computes[c], t, len(outcomes.get((c, t), [])), int(sum(outcomes.get((c, t), []))))
-              for c in computes for t in tasks]
-    return counts, manifest, outcomes
+    return prefix_counts(outcomes, computes, tasks), manifest, outcomes
 
 
-def _task_ids(manifest: dict) -> list[str]:
+def _task_ids(manifest) -> list[str]:
     from pipeline.problems import load_problems
 
     try:
-        return sorted(load_problems(manifest["problems"]["path"], manifest["problems"].get("limit")))  # as `run --limit`
-    except (KeyError, UserError):
+        return sorted(load_problems(manifest.problems.path, manifest.problems.limit))  # as `run --limit`
+    except UserError:
         return []
 
 
-def design_from_args(args, recorded: Design | None, manifest: dict | None) -> Design:
-    given = {k: getattr(args, k) for k in DESIGN_OPTIONS if getattr(args, k, None) is not None}
+def design_from_args(args, recorded: Design | None, manifest) -> Design:
+    """The design: options given on the command line over the recorded design (or, for a new design, over the
+    run's target from its manifest) over the defaults; a recorded allocation may not change."""
+    given = {k: getattr(args, k, None) for k in DESIGN_OPTIONS}
     if recorded is not None:
-        changed = [k for k, v in given.items() if getattr(recorded, k) != v]
+        values, source = layered(given, {k: getattr(recorded, k) for k in DESIGN_OPTIONS}, "the recorded design")
+        changed = [k for k, s in source.items() if s == COMMAND_LINE and getattr(recorded, k) != values[k]]
         if changed and recorded.cells:
             raise UserError(f"the design is already allocated; changing {', '.join(changed)} would bias the "
                             f"estimators. Keep the recorded design or write a new plan with another --out")
-        for key, value in given.items():
+        for key, value in values.items():
             setattr(recorded, key, value)
         Design.__post_init__(recorded)
         return recorded
-    if manifest is not None:
-        given.setdefault("target", manifest.get("target", {}).get("name"))
-        given.setdefault("target_compute", manifest.get("target", {}).get("compute"))
-    return Design(**given)
+    stored = {"target": manifest.target.name, "target_compute": manifest.target.compute} if manifest else {}
+    return Design(**layered(given, stored)[0])
 
 
 def handle_plan(args) -> int:
@@ -80,7 +82,7 @@ def handle_plan(args) -> int:
     manifest = None
     if args.run_dir is not None:
         counts, manifest, _ = run_counts(args.run_dir)
-        out = args.out or args.run_dir / "plan.json"
+        out = args.out or RunDir(args.run_dir).plan
     else:
         counts = read_pass_counts(args.pass_counts)
         if args.out is None:
@@ -132,7 +134,7 @@ def summarize(cells: list[CellEstimate], computes: dict[str, float], target: str
     if any(p["mean_log_pass_rate"] >= 0 for p in fit):
         out["prediction"] = None
         out["why_no_prediction"] = "a fit checkpoint's mean log pass rate estimate is 0 (every cell passed at once)"
-    elif target_compute is not None and len(fit) >= 3:
+    elif target_compute is not None and len(fit) >= MIN_FIT_CHECKPOINTS:
         compute = np.array([p["compute"] for p in fit])
         mean = np.array([p["mean_log_pass_rate"] for p in fit])
         se = np.array([p["standard_error"] for p in fit])
@@ -150,7 +152,8 @@ def summarize(cells: list[CellEstimate], computes: dict[str, float], target: str
             out["actual"] = {"value": actual["mean_log_pass_rate"], "standard_error": actual["standard_error"]}
     else:
         out["prediction"] = None
-        out["why_no_prediction"] = "need the target's compute and >= 3 fit checkpoints whose cells are all complete"
+        out["why_no_prediction"] = (f"need the target's compute and >= {MIN_FIT_CHECKPOINTS} fit checkpoints whose "
+                                    "cells are all complete")
     return out
 
 
@@ -182,12 +185,11 @@ def handle_passuntil(args) -> int:
         raise UserError("give a run directory or --pass-counts FILE.csv (one of them)")
     if args.run_dir is not None:
         counts, manifest, outcomes = run_counts(args.run_dir)
-        plan_path = args.design or args.run_dir / "plan.json"
+        plan_path = args.design or RunDir(args.run_dir).plan
         design = load_design(plan_path) if Path(plan_path).exists() else Design(pilot=0, r=args.r or 1)
         cells = estimate_run(outcomes, design)
         computes = {c.checkpoint: c.compute for c in counts}
-        target = manifest.get("target", {})
-        summary = summarize(cells, computes, target.get("name"), target.get("compute"), seed=0)
+        summary = summarize(cells, computes, manifest.target.name, manifest.target.compute, seed=0)
         out_dir = args.out or args.run_dir
     else:
         cells, computes = cells_from_csv(args.pass_counts)
@@ -197,7 +199,7 @@ def handle_passuntil(args) -> int:
     pred = summary.get("prediction")
     if pred is None:
         print(f"no PassUntil prediction: {summary.get('why_no_prediction') or 'no estimate could be made'}; "
-              f"wrote the per-cell estimates to {Path(out_dir) / 'passuntil.csv'}", file=sys.stderr)
+              f"wrote the per-cell estimates to {RunDir(out_dir).passuntil_csv}", file=sys.stderr)
     else:
         print(json.dumps(pred, indent=1), file=sys.stderr)
     return 0
@@ -210,8 +212,8 @@ def write_estimates(out_dir: Path, cells: list[CellEstimate], computes: dict[str
         rows.append(",".join(str(v) for v in (c.checkpoint, computes[c.checkpoint], c.task_id, c.draws,
                                               c.successes, c.r, c.start, c.budget, c.draws, c.status,
                                               _num(c.log_p), _num(c.variance), _num(c.bias_bound))))
-    atomic_write_text(Path(out_dir) / "passuntil.csv", "\n".join(rows) + "\n")
-    atomic_write_json(Path(out_dir) / "passuntil.json", summary)
+    atomic_write_text(RunDir(out_dir).passuntil_csv, "\n".join(rows) + "\n")
+    atomic_write_json(RunDir(out_dir).passuntil_json, summary)
 
 
 def _num(value) -> str:

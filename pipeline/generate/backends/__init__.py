@@ -1,13 +1,16 @@
 """Generation backends behind one small Protocol; a backend's heavy imports happen only when it is chosen."""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol
 
-from pipeline.errors import UserError
+from pipeline.registry import Lazy, Registry
 
-BACKENDS = {"transformers": "pipeline.generate.backends.hf", "hf": "pipeline.generate.backends.hf", "vllm": "pipeline.generate.backends.vllm"}
+BACKENDS = Registry("generation backend",
+                    {"transformers": Lazy("pipeline.generate.backends.hf"),
+                     "vllm": Lazy("pipeline.generate.backends.vllm")},
+                    aliases={"hf": "transformers"},
+                    missing_hint="for vLLM: pip install 'capforecast[vllm]' on a machine with a GPU")
 
 
 @dataclass(frozen=True)
@@ -57,20 +60,9 @@ class GenerationBackend(Protocol):
 
 def load_backend(name: str, model: str, options: SamplingOptions, *, revision: str | None = None) -> GenerationBackend:
     """Import the chosen backend's module now (not before) and load the model into it."""
-    module = _module(name)
-    return module.load(model, options, revision=revision)
+    return BACKENDS[name].load(model, options, revision=revision)
 
 
 def describe_engine(name: str, options: SamplingOptions) -> dict:
     """Engine info without loading a model (used when a resume finds nothing left to generate)."""
-    return _module(name).describe(options)
-
-
-def _module(name: str):
-    if name not in BACKENDS:
-        raise UserError(f"unknown generation backend '{name}'; choose one of: transformers, vllm")
-    try:
-        return importlib.import_module(BACKENDS[name])
-    except ImportError as exc:
-        raise UserError(f"generation backend '{name}' is not installed ({exc}); "
-                        f"for vLLM: pip install 'capforecast[vllm]' on a machine with a GPU") from None
+    return BACKENDS[name].describe(options)

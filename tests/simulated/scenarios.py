@@ -1,6 +1,6 @@
 """Families on which no single law is exact: the nine validation scenarios of docs/forecasting.md.
 
-Each scenario draws a ``SimulatedFamily`` (pipeline.forecast.simulate) whose per-problem pass rates follow
+Each scenario draws a ``SimulatedFamily`` (tests/simulated/family.py) whose per-problem pass rates follow
 a chosen truth: power laws with spread exponents, logistic emergence in log C, curved laws, failure floors,
 shocks shared by all problems at a checkpoint (the target included), problems that get worse, few samples
 and checkpoints, a GPT-4-scale 1,000x extrapolation, or a HumanEval-like spread of difficulty.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.forecast.simulate import FamilySpec, SimulatedFamily, sample_counts, simulate_family
+from simulated.family import FamilySpec, SimulatedFamily, sample_counts, simulate_family
 
 
 @dataclass(frozen=True)
