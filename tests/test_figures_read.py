@@ -32,7 +32,20 @@ def run_dir(tmp_path_factory) -> Path:
     options = FitOptions(bootstrap=100, buckets=5, alternatives=False)
     atomic_write_json(run / "forecast.json", forecast_or_error(counts, "starcoderbase-15b-lora", None, options))
     atomic_write_json(run / "backtest.json", backtest(counts, options, ["aggregate", "stacked"]))
+    atomic_write_json(run / "loss.json", loss_json())
     return run
+
+
+def loss_json() -> dict:
+    """A loss law over 6 checkpoints whose irreducible loss (0.05) lies far below the measured losses (~1)."""
+    from pipeline.forecast.loss_forecast import LossFitSettings, loss_forecast_json
+
+    compute = np.geomspace(1e19, 1e21, 6)
+    noise = np.random.default_rng(0).normal(0, 0.01, 6)
+    rows = [{"checkpoint": f"m{i}", "compute": float(c), "mean_loss": float((1.2 * (c / 1e22) ** -0.05 + 0.05)
+                                                                          * np.exp(e))}
+            for i, (c, e) in enumerate(zip(compute, noise))]
+    return loss_forecast_json(rows, "big", 1e22, LossFitSettings(bootstrap=60))
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +137,15 @@ def test_atlas_axis_ends_near_the_target_and_labels_do_not_overlap(figures):
 def test_backtest_points_name_the_held_out_checkpoint(figures, run_dir):
     ax = figures["backtest"].axes[0]
     assert any("starcoderbase-15b-lora" in t.get_text() for t in ax.texts)
+
+
+def test_loss_axis_fits_the_data_and_draws_the_laws_band(figures, run_dir):
+    import json
+
+    loss = json.loads((run_dir / "loss.json").read_text())
+    ax = figures["loss"].axes[0]
+    measured = [p["mean_loss"] for p in loss["points"]]
+    lo, hi = ax.get_ylim()
+    assert lo > loss["c"] and (hi - lo) < 3 * (max(measured) - min(measured) + np.ptp(loss["prediction"]["interval"]))
+    assert ax.collections and len(loss["curve"]) >= 10      # the fill_between band, from the stored curve
+    assert any("below the axes" in t.get_text() for t in ax.get_legend().get_texts())

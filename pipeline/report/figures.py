@@ -12,8 +12,8 @@ import numpy as np
 from pipeline.report.fields import comparison, interval, level_label, level_of, number, pair
 from pipeline.report.document import fmt, plural
 from pipeline.report.inputs import RunInputs
-from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, Y_LABEL,
-                                    flops_axis, pass_rate_axis, pyplot, save_figure)
+from pipeline.report.style import (ACTUAL_COLOR, DODGE, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL,
+                                    Y_LABEL, flops_axis, pass_rate_axis, pyplot, save_figure)
 
 # ---------------------------------------------------------------- capability data
 
@@ -130,7 +130,6 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
     return save_figure(fig, out_dir / "capability.png")
 
 
-DODGE = 1.05            # forecast and actual drawn this factor left and right of the target's compute
 MIN_ZOOM = 2.5          # an inset that enlarges less than this shows nothing the main axes do not
 
 
@@ -203,7 +202,9 @@ def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
     for bucket in buckets:
         problems = bucket["problems"]
         rates = pair(bucket["pass_rate_range"])
-        title = f"bucket {bucket['bucket']}: {plural(len(problems), 'problem')}"
+        members = bucket.get("members") or problems
+        title = f"bucket {bucket['bucket']}: " + (plural(len(problems), "problem") if len(members) == len(problems)
+                                                  else f"{len(problems)} of {len(members)} problems qualify")
         if rates:
             title += f"\nfit-model pass rate {rates[0]:.0%}–{rates[1]:.0%}"
         panel = {"points": bucket_points(run, problems, models), "alpha": bucket.get("alpha"),
@@ -236,8 +237,13 @@ def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
                            ([], []))
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
+    from pipeline.forecast.buckets import MIN_BUCKET_PROBLEMS
+
+    asked = (forecast.get("options") or {}).get("buckets")
     title = (f"Forecast per difficulty bucket ({level} intervals; 1 = easiest) — {len(drawable)} of "
-             f"{plural(len(buckets), 'bucket')} forecastable")
+             f"{plural(len(buckets), 'bucket')} forecastable"
+             + (f" ({asked} asked for; buckets with fewer than {MIN_BUCKET_PROBLEMS} qualifying problems were merged "
+                f"with a neighbour)" if isinstance(asked, int) and asked > len(buckets) else ""))
     if skipped:
         title += "\n" + _wrap("not drawn: " + "; ".join(
             f"bucket{'s' if len(ids) > 1 else ''} {', '.join(ids)} ({reason})" for reason, ids in skipped.items()),
