@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from pipeline.arguments import add_json_option
 from pipeline.errors import UserError
 from pipeline.execute import latest_verdicts, tally
 from pipeline.records import PassCount, read_jsonl, write_pass_counts
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
                         help="a checkpoint's training compute in FLOPs (e.g. 6*params*tokens); one per --verdicts")
     parser.add_argument("--out", type=Path, default=None,
                         help="pass-counts CSV to write (default: RUN_DIR/pass_counts.csv; required with --verdicts)")
+    add_json_option(parser, "pass@k per checkpoint")
     parser.set_defaults(func=_main)
 
 
@@ -99,7 +101,8 @@ def check_verdict_row(path: Path, number: int, row: dict) -> None:
 
 
 def _main(args) -> int:
-    from pipeline.passk import cells_by_checkpoint, format_pass_at_k
+    from pipeline.arguments import print_json
+    from pipeline.passk import cells_by_checkpoint, format_pass_at_k, pass_at_ks
     from pipeline.records import check_writable, foreign_benchmark, foreign_message
 
     if args.verdicts or args.compute:
@@ -122,7 +125,12 @@ def _main(args) -> int:
     if out.parent.is_dir():
         check_writable(out.parent, "--out" if args.out else "RUN_DIR")
     write_pass_counts(out, counts)
+    computes = {c.checkpoint: c.compute for c in counts}
     for name, cells in cells_by_checkpoint(counts).items():
-        print(f"{name}: {len(cells)} problems, {format_pass_at_k(cells)}")
+        print(f"{name}: {len(cells)} problems, {format_pass_at_k(cells)}", file=sys.stderr if args.json else sys.stdout)
     print(f"wrote {out}: {len(counts)} rows", file=sys.stderr)
+    if args.json:
+        print_json({"pass_counts": str(out), "rows": len(counts), "checkpoints": [
+            {"name": name, "compute": computes[name], "problems": len(cells), **pass_at_ks(cells)}
+            for name, cells in cells_by_checkpoint(counts).items()]})
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from sandbox.api import SANDBOX_ERROR
 from sandbox.calibrate import FACTOR, FLOOR_S
 
-from pipeline.arguments import positive_int
+from pipeline.arguments import add_json_option, positive_int, print_json
 from pipeline.errors import UserError
 from pipeline.lock import WriterLock
 from pipeline.records import JsonlAppender, read_jsonl
@@ -269,6 +269,7 @@ def register(subparsers) -> None:
                         help="don't scale the CPU limit from each problem's canonical solution runtime")
     parser.add_argument("--no-dedupe", action="store_true",
                         help="run identical (task_id, completion) pairs separately")
+    add_json_option(parser, "the counts, statuses, sandbox and pass@k")
     parser.set_defaults(func=_main)
 
 
@@ -291,7 +292,15 @@ def _main(args) -> int:
                              calibrate=not args.no_calibrate, dedupe=not args.no_dedupe)
     summary = execute_samples(args.samples, args.out, problems, options, limit=args.limit)
     code = report_summary(args.out, summary)
-    if args.out.exists():
+    if args.json:
+        from pipeline.passk import pass_at_ks
+
+        cells = list(tally(latest_verdicts(args.out)).values()) if args.out.exists() else []
+        print_json({"samples": str(args.samples), "verdicts": str(args.out), "sample_count": summary.samples,
+                    "already_judged": summary.already_done, "statuses": summary.statuses,
+                    "programs": summary.executed_programs, "seconds": round(summary.seconds, 3),
+                    "sandbox": summary.backend or None, "problems": len(cells), **pass_at_ks(cells)})
+    elif args.out.exists():
         print(f"{args.out}: {verdict_pass_at_k(args.out)}")
     return code
 

@@ -43,6 +43,11 @@ def cells_by_checkpoint(counts) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
+def pass_at_ks(cells: list[tuple[int, int]], ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """{'pass@1': 0.1234, ...} for the ks every problem has enough samples for (the --json form)."""
+    return {f"pass@{k}": v for k in ks if (v := pass_at_k(cells, k)) is not None}
+
+
 def format_pass_at_k(cells: list[tuple[int, int]], ks: tuple[int, ...] = KS) -> str:
     """'pass@1 0.1234  pass@10 0.3456' for the ks every problem has enough samples for."""
     parts = [f"pass@{k} {v:.4f}" for k in ks if (v := pass_at_k(cells, k)) is not None]
