@@ -64,6 +64,7 @@ class ExecuteSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     backend: str = ""
+    backend_version: str = ""
     limits: dict = field(default_factory=dict)
     cpu_limits: dict[str, float] = field(default_factory=dict)
 
@@ -194,7 +195,8 @@ def _execute(samples_path: Path, out_path: Path, rows: list[tuple[int, dict]], p
     start = time.perf_counter()
     with sandbox.open_backend(options.sandbox, limits=limits, workers=options.workers) as backend:
         summary.backend = backend.name
-        judged_by = {"backend": backend.name, "version": backend_version(backend)}
+        summary.backend_version = backend_version(backend)
+        judged_by = {"backend": backend.name, "version": summary.backend_version}
         cpu = {}
         if options.calibrate:
             needed = {row["task_id"] for _, row in todo}
