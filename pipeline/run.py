@@ -20,7 +20,7 @@ from pipeline.problems import load_problems, problems_digest, resolve_benchmark
 from pipeline.records import make_run_dir, read_pass_counts, write_pass_counts
 from pipeline.rundir import RunDir
 from pipeline.rundir.manifest import Manifest, ProblemSet, SandboxRecord
-from pipeline.rundir.resume import inputs_digest
+from pipeline.rundir.resume import SKIPPED, inputs_digest, run_stage
 from sandbox.api import SandboxUnavailable
 
 
@@ -139,7 +139,8 @@ def _stages(run: RunDir, family: Family, problems: dict, manifest: Manifest, con
     from pipeline.report.stage import write_report
 
     results = [run.pass_counts, run.forecast, run.loss, run.backtest, run.forecasts_dir, run.verdicts_dir]
-    if _stage(manifest, run, "report", inputs_digest(*results), run.report_md, write_report, run.path) is not SKIPPED:
+    if run_stage(manifest, run, "report", inputs_digest(*results), run.report_md, write_report, run.path,
+                 log=log) is not SKIPPED:
         log(f"report: {run.report_md}")
 
 
@@ -165,23 +166,6 @@ def _timed(manifest: Manifest, run: RunDir, stage: str, fn, *args, worked=lambda
     if worked(result) or stage not in manifest.stages:
         manifest.record_stage(stage, time.perf_counter() - start)
         run.write_manifest(manifest)
-    return result
-
-
-SKIPPED = object()
-
-
-def _stage(manifest: Manifest, run: RunDir, stage: str, inputs: str, output: Path, fn, *args):
-    """fn(*args) timed and recorded with its inputs' digest; SKIPPED, doing nothing and recording nothing, when
-    the manifest says it finished on the same inputs and its output is there."""
-    done = manifest.stages.get(stage)
-    if done is not None and done.inputs == inputs and output.exists():
-        log(f"{stage}: finished before on the same inputs ({done.finished_at}); nothing to do")
-        return SKIPPED
-    start = time.perf_counter()
-    result = fn(*args)
-    manifest.record_stage(stage, time.perf_counter() - start, inputs=inputs)
-    run.write_manifest(manifest)
     return result
 
 
@@ -294,8 +278,8 @@ def forecast_stage(run: RunDir, family: Family, manifest: Manifest, options) -> 
         log(f"fit: the capability law over {len({c.checkpoint for c in counts})} checkpoints' pass counts")
         write_forecast(run.forecast, forecast_or_error(counts, family.target_name, family.target_compute, options))
 
-    _stage(manifest, run, "fit", inputs_digest(run.pass_counts, options, family.target_name, family.target_compute),
-           run.forecast, fit)
+    run_stage(manifest, run, "fit", inputs_digest(run.pass_counts, options, family.target_name,
+                                                  family.target_compute), run.forecast, fit, log=log)
 
 
 def register_before_target(run: RunDir, options) -> None:
@@ -326,7 +310,7 @@ def loss_stage(run: RunDir, family: Family, manifest: Manifest) -> None:
             log(f"loss law: {exc}")
 
     corpus = Path(family.base_dir) / family.loss.corpus if family.loss.corpus else None
-    _stage(manifest, run, "loss", inputs_digest(family.digest(), corpus), run.loss, loss)
+    run_stage(manifest, run, "loss", inputs_digest(family.digest(), corpus), run.loss, loss, log=log)
 
 
 def backtest_stage(run: RunDir, manifest: Manifest, options) -> None:
@@ -345,15 +329,15 @@ def backtest_stage(run: RunDir, manifest: Manifest, options) -> None:
             result = {"error": str(exc)}
         write_backtest(run.backtest, result)
 
-    _stage(manifest, run, "backtest", inputs_digest(run.pass_counts, options), run.backtest, held_out)
+    run_stage(manifest, run, "backtest", inputs_digest(run.pass_counts, options), run.backtest, held_out, log=log)
 
 
 def score_stage(run: RunDir, manifest: Manifest) -> None:
     from pipeline.forecast.register import score_forecasts
 
     if run.registered():
-        _stage(manifest, run, "score", inputs_digest(run.pass_counts, *run.registered()), run.scores,
-               score_forecasts, run.path)
+        run_stage(manifest, run, "score", inputs_digest(run.pass_counts, *run.registered()), run.scores,
+                  score_forecasts, run.path, log=log)
 
 
 def register(subparsers) -> None:

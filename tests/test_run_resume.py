@@ -133,11 +133,14 @@ def test_a_stage_with_the_same_inputs_does_no_work_and_keeps_its_time(started):
     run, _, manifest = started
     calls = []
     work = lambda: calls.append(1) or run.forecast.write_text("{}")   # noqa: E731
-    run_module._stage(manifest, run, "fit", "digest-1", run.forecast, work)
+    from pipeline.rundir.resume import SKIPPED, run_stage
+
+    said = []
+    run_stage(manifest, run, "fit", "digest-1", run.forecast, work, log=said.append)
     recorded = manifest.stages["fit"]
-    assert run_module._stage(manifest, run, "fit", "digest-1", run.forecast, work) is run_module.SKIPPED
-    assert calls == [1] and run.read_manifest().stages["fit"] == recorded
-    run_module._stage(manifest, run, "fit", "digest-2", run.forecast, work)   # new inputs: the work is done again
+    assert run_stage(manifest, run, "fit", "digest-1", run.forecast, work, log=said.append) is SKIPPED
+    assert calls == [1] and run.read_manifest().stages["fit"] == recorded and "nothing to do" in said[-1]
+    run_stage(manifest, run, "fit", "digest-2", run.forecast, work, log=said.append)   # new inputs: done again
     assert calls == [1, 1] and manifest.stages["fit"].inputs == "digest-2"
 
 

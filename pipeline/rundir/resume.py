@@ -52,3 +52,23 @@ def latest_unfinished(results: Path, family, problems_digest: str, limit: int | 
         return None
     created, path = max(candidates)
     return Path(path), created
+
+
+SKIPPED = object()
+
+
+def run_stage(manifest, run, stage: str, inputs: str, output: Path, fn, *args, log):
+    """fn(*args) timed and recorded in the manifest with its inputs' digest; SKIPPED, doing nothing and recording
+    nothing, when the manifest says the stage finished on the same inputs and its output is there; ``log`` gets
+    the line that says so."""
+    import time
+
+    done = manifest.stages.get(stage)
+    if done is not None and done.inputs == inputs and Path(output).exists():
+        log(f"{stage}: finished before on the same inputs ({done.finished_at}); nothing to do")
+        return SKIPPED
+    start = time.perf_counter()
+    result = fn(*args)
+    manifest.record_stage(stage, time.perf_counter() - start, inputs=inputs)
+    run.write_manifest(manifest)
+    return result
