@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lock import Locked, WriterLock, lock_path
+from pipeline.lock import Locked, WriterLock, note_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_released_lock_is_taken_without_a_warning(tmp_path, capsys):
     with WriterLock(path):
         pass
     assert "took over" not in capsys.readouterr().err
-    assert lock_path(path).read_bytes() == b""
+    assert not note_path(path).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["v.jsonl"]
 
 
 def test_second_execute_on_one_verdicts_file_is_refused_before_judging(tmp_path, capsys):
@@ -81,7 +81,7 @@ def test_second_execute_on_one_verdicts_file_is_refused_before_judging(tmp_path,
                      "--no-calibrate"]) == 2
         err = capsys.readouterr().err
         assert f"--out {out}: another capforecast process writes here: pid {proc.pid}" in err
-        assert not out.exists()
+        assert out.read_bytes() == b""                   # nothing judged, nothing written
     finally:
         proc.kill()
         proc.wait()

@@ -75,7 +75,17 @@ def existing_rows(out_path: Path, checkpoint: str) -> list[tuple[Path, int, dict
 
 def generate_checkpoint(family: Family, checkpoint: Checkpoint, problems: dict[str, dict], out_path: Path,
                         *, requests: dict[str, int] | None = None, shard: tuple[int, int] | None = None) -> dict:
-    """Append the missing samples of one checkpoint to out_path; return a summary with the engine info."""
+    """Append the missing samples of one checkpoint to out_path; return a summary with the engine info. One
+    process at a time writes out_path (a second is refused at once, naming the first: pipeline.lock)."""
+    from pipeline.lock import WriterLock
+
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    with WriterLock(Path(out_path), f"samples file {out_path}"):
+        return _generate_checkpoint(family, checkpoint, problems, out_path, requests=requests, shard=shard)
+
+
+def _generate_checkpoint(family: Family, checkpoint: Checkpoint, problems: dict[str, dict], out_path: Path,
+                         *, requests: dict[str, int] | None, shard: tuple[int, int] | None) -> dict:
     from pipeline.generate.backends import SamplingOptions, describe_engine, load_backend
     from pipeline.progress import progress
 
