@@ -85,3 +85,17 @@ def test_second_execute_on_one_verdicts_file_is_refused_before_judging(tmp_path,
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_generate_beside_a_writer_of_the_same_samples_file_is_refused(tmp_path):
+    from pipeline.generate.stage import generate_checkpoint
+
+    samples = tmp_path / "samples" / "m.jsonl"
+    proc = holder(samples)
+    try:
+        with pytest.raises(Locked, match=f"samples file {samples}: another capforecast process writes here: "
+                                         f"pid {proc.pid}"):
+            generate_checkpoint(None, None, {}, samples)     # refused before the family is even looked at
+    finally:
+        proc.kill()
+        proc.wait()
