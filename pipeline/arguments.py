@@ -48,6 +48,18 @@ def level(text: str) -> float:
 
 # ---------------------------------------------------------------- where a setting comes from
 
+def add_json_option(parser, what: str) -> None:
+    """``--json``: the command's result as one JSON object on stdout; its lines for a person go to stderr."""
+    parser.add_argument("--json", action="store_true",
+                        help=f"print {what} as one JSON object on stdout (the lines for a person go to stderr)")
+
+
+def print_json(obj) -> None:
+    import json
+
+    print(json.dumps(obj, ensure_ascii=False))
+
+
 COMMAND_LINE = "command line"
 RUN_DIRECTORY = "run directory (manifest.json)"
 DEFAULT = "default"

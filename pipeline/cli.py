@@ -7,10 +7,11 @@ Modules are imported only to build the parser, and keep their heavy imports insi
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 import pipeline
-from pipeline.errors import UserError
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, InfrastructureError, UserError
 from pipeline.progress import quiet_third_party_bars
 from pipeline.registry import Lazy, Registry
 from sandbox.api import SandboxUnavailable
@@ -63,18 +64,37 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party_bars()
     try:
         return int(args.func(args) or 0)
-    except (UserError, SandboxUnavailable) as exc:
+    except UserError as exc:
         print(f"capforecast {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except (InfrastructureError, SandboxUnavailable) as exc:
+        print(f"capforecast {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
     except OSError as exc:
+        if exc.errno in MACHINE_ERRNOS:
+            print(f"capforecast {args.command}: error: {os_error_paragraph(exc)}", file=sys.stderr)
+            return EXIT_INFRASTRUCTURE
         if exc.filename is None:   # not about a path the user gave: a bug, keep the traceback
             raise
         print(f"capforecast {args.command}: error: {exc.filename}: {exc.strerror or exc}; check that the path "
               f"exists, is of the right kind (file or directory) and is writable", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"capforecast {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130
+
+
+# the machine, not the input: full disk or quota, I/O error, out of memory or file handles, a stale NFS handle
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ESTALE,
+                  errno.EFBIG}
+
+
+def os_error_paragraph(exc: OSError) -> str:
+    """One paragraph for an OSError of the machine: what failed, that nothing written was lost, how to resume."""
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return (f"{exc.strerror or exc}{where}. Nothing already written was lost: JSONL files grow by whole flushed "
+            f"lines (a torn last line is repaired on the next run) and every other file is replaced whole. Free the "
+            f"resource (disk space, quota, memory) and rerun the same command: it resumes where it stopped.")
 
 
 if __name__ == "__main__":

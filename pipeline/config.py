@@ -18,6 +18,7 @@ from sandbox.calibrate import FLOOR_S
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
+from pipeline.records import read_text
 
 CODEX_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -260,7 +261,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) 
     path = default_config_path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found (pass --config PATH)")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, _yaml_key)
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -290,6 +291,13 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, check_paths: bool = True) 
         for fname, family in config.families.items():
             _check_paths(path, fname, family, lines)
     return config
+
+
+def _yaml_key(line: str) -> str | None:
+    """The key whose value holds the first undecodable byte (a surrogate) of a YAML line."""
+    bad = next((i for i, ch in enumerate(line) if "\udc80" <= ch <= "\udcff"), len(line))
+    keys = re.findall(r"([A-Za-z_][\w.-]*)\s*:", line[:bad])
+    return keys[-1] if keys else None
 
 
 def _check_paths(path: Path, fname: str, family: Family, lines: dict) -> None:

@@ -4,12 +4,14 @@ Samples whose verdict is ``sandbox error`` are missing data, not failures: they 
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
+from pipeline.arguments import add_json_option
 from pipeline.errors import UserError
 from pipeline.execute import latest_verdicts, tally
-from pipeline.records import PassCount, write_pass_counts
+from pipeline.records import PassCount, read_jsonl, write_pass_counts
 from pipeline.rundir import RunDir
 
 
@@ -46,6 +48,7 @@ def register(subparsers) -> None:
                         help="a checkpoint's training compute in FLOPs (e.g. 6*params*tokens); one per --verdicts")
     parser.add_argument("--out", type=Path, default=None,
                         help="pass-counts CSV to write (default: RUN_DIR/pass_counts.csv; required with --verdicts)")
+    add_json_option(parser, "pass@k per checkpoint")
     parser.set_defaults(func=_main)
 
 
@@ -66,8 +69,6 @@ def _pairs(values: list[str], option: str, convert) -> dict:
 
 def foreign_counts(verdicts: dict[str, Path], computes: dict[str, float]) -> list[PassCount]:
     """Pass counts from verdict files named per checkpoint, each with its compute."""
-    from pipeline.records import require_fields
-
     if set(verdicts) != set(computes):
         missing = sorted(set(verdicts) - set(computes))
         extra = sorted(set(computes) - set(verdicts))
@@ -78,20 +79,31 @@ def foreign_counts(verdicts: dict[str, Path], computes: dict[str, float]) -> lis
     for name, path in verdicts.items():
         if not Path(path).is_file():
             raise UserError(f"--verdicts {name}={path}: file not found")
-        if not computes[name] > 0:
-            raise UserError(f"--compute {name}={computes[name]}: must be a positive number of FLOPs")
-        rows = latest_verdicts(Path(path))
-        for number, row in enumerate(rows, start=1):
-            require_fields(path, number, row, {"task_id": str})
-            if not isinstance(row.get("passed"), bool):
-                raise UserError(f"{path}: a row for {row['task_id']!r} has no boolean 'passed' field")
-        counts.extend(count_verdicts(rows, name, computes[name]))
+        if not (math.isfinite(computes[name]) and computes[name] > 0):
+            raise UserError(f"--compute {name}={computes[name]}: must be a finite positive number of FLOPs")
+        for number, row in read_jsonl(path, allow_torn_tail=False):
+            check_verdict_row(path, number, row)
+        counts.extend(count_verdicts(latest_verdicts(Path(path)), name, computes[name]))
     return counts
 
 
+def check_verdict_row(path: Path, number: int, row: dict) -> None:
+    """BadInput naming file, line and field unless ``row`` is a verdict (task_id and a boolean passed); a
+    samples row gets the command that judges it."""
+    from pipeline.records import BadInput, require_fields
+
+    sample_field = next((k for k in ("completion", "solution", "filtered_resps", "resps") if k in row), None)
+    if "passed" not in row and sample_field:
+        raise BadInput(f"{path}, line {number}: field 'passed' is missing: this is a samples file (it has "
+                       f"'{sample_field}'), not verdicts; judge it first: capforecast execute --samples {path} "
+                       f"--out verdicts.jsonl")
+    require_fields(path, number, row, {"task_id": str, "passed": bool})
+
+
 def _main(args) -> int:
-    from pipeline.passk import cells_by_checkpoint, format_pass_at_k
-    from pipeline.records import check_writable
+    from pipeline.arguments import print_json
+    from pipeline.passk import cells_by_checkpoint, format_pass_at_k, pass_at_ks
+    from pipeline.records import check_writable, foreign_benchmark, foreign_message
 
     if args.verdicts or args.compute:
         if args.run_dir is not None:
@@ -108,10 +120,17 @@ def _main(args) -> int:
         if not counts:
             raise UserError(f"{run.verdicts_dir}: no verdicts yet; run `capforecast execute` first")
         out = args.out or run.pass_counts
+    if foreign := foreign_benchmark(counts):
+        raise UserError(foreign_message(counts, foreign))
     if out.parent.is_dir():
         check_writable(out.parent, "--out" if args.out else "RUN_DIR")
     write_pass_counts(out, counts)
+    computes = {c.checkpoint: c.compute for c in counts}
     for name, cells in cells_by_checkpoint(counts).items():
-        print(f"{name}: {len(cells)} problems, {format_pass_at_k(cells)}")
+        print(f"{name}: {len(cells)} problems, {format_pass_at_k(cells)}", file=sys.stderr if args.json else sys.stdout)
     print(f"wrote {out}: {len(counts)} rows", file=sys.stderr)
+    if args.json:
+        print_json({"pass_counts": str(out), "rows": len(counts), "checkpoints": [
+            {"name": name, "compute": computes[name], "problems": len(cells), **pass_at_ks(cells)}
+            for name, cells in cells_by_checkpoint(counts).items()]})
     return 0

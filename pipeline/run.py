@@ -15,11 +15,13 @@ from pathlib import Path
 
 from pipeline.arguments import one_run_dir, positive_int
 from pipeline.config import DEFAULT_CONFIG, Family, field_error, load_config
-from pipeline.errors import UserError
+from pipeline.errors import InfrastructureError, UserError
 from pipeline.problems import load_problems, problems_digest, resolve_benchmark
 from pipeline.records import make_run_dir, read_pass_counts, write_pass_counts
 from pipeline.rundir import RunDir
 from pipeline.rundir.manifest import Manifest, ProblemSet, SandboxRecord
+from pipeline.rundir.resume import SKIPPED, inputs_digest, run_stage
+from sandbox.api import SandboxUnavailable
 
 
 def log(message: str) -> None:
@@ -69,26 +71,56 @@ def differences(old, new, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix or 'config'}: {json.dumps(old)} -> {json.dumps(new)}"]
 
 
+RESULTS = Path("results")   # where a run without a directory goes: results/<family>-<UTC timestamp>/
+
+
 def run_family(config_path: Path, family_name: str | None, out: Path | None, slurm=None,
-               limit: int | None = None) -> Path:
+               limit: int | None = None, new: bool = False) -> Path:
     """Run every stage for one family; return the run directory.
 
+    Without ``out``, the latest unfinished run of the same config, family and problems under results/ is resumed
+    (and the log says so), unless ``new``. One process at a time works on a run directory (pipeline.lock).
     With ``slurm`` (a pipeline.slurm.SlurmSettings), sampling and execution run as Slurm array jobs;
     this process waits for them, then counts, fits and reports (the local stages find no work left).
     """
-    from pipeline.forecast.fit import FitOptions
+    from pipeline.lock import WriterLock
 
     config = load_config(config_path)
     config_path = Path(config.path).resolve()   # the packaged reference family when no checkpoints.yaml is here
     family = config.family(family_name)
     check_forecastable(config, family)      # semantic errors before any compute is spent
-    run = RunDir(out or Path("results") / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
-    make_run_dir(run.path, "--out")
     benchmark = resolve_benchmark(family.benchmark, family.base_dir)
     problems = load_problems(benchmark, limit)
-    manifest = start_manifest(run, config_path, family, problems, benchmark, limit)
-    log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
-        f"x n={family.sampling.n} -> {run.path}")
+    run = RunDir(out or _new_or_unfinished(family, problems, limit, new))
+    make_run_dir(run.path, "--out")
+    with WriterLock(run.path, f"run directory {run.path}"):
+        manifest = start_manifest(run, config_path, family, problems, benchmark, limit)
+        log(f"run {family.name}: {len(family.checkpoints)} checkpoints x {len(problems)} problems "
+            f"x n={family.sampling.n} -> {run.path}")
+        try:
+            _stages(run, family, problems, manifest, config_path, slurm)
+        except KeyboardInterrupt:
+            log(f"interrupted: everything computed so far is kept in {run.path}; resume with "
+                f"`capforecast run {run.path}` (or the same command without a directory)")
+            raise
+    return run.path
+
+
+def _new_or_unfinished(family: Family, problems: dict, limit: int | None, new: bool) -> Path:
+    """results/<family>-<UTC timestamp>, or the latest unfinished run of the same config and problems."""
+    from pipeline.rundir.resume import latest_unfinished
+
+    found = None if new else latest_unfinished(RESULTS, family, problems_digest(problems), limit)
+    if found is None:
+        return RESULTS / f"{family.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    log(f"resuming {found[0]}: the latest unfinished run of this config and family (started {found[1]}); "
+        f"--new starts a fresh run directory instead")
+    return found[0]
+
+
+def _stages(run: RunDir, family: Family, problems: dict, manifest: Manifest, config_path: Path, slurm) -> None:
+    from pipeline.forecast.fit import FitOptions
+
     if slurm is not None:
         on_slurm(config_path, family, run, slurm, manifest)
     options = FitOptions.from_family(family)   # forecast.json, the registered forecast and the backtest alike
@@ -103,12 +135,13 @@ def run_family(config_path: Path, family_name: str | None, out: Path | None, slu
     forecast_stage(run, family, manifest, options)
     loss_stage(run, family, manifest)
     backtest_stage(run, manifest, options)
-    score_stage(run)
+    score_stage(run, manifest)
     from pipeline.report.stage import write_report
 
-    report = write_report(run.path)
-    log(f"report: {report}")
-    return run.path
+    results = [run.pass_counts, run.forecast, run.loss, run.backtest, run.forecasts_dir, run.verdicts_dir]
+    if run_stage(manifest, run, "report", inputs_digest(*results), run.report_md, write_report, run.path,
+                 log=log) is not SKIPPED:
+        log(f"report: {run.report_md}")
 
 
 def on_slurm(config_path: Path, family: Family, run: RunDir, settings, manifest: Manifest) -> None:
@@ -116,7 +149,7 @@ def on_slurm(config_path: Path, family: Family, run: RunDir, settings, manifest:
     from pipeline.slurm import submit, wait_for_jobs
 
     if not run.slurm_jobs.exists():
-        settings = replace(settings, sandbox=settings.sandbox or family.sandbox.backend,
+        settings = replace(settings, sandbox=settings.sandbox or pinned_backend(manifest, family),
                            workers=settings.workers or family.sandbox.workers)
         jobs = submit(config_path, family, run.path, settings)
         log(f"submitted Slurm arrays: generate {jobs['generate']}, execute {jobs['execute']} (afterok)")
@@ -125,11 +158,14 @@ def on_slurm(config_path: Path, family: Family, run: RunDir, settings, manifest:
     run.write_manifest(manifest)
 
 
-def _timed(manifest: Manifest, run: RunDir, stage: str, fn, *args):
+def _timed(manifest: Manifest, run: RunDir, stage: str, fn, *args, worked=lambda result: True):
+    """fn(*args), its time recorded in the manifest unless it did no work where a time is recorded already
+    (a resumed stage's no-op never overwrites the time of the run that did the work)."""
     start = time.perf_counter()
     result = fn(*args)
-    manifest.record_stage(stage, time.perf_counter() - start)
-    run.write_manifest(manifest)
+    if worked(result) or stage not in manifest.stages:
+        manifest.record_stage(stage, time.perf_counter() - start)
+        run.write_manifest(manifest)
     return result
 
 
@@ -191,21 +227,39 @@ def sample_and_judge(run: RunDir, family: Family, ckpt, problems: dict, manifest
 
     samples, verdicts = run.samples(ckpt.name), run.verdicts(ckpt.name)
     gen = _timed(manifest, run, f"generate:{ckpt.name}", lambda: generate_checkpoint(
-                 family, ckpt, problems, samples, requests=requests))
-    manifest.record_generation(ckpt.name, gen)
+                 family, ckpt, problems, samples, requests=requests), worked=lambda g: g["generated"] > 0)
+    if gen["generated"] > 0 or ckpt.name not in (manifest.generation or {}):
+        manifest.record_generation(ckpt.name, gen)
     earlier = manifest.sandbox  # reuse this run's calibration when made under the same floor
     known = (earlier.calibrated_cpu_seconds or None
              if earlier is not None and earlier.limits.get("cpu_seconds") == family.sandbox.cpu_seconds else None)
-    options = ExecuteOptions.from_settings(family.sandbox, known_cpu_limits=known)
-    summary = _timed(manifest, run, f"execute:{ckpt.name}", execute_samples, samples, verdicts, problems, options)
+    options = replace(ExecuteOptions.from_settings(family.sandbox, known_cpu_limits=known),
+                      sandbox=pinned_backend(manifest, family))
+    try:
+        summary = _timed(manifest, run, f"execute:{ckpt.name}", execute_samples, samples, verdicts, problems, options,
+                         worked=lambda s: s.executed_programs > 0)
+    except SandboxUnavailable as exc:
+        if earlier is None:
+            raise
+        version = earlier.version or "version not recorded"
+        raise InfrastructureError(f"this run's verdicts were judged on {earlier.backend} ({version}; pinned in "
+                                  f"{run.manifest} at its first execute), which is not available now: {exc} Start "
+                                  f"it again and rerun `capforecast run {run.path}`: one run never mixes verdicts of "
+                                  f"two sandboxes") from None
     if summary.backend:
-        manifest.sandbox = SandboxRecord(backend=summary.backend, limits=summary.limits,
-                                         calibration_rule=options.calibration_rule(),
+        manifest.sandbox = SandboxRecord(backend=summary.backend, version=summary.backend_version or None,
+                                         limits=summary.limits, calibration_rule=options.calibration_rule(),
                                          calibrated_cpu_seconds={**(known or {}), **summary.cpu_limits})
     run.write_manifest(manifest)
     if report_summary(verdicts, summary):
-        raise UserError(f"{verdicts}: sandbox errors persisted; fix the sandbox (`capforecast sandbox check`) "
-                        f"and rerun `capforecast run --out {run.path}` to resume")
+        raise InfrastructureError(f"{verdicts}: sandbox errors persisted; fix the sandbox (`capforecast sandbox "
+                                  f"check`) and rerun `capforecast run {run.path}` to resume")
+
+
+def pinned_backend(manifest: Manifest, family: Family) -> str:
+    """The sandbox every execute of this run uses: the one its first execute used (manifest.json), so that
+    ``auto`` cannot judge some checkpoints on docker and others on bwrap; before that, the family's setting."""
+    return manifest.sandbox.backend if manifest.sandbox is not None else family.sandbox.backend
 
 
 def write_counts(run: RunDir, family: Family, exclude: set[str]) -> None:
@@ -219,11 +273,13 @@ def forecast_stage(run: RunDir, family: Family, manifest: Manifest, options) -> 
     from pipeline.forecast.capability import forecast_or_error
     from pipeline.rundir.results import write_forecast
 
-    counts = read_pass_counts(run.pass_counts)
-    log(f"fit: the capability law over {len({c.checkpoint for c in counts})} checkpoints' pass counts")
-    forecast = _timed(manifest, run, "fit", forecast_or_error, counts, family.target_name, family.target_compute,
-                      options)
-    write_forecast(run.forecast, forecast)
+    def fit():
+        counts = read_pass_counts(run.pass_counts)
+        log(f"fit: the capability law over {len({c.checkpoint for c in counts})} checkpoints' pass counts")
+        write_forecast(run.forecast, forecast_or_error(counts, family.target_name, family.target_compute, options))
+
+    run_stage(manifest, run, "fit", inputs_digest(run.pass_counts, options, family.target_name,
+                                                  family.target_compute), run.forecast, fit, log=log)
 
 
 def register_before_target(run: RunDir, options) -> None:
@@ -245,11 +301,16 @@ def loss_stage(run: RunDir, family: Family, manifest: Manifest) -> None:
 
     if not family.loss.enabled:
         return
-    try:
-        _timed(manifest, run, "loss", measure_and_fit_loss, family, run.path)
-    except UserError as exc:
-        write_loss(run.loss, {"error": str(exc)})
-        log(f"loss law: {exc}")
+
+    def loss():
+        try:
+            measure_and_fit_loss(family, run.path)
+        except UserError as exc:
+            write_loss(run.loss, {"error": str(exc)})
+            log(f"loss law: {exc}")
+
+    corpus = Path(family.base_dir) / family.loss.corpus if family.loss.corpus else None
+    run_stage(manifest, run, "loss", inputs_digest(family.digest(), corpus), run.loss, loss, log=log)
 
 
 def backtest_stage(run: RunDir, manifest: Manifest, options) -> None:
@@ -257,21 +318,26 @@ def backtest_stage(run: RunDir, manifest: Manifest, options) -> None:
     from pipeline.forecast.backtest import backtest
     from pipeline.rundir.results import write_backtest
 
-    counts = read_pass_counts(run.pass_counts)
-    most = max(len({c.checkpoint for c in counts}) - MIN_FIT_CHECKPOINTS, 0)
-    log(f"backtest: every method, holding out the largest 1..{most} checkpoints in turn (a few minutes on a laptop)")
-    try:
-        result = _timed(manifest, run, "backtest", backtest, counts, options)
-    except UserError as exc:
-        result = {"error": str(exc)}
-    write_backtest(run.backtest, result)
+    def held_out():
+        counts = read_pass_counts(run.pass_counts)
+        most = max(len({c.checkpoint for c in counts}) - MIN_FIT_CHECKPOINTS, 0)
+        log(f"backtest: every method, holding out the largest 1..{most} checkpoints in turn (a few minutes on a "
+            f"laptop)")
+        try:
+            result = backtest(counts, options)
+        except UserError as exc:
+            result = {"error": str(exc)}
+        write_backtest(run.backtest, result)
+
+    run_stage(manifest, run, "backtest", inputs_digest(run.pass_counts, options), run.backtest, held_out, log=log)
 
 
-def score_stage(run: RunDir) -> None:
+def score_stage(run: RunDir, manifest: Manifest) -> None:
     from pipeline.forecast.register import score_forecasts
 
     if run.registered():
-        score_forecasts(run.path)
+        run_stage(manifest, run, "score", inputs_digest(run.pass_counts, *run.registered()), run.scores,
+                  score_forecasts, run.path, log=log)
 
 
 def register(subparsers) -> None:
@@ -279,11 +345,17 @@ def register(subparsers) -> None:
         "run", help="the whole job: generate, execute, count, fit, forecast, loss, backtest, report",
         description="Run every stage for one family of checkpoints.yaml and print the answer: the capability and "
                     "loss forecasts with their intervals, the actual when known, pass@1 per checkpoint, the "
-                    "backtest's coverage and the report's path. Resumes when RUN_DIR is an existing run directory. "
+                    "backtest's coverage and the report's path. Resumes when RUN_DIR is an existing run directory, or "
+                    "without one the latest unfinished run of the same config and family (--new for a fresh one); "
+                    "a second process on one run directory is refused. "
                     "Exit status 0: a forecast was made; 1: the run finished without one (the report says why); "
-                    "2: bad input, nothing or little was computed.")
+                    "2: bad input, nothing or little was computed; 3: the machine failed it (sandbox, disk), a "
+                    "rerun resumes.")
     parser.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
-                        help="run directory (default: results/<family>-<UTC timestamp>/)")
+                        help="run directory (default: the latest unfinished run of this config and family under "
+                             "results/, else a new results/<family>-<UTC timestamp>/)")
+    parser.add_argument("--new", action="store_true",
+                        help="start a new run directory even when an unfinished run of this config exists")
     parser.add_argument("--out", type=Path, default=None, help="the run directory (same as RUN_DIR; older spelling)")
     parser.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG),
                         help="checkpoints.yaml to read (default: ./checkpoints.yaml, else the packaged reference "
@@ -314,7 +386,9 @@ def _main(args) -> int:
             raise UserError("--limit is not supported with --slurm (the array jobs sample every problem)")
         slurm = SlurmSettings(shards=args.slurm, partition=args.partition, gpus_per_task=args.gpus_per_task,
                               cpus_per_generate=args.cpus_per_task, cpus_per_execute=args.cpus_per_task)
-    run_dir = run_family(args.config, args.family, run_dir, slurm, limit=args.limit)
+    if run_dir is not None and args.new:
+        raise UserError(f"give a run directory ({run_dir}) or --new, not both")
+    run_dir = run_family(args.config, args.family, run_dir, slurm, limit=args.limit, new=args.new)
     summary = run_summary(run_dir)
     print(json.dumps(summary, indent=None) if args.json else format_summary(summary))
     return 0 if summary["forecast"].get("value") is not None else 1

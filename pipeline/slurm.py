@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline.arguments import one_run_dir, positive_int
 from pipeline.config import DEFAULT_CONFIG
 from pipeline.errors import UserError
-from pipeline.records import atomic_write_json, atomic_write_text
+from pipeline.records import atomic_write_json, atomic_write_text, read_json
 from pipeline.rundir import RunDir
 
 FAILED_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
@@ -142,7 +142,7 @@ def wait_for_jobs(out_dir: str | Path, *, poll_seconds: float = 5.0, timeout: fl
     path = run.slurm_jobs
     if not path.exists():
         raise UserError(f"{path}: no submission recorded here (run 'capforecast submit --out {out_dir}' first)")
-    jobs = json.loads(path.read_text())
+    jobs = read_json(path)
     deadline = None if timeout is None else time.monotonic() + timeout
     final: dict[str, list[str]] = {}
     while True:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from pipeline.passk import cells_by_checkpoint, pass_at_k
+from pipeline.passk import cells_by_checkpoint, fixed, pass_at_k
 from pipeline.records import read_pass_counts
 from pipeline.rundir import RunDir
 
@@ -87,10 +87,12 @@ def _backtest(result: dict | None, method: str | None) -> dict:
     method = method if method in summary else next(iter(summary), None)
     s = summary.get(method) or {}
     return {"method": method, "scored": s.get("scored"), "coverage": s.get("coverage"),
-            "level": (result.get("options") or {}).get("level"), "median_relative_error": s.get("median_relative_error")}
+            "level": (result.get("options") or {}).get("level"), "median_abs_error": s.get("median_abs_error")}
 
 
 def _num(value, spec: str = ".4f") -> str:
+    if spec == ".4f":
+        return fixed(value)
     return "n/a" if value is None else format(value, spec)
 
 
@@ -141,8 +143,8 @@ def format_summary(s: dict) -> str:
         lines.append(f"backtest  none: {b['error']}")
     elif b.get("scored"):
         lines.append(f"backtest  {b['method']}: interval covered the held-out actual in {b['coverage']:.0%} of "
-                     f"{b['scored']} forecasts (nominal {_num(b['level'], '.0%')}), median relative error "
-                     f"{_num(b['median_relative_error'], '.1%')}")
+                     f"{b['scored']} forecasts (nominal {_num(b['level'], '.0%')}), median |error| "
+                     f"{_num(b['median_abs_error'], '.2g')} in mean log pass rate")
     else:
         lines.append(f"backtest  {b.get('method')}: no forecast could be scored")
     lines.append(f"report    {s['report'] or 'not written'}")

@@ -115,9 +115,16 @@ def test_random_models_give_a_plain_explanation_not_a_crash(finished_run):
 
 @pytest.mark.slow
 def test_rerunning_a_finished_run_does_no_work(finished_run, tiny_config_module):
+    results = ["forecast.json", "backtest.json", "report.md", "pass_counts.csv"]
     before = {p: p.read_bytes() for p in sorted(finished_run.glob("[sv]*/*.jsonl"))}
-    capforecast("run", "--config", tiny_config_module, "--out", finished_run, check=False)
+    stamps = {name: (finished_run / name).stat().st_mtime_ns for name in results}
+    stages = json.loads((finished_run / "manifest.json").read_text())["stages"]
+    proc = capforecast("run", "--config", tiny_config_module, "--out", finished_run, check=False)
     assert {p: p.read_bytes() for p in sorted(finished_run.glob("[sv]*/*.jsonl"))} == before
+    assert {name: (finished_run / name).stat().st_mtime_ns for name in results[:3]} == {
+        name: stamps[name] for name in results[:3]}                       # the fit, backtest and report did not run
+    assert json.loads((finished_run / "manifest.json").read_text())["stages"] == stages   # timings kept
+    assert proc.stderr.count("nothing to do") >= 3, proc.stderr
 
 
 @pytest.mark.slow

@@ -117,7 +117,7 @@ def test_persistent_sandbox_error_is_reported_and_retried_on_rerun(tmp_path, fak
 BAD_ROWS = {
     "missing completion": ('{"task_id": "T/0"}', "field 'completion' is missing"),
     "completion not a string": ('{"task_id": "T/0", "completion": 3}', "field 'completion' should be str"),
-    "unknown task": ('{"task_id": "X/9", "completion": ""}', "'X/9' is not a problem"),
+    "unknown task": ('{"task_id": "X/9", "completion": ""}', "field 'task_id': 'X/9' matches no problem"),
     "not json": ('{"task_id": ', "not valid JSON"),
 }
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import from its own layer or any layer below it; README.md, "Layout", says the same.
 LAYERS = [
     ["pipeline.errors", "pipeline.records", "pipeline.progress", "pipeline.arguments",
-     "pipeline.passk", "pipeline.registry"],       # plumbing with no domain knowledge
+     "pipeline.passk", "pipeline.registry", "pipeline.lock"],       # plumbing with no domain knowledge
     ["pipeline.config", "pipeline.problems", "pipeline.rundir"],        # what a family and a run directory are
     ["pipeline.reference", "pipeline.generate"],                        # models and their samples
     ["pipeline.execute", "pipeline.counts", "pipeline.samples"],                            # verdicts and pass counts

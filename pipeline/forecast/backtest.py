@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline.config import MIN_FIT_CHECKPOINTS
 from pipeline.errors import UserError
+from pipeline.passk import fixed
 from pipeline.records import PassCount
 
 
@@ -101,7 +102,7 @@ def summarize(rows: list[dict]) -> dict:
 def format_table(result: dict) -> str:
     """A plain-text table of the rows and the summary."""
     lines = [f"{'m':>2} {'target':<16} {'x':>7} {'method':<12} {'forecast':>9} {'forecast interval':>21} "
-             f"{'measured':>9} {'measurement interval':>21} {'actual':>9} {'error':>9} covered (by the measurement "
+             f"{'measured':>9} {'measurement interval':>21} {'actual':>9} {'error':>9} covered (error = forecast - actual; by the measurement "
              "interval when shown)"]
     for r in result["rows"]:
         if r.get("error") is not None:
@@ -109,17 +110,16 @@ def format_table(result: dict) -> str:
             continue
         lo, hi = r["interval"]
         mv, band = r.get("measurement_value"), r.get("measurement_interval")
-        measured = (f"{mv:>9.4f} [{band[0]:>9.4f},{band[1]:>9.4f}]" if band and mv is not None else f"{'—':>9} {'':>21}")
-        error = (f"{r['relative_error']:>8.1%}" if r["relative_error"] is not None else f"{r['abs_error']:>8.4f}a")
+        measured = (f"{fixed(mv):>9} [{fixed(band[0]):>9},{fixed(band[1]):>9}]" if band and mv is not None
+                    else f"{'—':>9} {'':>21}")
         lines.append(f"{r['holdout']:>2} {r['target']:<16} {r['extrapolation']:>6.1f}x {r['method']:<12} "
-                     f"{r['prediction']:>9.4f} [{lo:>9.4f},{hi:>9.4f}] {measured} {r['actual']:>9.4f} "
-                     f"{error} {'yes' if r['covered'] else 'NO'}")
+                     f"{fixed(r['prediction']):>9} [{fixed(lo):>9},{fixed(hi):>9}] {measured} "
+                     f"{fixed(r['actual']):>9} {r['signed_error']:>+9.4f} {'yes' if r['covered'] else 'NO'}")
     for method, s in result["summary"].items():
         if s["scored"]:
-            rel = (f"median relative error {s['median_relative_error']:.1%}" if s["median_relative_error"] is not None
-                   else f"median absolute error {s['median_abs_error']:.4f} (relative undefined: actual 0)")
-            lines.append(f"{method}: {s['scored']} forecasts, {rel}, coverage {s['coverage']:.0%} (level "
-                         f"{result['options']['level']:.0%}), {s['failed']} failed")
+            lines.append(f"{method}: {s['scored']} forecasts, median |error| {s['median_abs_error']:.2g} in mean log "
+                         f"pass rate, coverage {s['coverage']:.0%} (level {result['options']['level']:.0%}), "
+                         f"{s['failed']} failed")
         else:
             lines.append(f"{method}: no forecast could be scored ({s['failed']} failed)")
     return "\n".join(lines)

@@ -6,10 +6,12 @@ The forecast itself is ``pipeline.forecast.capability``; the backtest is ``pipel
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from pipeline.arguments import describe_sources, fraction, level, one_run_dir, positive_int
-from pipeline.errors import UserError
+from pipeline.arguments import (add_json_option, describe_sources, fraction, level, one_run_dir, positive_int,
+                                print_json)
+from pipeline.errors import EXIT_NO_RESULT, UserError
 from pipeline.rundir import RunDir
 
 
@@ -104,6 +106,7 @@ def register(subparsers) -> None:
     parser.add_argument("--target", help="target checkpoint name (default: the largest compute in the CSV)")
     parser.add_argument("--target-compute", type=float, help="target training FLOPs (raw)")
     add_fit_arguments(parser)
+    add_json_option(parser, "the forecast (the fields of forecast.json) and where it was written")
     parser.set_defaults(func=handle_fit)
     parser = subparsers.add_parser("backtest", help="hold out the largest checkpoints in turn and score forecasts",
                                    description="Backtest: hold out the largest m checkpoints in turn, forecast each "
@@ -113,6 +116,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-holdout", type=int, default=None,
                         help="hold out at most this many of the largest checkpoints (default: all but 3)")
     add_fit_arguments(parser, methods=True)
+    add_json_option(parser, "the backtest (the fields of backtest.json) and where it was written")
     parser.set_defaults(func=handle_backtest)
 
 
@@ -132,9 +136,12 @@ def handle_fit(args) -> int:
     result = forecast_from_counts(read_pass_counts(csv_path), target_name, target_compute, options)
     result["settings_source"] = source
     write_forecast(out, result)
-    print(summary_text(result))
-    print(describe_sources(options, source))
-    print(f"wrote {out}")
+    text = sys.stderr if args.json else sys.stdout
+    print(summary_text(result), file=text)
+    print(describe_sources(options, source), file=text)
+    print(f"wrote {out}", file=text)
+    if args.json:
+        print_json({"forecast": result, "out": str(out)})
     return 0
 
 
@@ -152,9 +159,17 @@ def handle_backtest(args: argparse.Namespace) -> int:
     options, source, _ = fit_options(args, run)
     result = backtest(read_pass_counts(csv_path), options, methods, args.max_holdout)
     result["settings_source"] = source
-    print(format_table(result))
-    print(describe_sources(options, source))
+    text = sys.stderr if args.json else sys.stdout
+    print(format_table(result), file=text)
+    print(describe_sources(options, source), file=text)
     if out is not None:
         write_backtest(out, result)
-        print(f"wrote {out}")
+        print(f"wrote {out}", file=text)
+    if args.json:
+        print_json({"backtest": result, "out": str(out) if out is not None else None})
+    if not any(s["scored"] for s in result["summary"].values()):
+        reasons = dict.fromkeys(r["error"] for r in result["rows"] if r.get("error"))
+        print(f"capforecast backtest: no forecast could be scored ({len(result['rows'])} tried): "
+              f"{'; '.join(list(reasons)[:3])}", file=sys.stderr)
+        return EXIT_NO_RESULT
     return 0

@@ -79,8 +79,11 @@ def prepare(counts: list[PassCount], target_name: str | None, target_compute: fl
             options: FitOptions) -> FitData:
     """Choose the target and the fit checkpoints, and apply the report's P/M rule."""
     from pipeline.forecast.estimate import count_table, restrict_solved_by_all
+    from pipeline.records import foreign_benchmark, foreign_message
 
     table = count_table(counts)
+    if foreign := foreign_benchmark(counts):
+        raise UserError(foreign_message(counts, foreign))
     if target_name is not None and target_name not in table.checkpoints and target_compute is None:
         raise UserError(f"target {target_name!r} is not in the pass counts; give --target-compute for a "
                         f"model without counts (checkpoints: {', '.join(table.checkpoints)})")

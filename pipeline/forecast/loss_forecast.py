@@ -126,6 +126,7 @@ def forecast_loss(compute: np.ndarray, loss: np.ndarray, target_compute: float, 
     def band(col: int):
         return None if reps is None else [float(v) for v in np.percentile(reps[:, col], [tail, 100 - tail])]
     return {
+        "curve": law_band(fit, reps, x.min(), level),
         "law": "L(C) = a * (C / C_target)**b + c",
         "a": fit.a, "a_interval": band(0), "b": fit.b, "b_interval": band(1), "c": fit.c, "c_interval": band(2),
         "prediction": {"value": value, "interval": interval, "level": level, "interval_kind": "prediction",
@@ -136,6 +137,22 @@ def forecast_loss(compute: np.ndarray, loss: np.ndarray, target_compute: float, 
                 + ("checkpoint residuals" if len(x) > 3 else "nothing else (3 points)"),
                 "calibration": calibration, "identifiability": notes, "warnings": warnings},
     }
+
+
+CURVE_POINTS = 30
+
+
+def law_band(fit, reps: np.ndarray | None, x_lo: float, level: float) -> list[dict] | None:
+    """The law and its ``level`` band, from the bootstrap's (a, b, c), at CURVE_POINTS normalised computes from
+    x_lo to the target (x = 1), for the report's figure; None without a bootstrap."""
+    if reps is None:
+        return None
+    xs = np.geomspace(x_lo, 1.0, CURVE_POINTS)
+    draws = reps[:, 0:1] * xs[None, :] ** reps[:, 1:2] + reps[:, 2:3]
+    tail = 50 * (1 - level)
+    lo, hi = np.percentile(draws, [tail, 100 - tail], axis=0)
+    return [{"normalized_compute": float(x), "value": float(fit.predict(np.array([x]))[0]),
+             "interval": [float(a), float(b)]} for x, a, b in zip(xs, lo, hi)]
 
 
 def loss_forecast_json(rows: list[dict], target: str | None, target_compute: float, settings: LossFitSettings,

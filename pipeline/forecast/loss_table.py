@@ -2,14 +2,13 @@
 (``checkpoint,compute,loss``, compute in raw FLOPs), as ``fit --pass-counts`` does for pass counts."""
 from __future__ import annotations
 
-import csv
 import math
 import sys
 from pathlib import Path
 
 from pipeline.arguments import layered
 from pipeline.errors import UserError
-from pipeline.records import BadInput
+from pipeline.records import BadInput, read_csv_rows
 from pipeline.rundir.results import write_loss
 
 COLUMNS = ("checkpoint", "compute", "loss")
@@ -30,23 +29,21 @@ def read_loss_measurements(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: measurements file not found (a CSV with columns {','.join(COLUMNS)})")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise BadInput(f"{path}, line 1: missing column(s) {', '.join(missing)}; the header must include "
-                           f"{','.join(COLUMNS)} (compute in raw FLOPs, loss in nats per token)")
-        rows, seen = [], {}
-        for row in reader:
-            line = reader.line_num
-            name = (row.get("checkpoint") or "").strip()
-            if not name:
-                raise BadInput(f"{path}, line {line}: field 'checkpoint' is empty")
-            if name in seen:
-                raise BadInput(f"{path}, line {line}: checkpoint {name!r} appears again (first on line {seen[name]})")
-            seen[name] = line
-            rows.append({"checkpoint": name, "compute": _positive(path, line, "compute", row.get("compute")),
-                         "mean_loss": _positive(path, line, "loss", row.get("loss")), "line": line})
+    header, reader = read_csv_rows(path)
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise BadInput(f"{path}, line 1: missing column(s) {', '.join(missing)}; the header must include "
+                       f"{','.join(COLUMNS)} (compute in raw FLOPs, loss in nats per token)")
+    rows, seen = [], {}
+    for line, row in reader:
+        name = (row.get("checkpoint") or "").strip()
+        if not name:
+            raise BadInput(f"{path}, line {line}: field 'checkpoint' is empty")
+        if name in seen:
+            raise BadInput(f"{path}, line {line}: checkpoint {name!r} appears again (first on line {seen[name]})")
+        seen[name] = line
+        rows.append({"checkpoint": name, "compute": _positive(path, line, "compute", row.get("compute")),
+                     "mean_loss": _positive(path, line, "loss", row.get("loss")), "line": line})
     if not rows:
         raise UserError(f"{path}: no measurements (only a header)")
     return rows

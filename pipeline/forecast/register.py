@@ -260,7 +260,7 @@ def _forecast_main(args) -> int:
         raise UserError("give a run directory or --pass-counts FILE.csv")
     path = register_forecast(args.run_dir, args.pass_counts, args.target, args.target_compute, args.out,
                              force=args.force)
-    record = json.loads(path.read_text())
+    record = read_registration(path)
     pred = record["forecast"]["prediction"]
     evidence = record["target_evidence_at_registration"]
     print(f"registered {path}: E_P[log pass rate] at {record['target']['name']} = {pred['value']:.4f} "

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.arguments import one_run_dir, positive_int
 from pipeline.config import DEFAULT_CONFIG, Checkpoint, Family
 from pipeline.errors import UserError
-from pipeline.records import JsonlAppender, atomic_write_json, read_jsonl, require_fields
+from pipeline.records import JsonlAppender, atomic_write_json, read_json, read_jsonl, require_fields
 from pipeline.rundir import RunDir
 from pipeline.generate.seeds import sample_seed, settings_digest
 
@@ -75,7 +75,17 @@ def existing_rows(out_path: Path, checkpoint: str) -> list[tuple[Path, int, dict
 
 def generate_checkpoint(family: Family, checkpoint: Checkpoint, problems: dict[str, dict], out_path: Path,
                         *, requests: dict[str, int] | None = None, shard: tuple[int, int] | None = None) -> dict:
-    """Append the missing samples of one checkpoint to out_path; return a summary with the engine info."""
+    """Append the missing samples of one checkpoint to out_path; return a summary with the engine info. One
+    process at a time writes out_path (a second is refused at once, naming the first: pipeline.lock)."""
+    from pipeline.lock import WriterLock
+
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    with WriterLock(Path(out_path), f"samples file {out_path}"):
+        return _generate_checkpoint(family, checkpoint, problems, out_path, requests=requests, shard=shard)
+
+
+def _generate_checkpoint(family: Family, checkpoint: Checkpoint, problems: dict[str, dict], out_path: Path,
+                         *, requests: dict[str, int] | None, shard: tuple[int, int] | None) -> dict:
     from pipeline.generate.backends import SamplingOptions, describe_engine, load_backend
     from pipeline.progress import progress
 
@@ -167,12 +177,9 @@ def merge_shards(out_dir: str | Path, checkpoints: list[str] | None = None) -> d
 def read_plan(path: str | Path) -> dict[str, dict[str, int]]:
     """A plan file's requests as {checkpoint: {task_id: n_total}}; errors name the file and entry."""
     path = Path(path)
-    try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: plan file not found") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not path.is_file():
+        raise UserError(f"{path}: plan file not found")
+    plan = read_json(path)
     if not isinstance(plan, dict) or not isinstance(plan.get("requests"), list):
         raise UserError(f"{path}: expected an object with a 'requests' list")
     out: dict[str, dict[str, int]] = {}

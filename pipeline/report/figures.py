@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.report.fields import comparison, interval, level_label, level_of, number, pair
-from pipeline.report.document import plural
+from pipeline.report.document import fmt, plural
 from pipeline.report.inputs import RunInputs
-from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, Y_LABEL,
-                                    flops_axis, pass_rate_axis, pyplot, save_figure)
+from pipeline.report.style import (ACTUAL_COLOR, DODGE, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL,
+                                    Y_LABEL, flops_axis, pass_rate_axis, pyplot, save_figure)
 
 # ---------------------------------------------------------------- capability data
 
@@ -89,18 +89,19 @@ def _draw_capability(ax, forecast: dict, title: str) -> bool:
         ax.errorbar([p["x"] for p in group], [p["y"] for p in group], yerr=np.clip(yerr, 0, None),
                     fmt="o" if used else "s", color=color, ms=6, capsize=3, mfc="white" if not used else color,
                     label=label, zorder=3)
+    actual, judged_by, same_problems = comparison(forecast)
+    dodge = DODGE if actual is not None and value is not None else 1.0   # side by side at the target, never hidden
     if value is not None:
         yerr = [[value - band[0]], [band[1] - value]] if band else None
-        ax.errorbar([1.0], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
+        ax.errorbar([1.0 / dodge], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
                     capsize=7, lw=2, label=f"forecast, {level} interval", zorder=4)
-    actual, judged_by, same_problems = comparison(forecast)
     if same_problems and judged_by:
         mid = (judged_by[0] + judged_by[1]) / 2
-        ax.errorbar([1.18], [mid], yerr=[[mid - judged_by[0]], [judged_by[1] - mid]], fmt="none",
+        ax.errorbar([1.25], [mid], yerr=[[mid - judged_by[0]], [judged_by[1] - mid]], fmt="none",
                     ecolor=EXCLUDED_COLOR, capsize=4, lw=2, label="forecast on the problems the target solved")
     if actual is not None:
-        ax.plot([1.0], [actual], marker="*", color=ACTUAL_COLOR, ms=10, ls="none",
-                label="actual (target)", zorder=5)
+        ax.plot([dodge], [actual], marker="*", color=ACTUAL_COLOR, mec="white", mew=0.8, ms=14, ls="none",
+                label="actual (target)", zorder=6)
     ax.set_xscale("log")
     ax.set_xlim(lo_x, hi_x)
     ax.set_title(title)
@@ -123,38 +124,50 @@ def capability_figure(run: RunInputs, out_dir: Path) -> Path | None:
     ax.set_ylabel(Y_LABEL)
     flops_axis(ax, run.target_compute)
     pass_rate_axis(ax)
-    ax.legend(loc="lower right", frameon=True)
-    _target_inset(ax, forecast)
+    inset = _target_inset(ax, forecast)
+    # outside, right of the pass-rate axis: inside, any corner can cover a checkpoint or the band
+    ax.legend(loc="upper left", bbox_to_anchor=(1.13, 0.42 if inset else 1.0), frameon=False)
     return save_figure(fig, out_dir / "capability.png")
 
 
-def _target_inset(ax, forecast: dict) -> None:
-    """An enlarged view of the target: forecast interval against the actual value, when one is known."""
+MIN_ZOOM = 2.5          # an inset that enlarges less than this shows nothing the main axes do not
+
+
+def _target_inset(ax, forecast: dict) -> bool:
+    """The forecast against the actual, enlarged around the two (the interval's ends may run off it, and are
+    given in numbers), when the main axes show them too small to tell apart."""
     prediction = forecast.get("prediction") or {}
     value, band = number(prediction.get("value")), interval(prediction)
     actual, judged_by, same_problems = comparison(forecast)
     if value is None or band is None or actual is None:
-        return
-    inset = ax.inset_axes([0.45, 0.07, 0.2, 0.34])   # below the rising curve, left of the legend
+        return False
+    shown = [value, actual] + ([sum(judged_by) / 2] if same_problems and judged_by else [])
+    half = max(0.75 * (max(shown) - min(shown)), 0.03 * (band[1] - band[0]), 1e-4)
+    centre = (max(shown) + min(shown)) / 2
+    zoom = (ax.get_ylim()[1] - ax.get_ylim()[0]) / (2 * half)
+    if zoom < MIN_ZOOM:
+        return False
+    inset = ax.inset_axes([1.2, 0.55, 0.3, 0.36])    # beside the axes, right of the pass-rate axis: covers no data
     for side in ("top", "right"):
         inset.spines[side].set_visible(True)
-    inset.errorbar([0], [value], yerr=[[value - band[0]], [band[1] - value]], fmt="D", color=FORECAST_COLOR,
+    inset.errorbar([-0.3], [value], yerr=[[value - band[0]], [band[1] - value]], fmt="D", color=FORECAST_COLOR,
                    mfc="white", mew=2, ms=8, capsize=6, lw=2)
     if same_problems and judged_by:
         mid = (judged_by[0] + judged_by[1]) / 2
-        inset.errorbar([0.6], [mid], yerr=[[mid - judged_by[0]], [judged_by[1] - mid]], fmt="none",
+        inset.errorbar([0.7], [mid], yerr=[[mid - judged_by[0]], [judged_by[1] - mid]], fmt="none",
                        ecolor=EXCLUDED_COLOR, capsize=4, lw=2)
-    inset.plot([0], [actual], "*", color=ACTUAL_COLOR, ms=11)
-    values = [band[0], band[1], actual] + (list(judged_by) if judged_by else [])
-    pad = 0.25 * (max(values) - min(values)) + 1e-6
-    inset.set_ylim(min(values) - pad, max(values) + pad)
+    inset.plot([0.3], [actual], "*", color=ACTUAL_COLOR, mec="white", mew=0.8, ms=14)
+    inset.set_ylim(centre - half, centre + half)
     inset.set_xlim(-1, 1.2 if same_problems else 1)
     inset.set_xticks([])
     inset.tick_params(labelsize=8)
     inside = judged_by is not None and judged_by[0] <= actual <= judged_by[1]
-    inset.set_title("at the target, enlarged:\n" + ("actual inside ✓" if inside else "actual outside ✗"),
-                    fontsize=9, color=FIT_COLOR if inside else FORECAST_COLOR)
-
+    lo, hi = judged_by or band
+    inset.set_title(f"at the target, ×{zoom:.0f}: forecast {fmt(value)}, actual {fmt(actual)}\n"
+                    + (f"inside ✓ the interval [{fmt(lo)}, {fmt(hi)}]" if inside
+                       else f"OUTSIDE ✗ the interval [{fmt(lo)}, {fmt(hi)}]"),
+                    fontsize=8.5, color=FIT_COLOR if inside else FORECAST_COLOR)
+    return True
 
 
 def bucket_points(run: RunInputs, problems: list[str], models: set[str]) -> list[dict]:
@@ -177,53 +190,72 @@ def bucket_points(run: RunInputs, problems: list[str], models: set[str]) -> list
 
 
 def buckets_figure(run: RunInputs, out_dir: Path) -> Path | None:
-    """Small multiples: the capability forecast per difficulty bucket (easiest first)."""
+    """Small multiples: the capability forecast per difficulty bucket (easiest first), one panel per bucket that
+    has a forecast; the others are named in the title with the reason, never drawn as empty axes."""
     forecast = run.forecast or {}
     buckets = forecast.get("buckets", [])
     if run.forecast_error or not buckets:
         return None
-    plt = pyplot()
-    cols = min(3, len(buckets))
-    rows = math.ceil(len(buckets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True)
     models = set(forecast["models"])
     level = level_label(level_of(forecast))
-    for ax, bucket in zip(axes.flat, buckets):
+    drawable, skipped = [], {}
+    for bucket in buckets:
         problems = bucket["problems"]
         rates = pair(bucket["pass_rate_range"])
-        title = f"bucket {bucket['bucket']}: {plural(len(problems), 'problem')}"
+        members = bucket.get("members") or problems
+        title = f"bucket {bucket['bucket']}: " + (plural(len(problems), "problem") if len(members) == len(problems)
+                                                  else f"{len(problems)} of {len(members)} problems qualify")
         if rates:
             title += f"\nfit-model pass rate {rates[0]:.0%}–{rates[1]:.0%}"
         panel = {"points": bucket_points(run, problems, models), "alpha": bucket.get("alpha"),
                  "k": bucket.get("k"), "prediction": bucket.get("prediction") or {},
                  "actual": bucket.get("actual"), "method": forecast["method"],
                  "curve": bucket.get("curve")}   # the bucket's own band, from the same draws as its forecast
-        if bucket.get("error") or not _draw_capability(ax, panel, title):
-            ax.set_title(title)
-            ax.text(0.5, 0.5, "no fit:\n" + _wrap(str(bucket.get("error") or "no data"), 34),
-                    transform=ax.transAxes, ha="center", va="center", fontsize=9, color=EXCLUDED_COLOR)
-            ax.set_xscale("log")
+        has_data = capability_points(panel) or number(panel["prediction"].get("value")) is not None
+        if bucket.get("error") or not has_data:
+            skipped.setdefault(str(bucket.get("error") or "no data"), []).append(str(bucket["bucket"]))
+        else:
+            drawable.append((panel, title))
+    if not drawable:
+        return None
+    plt = pyplot()
+    cols = min(3, len(drawable))
+    rows = math.ceil(len(drawable) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.9), squeeze=False, layout="constrained")
+    xs = [p["x"] for panel, _ in drawable for p in capability_points(panel)] + [1.0]
+    for k, (ax, (panel, title)) in enumerate(zip(axes.flat, drawable)):
+        _draw_capability(ax, panel, title)
+        ax.set_xlim(min(xs) / 2.0, 2.0)                   # one x range for every panel, each with its tick labels
         ax.title.set_fontsize(11)
-    for ax in list(axes.flat)[len(buckets):]:
+        if k + cols >= len(drawable):                     # nothing drawn below this panel
+            ax.set_xlabel("compute ÷ target's (log)")
+        if k % cols == 0:
+            ax.set_ylabel("mean log pass rate")
+    for ax in list(axes.flat)[len(drawable):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("compute ÷ target's (log)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("mean log pass rate")
-    handles, labels = next(a for a in axes.flat if a.get_legend_handles_labels()[0]).get_legend_handles_labels() \
-        if any(a.get_legend_handles_labels()[0] for a in axes.flat) else ([], [])
+    handles, labels = next((a.get_legend_handles_labels() for a in axes.flat if a.get_legend_handles_labels()[0]),
+                           ([], []))
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
-                   bbox_to_anchor=(0.5, -0.04))
-    fig.suptitle(f"Forecast per difficulty bucket ({level} intervals; 1 = easiest)", fontsize=13)
-    fig.tight_layout()
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
+    from pipeline.forecast.buckets import MIN_BUCKET_PROBLEMS
+
+    asked = (forecast.get("options") or {}).get("buckets")
+    title = (f"Forecast per difficulty bucket ({level} intervals; 1 = easiest) — {len(drawable)} of "
+             f"{plural(len(buckets), 'bucket')} forecastable"
+             + (f" ({asked} asked for; buckets with fewer than {MIN_BUCKET_PROBLEMS} qualifying problems were merged "
+                f"with a neighbour)" if isinstance(asked, int) and asked > len(buckets) else ""))
+    if skipped:
+        title += "\n" + _wrap("not drawn: " + "; ".join(
+            f"bucket{'s' if len(ids) > 1 else ''} {', '.join(ids)} ({reason})" for reason, ids in skipped.items()),
+            48 * cols + 10, lines=3)
+    fig.suptitle(title, fontsize=12)
     return save_figure(fig, out_dir / "buckets.png")
 
 
-def _wrap(text: str, width: int) -> str:
+def _wrap(text: str, width: int, lines: int = 4) -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)[:4])
+    return "\n".join(textwrap.wrap(text, width)[:lines])
 
 
 def figure_makers() -> dict:

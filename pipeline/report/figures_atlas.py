@@ -96,11 +96,9 @@ def _overview(ax, x, rate, tasks, falling, fit_rows, checkpoints, target) -> Non
                                      label=f"one problem ({len(lines)})"))
     last = fit_rows[-1]
     marked = [(i, t) for i, t in enumerate(tasks) if t in falling]
-    label_ys = spread([rate[last, i] for i, _ in marked], gap=0.045, lo=0.0, hi=1.0)
-    for (i, t), y in zip(marked, label_ys):
+    for i, _ in marked:
         ax.plot(xs, rate[fit_rows, i], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3)
-        ax.annotate(t, (x[last], rate[last, i]), xytext=(x[last] * 1.35, y), fontsize=8, color=FORECAST_COLOR,
-                    va="center", arrowprops={"arrowstyle": "-", "color": FORECAST_COLOR, "lw": 0.5, "alpha": 0.6})
+    _label_falling(ax, x[last], [(t, rate[last, i], np.nanmax(rate[fit_rows, i]) - rate[last, i]) for i, t in marked])
     ax.plot(xs, np.nanmedian(rate[fit_rows], axis=1), color=FIT_COLOR, lw=2.5, label="median over problems")
     if len(fit_rows) < len(checkpoints):
         t_row = checkpoints.index(target)
@@ -110,12 +108,35 @@ def _overview(ax, x, rate, tasks, falling, fit_rows, checkpoints, target) -> Non
         ax.plot([], [], color=FORECAST_COLOR, lw=1.8, marker="o", ms=3,
                 label=f"pass rate falls with scale ({len(falling)})")
     ax.set_xscale("log")
-    ax.set_xlim(x.min() / 1.5, x.max() * 4)
+    ax.set_xlim(x.min() / 1.5, x.max() * 1.25)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel("pass rate  (fraction of samples passing)")
     ax.set_title(f"Per-problem pass rate against compute — {plural(len(tasks), 'problem')}")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=True, fontsize=8)   # outside: never on a line
+    ax.legend(loc="upper left", bbox_to_anchor=(1.11 if falling else 1.005, 1.0), frameon=True, fontsize=8)
+
+
+LABEL_PT = 10.5   # vertical room per label in the overview's right margin
+
+
+def _label_falling(ax, x_last: float, marked: list[tuple[str, float, float]]) -> None:
+    """Name the falling problems in the right margin, one label per LABEL_PT points, joined to each line's end;
+    when they do not all fit, the largest falls are named and the rest counted (all are red in the atlas)."""
+    if not marked:
+        return
+    height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+    room = max(1, int(height_pt // LABEL_PT))
+    shown = sorted(marked, key=lambda m: -np.nan_to_num(m[2]))[:room if len(marked) <= room else room - 1]
+    y0, y1 = ax.get_ylim()
+    frac = [(float(np.nan_to_num(y, nan=0.0)) - y0) / (y1 - y0) for _, y, _ in shown]
+    gap = LABEL_PT / height_pt
+    for (task, y, _), at in zip(shown, spread(frac, gap=gap, lo=gap / 2, hi=1 - gap / 2)):
+        ax.annotate(task, (x_last, y), xytext=(1.01, at), textcoords="axes fraction", fontsize=8,
+                    color=FORECAST_COLOR, va="center", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": FORECAST_COLOR, "lw": 0.5, "alpha": 0.5})
+    if len(shown) < len(marked):
+        ax.annotate(f"+{len(marked) - len(shown)} more (red cells below)", (1.01, gap / 2),
+                    xycoords="axes fraction", fontsize=8, color=FORECAST_COLOR, va="center")
 
 
 def _cells(ax, x, rate, tasks, falling, used, fit_rows, cols, rows, checkpoints, target) -> None:

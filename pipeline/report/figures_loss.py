@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report.fields import actual_value, interval, level_label, level_of, number
+from pipeline.report.fields import actual_value, interval, level_label, level_of, number, pair
 from pipeline.report.inputs import RunInputs
-from pipeline.report.style import (ACTUAL_COLOR, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL, flops_axis,
-                                   pyplot, save_figure)
+from pipeline.report.style import (ACTUAL_COLOR, DODGE, EXCLUDED_COLOR, FIT_COLOR, FORECAST_COLOR, X_LABEL,
+                                   flops_axis, pyplot, save_figure)
 
 LOSS_LABEL = "final loss on held-out code  (nats per token)"
 
@@ -40,23 +40,37 @@ def loss_figure(run: RunInputs, out_dir: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(9, 5.2))
     level = level_label(level_of(loss))
     lo_x = min([p["x"] for p in points] + [1.0]) / 2.0
+    shown = [p["y"] for p in points] + [v for v in (value, actual_value(loss)) if v is not None] + list(band or [])
+    band_rows = [(r["normalized_compute"], *pair(r["interval"])) for r in loss.get("curve") or []]
+    if band_rows:
+        ax.fill_between([r[0] for r in band_rows], [r[1] for r in band_rows], [r[2] for r in band_rows],
+                        color=FIT_COLOR, alpha=0.18, lw=0, label=f"fit, {level} band (the law's own uncertainty)")
+        shown += [r[1] for r in band_rows] + [r[2] for r in band_rows]
     xs = np.geomspace(lo_x, 1.0, 200)
     ax.plot(xs, loss_curve(loss, xs), color=FIT_COLOR, lw=1.8, label="fitted  L(C) = a·C^b + c")
+    pad = 0.08 * (max(shown) - min(shown)) or 0.05 * max(shown)
+    y_lo, y_hi = min(shown) - pad, max(shown) + pad     # the data, band and forecast fill the axes
     c_value = loss["c"]
-    ax.axhline(c_value, color=EXCLUDED_COLOR, ls="--", lw=1, label=f"irreducible loss c = {c_value:.3g}")
+    if y_lo <= c_value <= y_hi:
+        ax.axhline(c_value, color=EXCLUDED_COLOR, ls="--", lw=1, label=f"irreducible loss c = {c_value:.3g}")
+    else:   # far below the data: drawing it would squash them into the top of the axes
+        ax.plot([], [], ls="--", color=EXCLUDED_COLOR, lw=1, label=f"irreducible loss c = {c_value:.3g} (below the axes)")
+    ax.set_ylim(y_lo, y_hi)
     for used in (True, False):
         group = [p for p in points if p["used"] == used]
         if group:
             ax.plot([p["x"] for p in group], [p["y"] for p in group], "o" if used else "s",
                     color=FIT_COLOR if used else EXCLUDED_COLOR, mfc=None if used else "white", ms=7,
                     label="checkpoints (fit)" if used else "checkpoints (not in fit)", zorder=3)
+    actual = actual_value(loss)
+    dodge = DODGE if actual is not None and value is not None else 1.0   # side by side, never one behind the other
     if value is not None:
         yerr = [[value - band[0]], [band[1] - value]] if band else None
-        ax.errorbar([1.0], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
-                    capsize=7, lw=2, label=f"forecast, {level} interval", zorder=4)
-    actual = actual_value(loss)
+        ax.errorbar([1.0 / dodge], [value], yerr=yerr, fmt="D", color=FORECAST_COLOR, mfc="white", mew=2, ms=11,
+                    capsize=7, lw=2, label=f"forecast, {level} prediction interval", zorder=4)
     if actual is not None:
-        ax.plot([1.0], [actual], "*", color=ACTUAL_COLOR, ms=10, label="actual (target)", zorder=5)
+        ax.plot([dodge], [actual], "*", color=ACTUAL_COLOR, mec="white", mew=0.8, ms=14, label="actual (target)",
+                zorder=6)
     ax.set_xscale("log")
     ax.set_xlim(lo_x, 2.0)
     ax.set_xlabel(X_LABEL)
@@ -102,14 +116,36 @@ def backtest_figure(run: RunInputs, out_dir: Path) -> Path | None:
         if known:
             titles.append(f"{name}: {sum(known)}/{len(known)} inside")
     ax.plot([], [], "o", color="#666666", mfc="white", label=f"hollow = actual outside the {level} interval")
+    _name_held_out(ax, rows)
     ax.axhline(0.0, color=ACTUAL_COLOR, lw=1)
     factors = [r["factor"] for r in rows]
     _factor_ticks(ax, min(factors) / 1.5, max(factors) * 1.5)
     ax.set_xlabel("extrapolation factor  (held-out compute ÷ largest compute in its fit, log scale)")
     ax.set_ylabel("forecast − actual\n(mean log pass rate)")
-    ax.set_title("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
+    ax.set_title(("Backtest, " + level + " intervals — " + "; ".join(titles) if titles else "Backtest")
+                 + "\nabove each column: the checkpoint held out and forecast from the smaller ones (m = how many "
+                 "were held out)", fontsize=11)
+    ax.margins(y=0.12)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=9)  # never on a bar
     return save_figure(fig, out_dir / "backtest.png")
+
+
+def _name_held_out(ax, rows: list[dict]) -> None:
+    """Name the held-out checkpoint above each column of points (with m when more were held out with it);
+    labels of columns closer than 0.15 decade are staggered upwards so they do not overprint."""
+    columns: dict[tuple, list[dict]] = {}
+    for r in rows:
+        columns.setdefault((r["name"], r["holdout"]), []).append(r)
+    previous, lift = None, 0
+    for (name, holdout), group in sorted(columns.items(), key=lambda item: item[1][0]["factor"]):
+        factor = group[0]["factor"]
+        lift = lift + 1 if previous is not None and math.log10(factor / previous) < 0.15 and lift < 2 else 0
+        previous = factor
+        top = max(max(r["error"], (r["band"][1] - r["actual"]) if r["band"] and r["actual"] is not None
+                      else r["error"]) for r in group)
+        label = name + (f" (m={holdout})" if holdout and holdout > 1 else "")
+        ax.annotate(label, (factor, top), xytext=(0, 5 + 11 * lift), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=8, color="#333333")
 
 
 def _factor_ticks(ax, lo: float, hi: float) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pipeline.rundir import RunDir
 
+RUN_FILES = (RunDir.MANIFEST, RunDir.PASS_COUNTS, RunDir.FORECAST, RunDir.LOSS, RunDir.BACKTEST, RunDir.VERDICTS)
+
 
 def write_report(run_dir: Path, html: bool = True) -> Path:
     """Write the run's report; returns the path of report.md."""
@@ -64,10 +66,16 @@ def handle_report(args) -> int:
         raise UserError(f"{args.run_dir}: is a file, not a run directory (the folder `capforecast run` wrote)")
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: run directory not found")
+    if not any((args.run_dir / name).exists() for name in RUN_FILES):
+        raise UserError(f"{args.run_dir}: not a run directory: it holds none of {', '.join(RUN_FILES)}; give the "
+                        f"folder `capforecast run` wrote, or run `capforecast count` and `fit` into it first")
     check_writable(args.run_dir, "RUN_DIR")
     md_path = write_report(args.run_dir, html=not args.no_html)
     print(md_path)
     if not args.no_html:
         print(RunDir(args.run_dir).report_html)
-    print(f"figures in {RunDir(args.run_dir).figures}", file=sys.stderr)
+    figures = RunDir(args.run_dir).figures
+    drawn = sorted(p.name for p in figures.glob("*.png"))
+    print(f"figures in {figures}: {', '.join(drawn)}" if drawn else
+          "no figures: the run holds nothing to draw yet (no forecast, loss or backtest)", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ FIT_COLOR = "#1f77b4"
 EXCLUDED_COLOR = "#9a9a9a"
 X_LABEL = "training compute ÷ target's compute  (log scale; target = 1)"
 Y_LABEL = "mean log pass rate  E_P[ln pass rate]"
+DODGE = 1.05   # the forecast and the actual are drawn this factor left and right of the target's compute
 
 
 def pyplot():

@@ -1,23 +1,17 @@
 """Reading a run directory's JSON files into typed records: errors name the file, the line or the field."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from pipeline.records import BadInput
+from pipeline.records import BadInput, read_json
 
 
 def read_json_object(path: Path) -> dict:
     """A JSON object from ``path``; malformed JSON or another type raises BadInput naming the file and line."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 text ({exc.reason})") from None
+    data = read_json(path)    # bad UTF-8 or JSON: BadInput naming the line (and the key holding a bad byte)
     if not isinstance(data, dict):
         raise BadInput(f"{path}, line 1: expected a JSON object, got {type(data).__name__}")
     return data

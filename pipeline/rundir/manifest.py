@@ -82,6 +82,7 @@ class TargetEntry(_Record):
 class StageTiming(_Record):
     seconds: float
     finished_at: str
+    inputs: Optional[str] = None     # digest of what the stage read: the same inputs again means no work to do
 
 
 class GenerationSummary(_Record):
@@ -103,7 +104,8 @@ class GenerationSummary(_Record):
 
 
 class SandboxRecord(_Record):
-    backend: str
+    backend: str                     # pinned at the run's first execute: every later execute uses it or refuses
+    version: Optional[str] = None
     limits: dict[str, Any]
     calibration_rule: str
     calibrated_cpu_seconds: dict[str, float] = Field(default_factory=dict)
@@ -161,8 +163,12 @@ class Manifest(_Record):
         """Checkpoint name -> training FLOPs, target included."""
         return {c.name: float(c.compute) for c in self.checkpoints}
 
-    def record_stage(self, stage: str, seconds: float) -> None:
-        self.stages[stage] = StageTiming(seconds=round(seconds, 2), finished_at=utc_now())
+    def record_stage(self, stage: str, seconds: float, inputs: str | None = None) -> None:
+        self.stages[stage] = StageTiming(seconds=round(seconds, 2), finished_at=utc_now(), inputs=inputs)
+
+    def finished(self) -> bool:
+        """Whether ``run`` got to its end (the report is its last stage)."""
+        return "report" in self.stages
 
     def record_generation(self, checkpoint: str, summary: dict) -> None:
         self.generation = {**(self.generation or {}), checkpoint: GenerationSummary.model_validate(summary)}

@@ -280,6 +280,7 @@ class Loss(_Record):
     c: float
     c_interval: Optional[Interval] = None
     prediction: LossPrediction
+    curve: Optional[list[CurvePoint]] = None      # the law and its band over the fitted range up to the target
     fit: LossFitInfo
     points: list[LossPoint]
     actual: Optional[LossActual] = None

@@ -7,7 +7,6 @@ sequential phase only: draws from ``start`` to the stop, and the successes among
 """
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -17,7 +16,8 @@ import numpy as np
 from pipeline.arguments import COMMAND_LINE, layered
 from pipeline.config import MIN_FIT_CHECKPOINTS
 from pipeline.errors import UserError
-from pipeline.records import PassCount, atomic_write_json, atomic_write_text, read_pass_counts
+from pipeline.records import (PassCount, atomic_write_json, atomic_write_text, read_csv_rows, read_json,
+                              read_pass_counts)
 from pipeline.rundir import RunDir
 from pipeline.sampling.adaptive import CellDesign, Design, forecast_from_means, plan_next_round
 from pipeline.sampling.passuntil import (COMPLETE, CellEstimate, estimate_cell, prefix_counts,
@@ -28,12 +28,9 @@ DESIGN_OPTIONS = ("r", "budget", "pilot", "round_size", "samples_per_cell", "r_m
 
 
 def load_design(path: Path) -> Design:
-    try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: design/plan file not found") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not Path(path).is_file():
+        raise UserError(f"{path}: design/plan file not found")
+    obj = read_json(path)
     if not isinstance(obj, dict) or "design" not in obj:
         raise UserError(f"{path}: field 'design' is missing; pass a plan.json written by `capforecast plan`")
     return Design.from_json(obj["design"], str(path))
@@ -163,24 +160,23 @@ def summarize(cells: list[CellEstimate], computes: dict[str, float], target: str
 def cells_from_csv(path: Path) -> tuple[list[CellEstimate], dict[str, float]]:
     """Cells from a CSV with r and draws columns (N counted from the cell's start)."""
     counts = {(c.checkpoint, c.task_id): c for c in read_pass_counts(path)}
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in ("r", "draws") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UserError(f"{path}, line 1: column(s) {', '.join(missing)} missing. PassUntil estimates need the "
-                            f"order of draws: run `capforecast passuntil RUN_DIR` (verdicts carry sample_index) "
-                            f"or give the passuntil.csv it writes")
-        cells = []
-        for number, row in enumerate(reader, start=2):
-            try:
-                r, draws, start = int(row["r"]), int(row["draws"]), int(row.get("start") or 0)
-            except ValueError:
-                raise UserError(f"{path}, line {number}: fields 'r', 'draws', 'start' should be integers") from None
-            status = row.get("status") or COMPLETE
-            hits = min(int(row["passed"]), r - 1)
-            seq = [False] * (draws - r) + [True] * r if status == COMPLETE else [True] * hits + [False] * (draws - hits)
-            budget = int(row.get("budget") or max(draws, r))
-            cells.append(estimate_cell(row["checkpoint"], row["task_id"], seq, r, max(budget, r)))
+    header, rows = read_csv_rows(path)
+    missing = [c for c in ("r", "draws") if c not in header]
+    if missing:
+        raise UserError(f"{path}, line 1: column(s) {', '.join(missing)} missing. PassUntil estimates need the "
+                        f"order of draws: run `capforecast passuntil RUN_DIR` (verdicts carry sample_index) "
+                        f"or give the passuntil.csv it writes")
+    cells = []
+    for number, row in rows:
+        try:
+            r, draws, start = int(row["r"]), int(row["draws"]), int(row.get("start") or 0)
+        except ValueError:
+            raise UserError(f"{path}, line {number}: fields 'r', 'draws', 'start' should be integers") from None
+        status = row.get("status") or COMPLETE
+        hits = min(int(row["passed"]), r - 1)
+        seq = [False] * (draws - r) + [True] * r if status == COMPLETE else [True] * hits + [False] * (draws - hits)
+        budget = int(row.get("budget") or max(draws, r))
+        cells.append(estimate_cell(row["checkpoint"], row["task_id"], seq, r, max(budget, r)))
     return cells, {c: pc.compute for (c, _), pc in counts.items()}
 
 
