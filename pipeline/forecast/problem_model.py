@@ -34,6 +34,23 @@ class ShockPrior:
     log_sd: float
 
 
+def problem_shock_prior(grid: "CountGrid", link: str, prior: ShockPrior) -> ShockPrior:
+    """The shock prior in the link's per-problem units from one stated on the benchmark's -ln(-ln pass@1) scale.
+
+    A shift s of every problem's linear predictor moves -ln(-ln pass@1) by about r s, with
+    r = mean_j dp_j/d eta / (Q (-ln Q)) at the largest fit checkpoint (p_j from (c + 1/2) / (n + 1), Q their mean):
+    where most problems sit near 0 or 1 (bimodal counts), r is small and a given departure of the benchmark from
+    its line takes a large per-problem shock."""
+    used = np.flatnonzero(grid.n.sum(axis=1) > 0)
+    last = used[-1] if len(used) else 0
+    n, c = grid.n[last], grid.c[last]
+    p = np.clip((c + 0.5) / (n + 1.0), 1e-6, 1 - 1e-6)
+    slope = p * -np.log(p) if link == "cloglog" else p * (1.0 - p)
+    q = float(np.clip(p.mean(), 1e-6, 1 - 1e-6))
+    r = float(np.clip(slope.mean() / (q * -np.log(q)), 0.05, 2.0))
+    return ShockPrior(prior.median / r, prior.log_sd)
+
+
 @dataclass(frozen=True)
 class SamplerOptions:
     """How many NUTS draws, chains and which library."""
@@ -146,7 +163,7 @@ def shock_line_variance(x_fit: np.ndarray, x_new: float) -> float:
     return float(d @ np.linalg.solve(design.T @ design, d))
 
 
-def numpyro_model(x, n, c, basis, log_shock_median, shock_log_sd, link: str = "cloglog"):
+def numpyro_model(x, n, c, basis, log_shock_median, shock_log_sd, link: str = "cloglog", centred: bool = True):
     """The model in NumPyro; x [I] centred on the fitted checkpoints (a is the problem's level there, so a and b
     are nearly uncorrelated a posteriori), n, c [I, J], basis [I, I - 2] (residual_basis)."""
     import jax.numpy as jnp
@@ -166,8 +183,11 @@ def numpyro_model(x, n, c, basis, log_shock_median, shock_log_sd, link: str = "c
         s = numpyro.deterministic("s", sigma_s * (basis @ z_s))
     else:   # 2 checkpoints: a line absorbs any shocks; sigma_s only enters the forecast
         s = numpyro.deterministic("s", jnp.zeros(x.shape[0]))
-    with numpyro.plate("problems", n_prob):   # a centred (data pin each level), b non-centred given a
-        a = numpyro.sample("a", dist.Normal(mu_a, tau_a))
+    with numpyro.plate("problems", n_prob):   # b non-centred given a; a centred where the data pin each level
+        if centred:
+            a = numpyro.sample("a", dist.Normal(mu_a, tau_a))
+        else:
+            a = numpyro.deterministic("a", mu_a + tau_a * numpyro.sample("z_a", dist.Normal(0.0, 1.0)))
         z_b = numpyro.sample("z_b", dist.Normal(0.0, 1.0))
     b = numpyro.deterministic("b", mu_b + tau_b * (rho * (a - mu_a) / tau_a + jnp.sqrt(1.0 - rho ** 2) * z_b))
     eta = a[None, :] + b[None, :] * x[:, None] + s[:, None]
@@ -181,7 +201,7 @@ def sample_numpyro(grid: CountGrid, link: str, prior: ShockPrior, options: Sampl
     import jax
     import jax.numpy as jnp
 
-    mcmc = _numpyro_mcmc(link, grid.n.shape, options)
+    mcmc = _numpyro_mcmc(link, grid.n.shape, options, centred_levels(grid))
     centre = fit_centre(grid)
     f32 = lambda v: jnp.asarray(v, dtype=jnp.float32)   # noqa: E731
     mcmc.run(jax.random.PRNGKey(options.seed), f32(grid.x - centre), f32(grid.n), f32(grid.c),
@@ -197,16 +217,22 @@ def sample_numpyro(grid: CountGrid, link: str, prior: ShockPrior, options: Sampl
 _MCMC_CACHE: dict = {}
 
 
-def _numpyro_mcmc(link: str, shape: tuple, options: SamplerOptions):
+def centred_levels(grid: CountGrid) -> bool:
+    """Sample each problem's level a_j centred when its counts pin it (n >= 5 samples per cell), non-centred
+    when they cannot (greedy n = 1): only the sampler's geometry changes, not the model."""
+    return float(np.max(grid.n)) >= 5
+
+
+def _numpyro_mcmc(link: str, shape: tuple, options: SamplerOptions, centred: bool = True):
     from functools import partial
 
     from numpyro.infer import MCMC, NUTS
 
-    key = (link, shape, options.draws, options.warmup, options.chains, options.target_accept)
+    key = (link, shape, centred, options.draws, options.warmup, options.chains, options.target_accept)
     if key not in _MCMC_CACHE:
         if len(_MCMC_CACHE) > 8:
             _MCMC_CACHE.clear()
-        kernel = NUTS(partial(numpyro_model, link=link), target_accept_prob=options.target_accept)
+        kernel = NUTS(partial(numpyro_model, link=link, centred=centred), target_accept_prob=options.target_accept)
         _MCMC_CACHE[key] = MCMC(kernel, num_warmup=options.warmup, num_samples=options.draws,
                                 num_chains=options.chains, chain_method="vectorized", progress_bar=False,
                                 jit_model_args=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from pipeline.forecast.problem_model import (CountGrid, LinkPosterior, SamplerOptions, ShockPrior, binomial_loglik,
+from pipeline.forecast.problem_model import (CountGrid, LinkPosterior, SamplerOptions, ShockPrior, binomial_loglik,  # noqa: F401
                                              log_binomial_coefficient, pass_probability, sample,
                                              shock_line_variance)
 
@@ -55,9 +55,9 @@ def lfo_folds(n_checkpoints: int, max_folds: int) -> list[int]:
     return [h for h in range(n_checkpoints - 1, 1, -1)][:max_folds]
 
 
-def weigh(grid: CountGrid, posts: dict, prior: ShockPrior, options: SamplerOptions, max_folds: int,
+def weigh(grid: CountGrid, posts: dict, priors: dict, options: SamplerOptions, max_folds: int,
           rng: np.random.Generator) -> Weighing:
-    """Stacking weights of the links in ``posts`` (fitted on the whole grid)."""
+    """Stacking weights of the links in ``posts`` (fitted on the whole grid; ``priors``: each link's shock prior)."""
     links = list(posts)
     if len(links) == 1:
         return Weighing({links[0]: 1.0}, "single link", [], {})
@@ -68,7 +68,7 @@ def weigh(grid: CountGrid, posts: dict, prior: ShockPrior, options: SamplerOptio
             rows = []
             for held in folds:
                 keep = np.arange(len(grid.x)) < held
-                post = sample(grid, link, prior, options, keep=keep)
+                post = sample(grid, link, priors[link], options, keep=keep)
                 rows.append(fold_lpd(post, grid, keep, held, rng))
             pointwise[link] = np.concatenate(rows)
         weights = stacking_weights(pointwise)
