@@ -13,8 +13,8 @@
 Cells with n = 0 carry no likelihood: that is how a checkpoint is held out (leave-future-out folds) without
 changing the arrays' shapes, so one compiled sampler serves every fold.
 
-The sampler is behind ``Sampler`` (``numpyro`` here; ``pymc_model`` holds the PyMC/nutpie twin used to
-compare the two libraries); heavy imports happen only when a backend is chosen.
+The sampler is behind ``Sampler`` (``sample_numpyro`` here; ``pymc_model`` holds the PyMC/nutpie twin used to
+compare the two libraries; ``samplers.sample`` chooses); heavy imports happen only when a backend is chosen.
 """
 from __future__ import annotations
 
@@ -271,19 +271,3 @@ def diagnostics(by_chain: dict, divergences: int) -> dict:
     worst_rhat = max(float(np.nanmax(rhat[k].values)) for k in rhat.data_vars)
     least_ess = min(float(np.nanmin(ess[k].values)) for k in ess.data_vars)
     return {"max_rhat": worst_rhat, "min_ess_bulk": least_ess, "divergences": divergences}
-
-
-def sample(grid: CountGrid, link: str, prior: ShockPrior, options: SamplerOptions,
-           keep: np.ndarray | None = None) -> LinkPosterior:
-    """Fit one link with the chosen library; checkpoints where ``keep`` is False are held out (no likelihood)."""
-    if keep is not None:
-        grid = grid.masked(keep)
-    if link not in LINKS:
-        raise ValueError(f"unknown link {link!r}; one of {', '.join(LINKS)}")
-    if options.backend == "numpyro":
-        return sample_numpyro(grid, link, prior, options, keep)
-    if options.backend == "pymc":
-        from pipeline.forecast.pymc_model import sample_pymc
-
-        return sample_pymc(grid, link, prior, options, keep)
-    raise ValueError(f"unknown sampler backend {options.backend!r}; numpyro or pymc")

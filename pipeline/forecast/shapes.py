@@ -20,8 +20,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from pipeline.forecast.problem_model import (CountGrid, LinkPosterior, SamplerOptions, ShockPrior, binomial_loglik,  # noqa: F401
-                                             log_binomial_coefficient, pass_probability, sample,
-                                             shock_line_variance)
+                                             log_binomial_coefficient, pass_probability, shock_line_variance)
+from pipeline.forecast.samplers import sample
 
 
 @dataclass
