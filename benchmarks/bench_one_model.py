@@ -81,7 +81,23 @@ def per_problem_case(file: str, fit: list[int], target: int, options) -> dict:
             row["aggregate"] = {"value": agg.prediction, "interval": list(agg.interval)}
         except UserError as exc:
             row["aggregate"] = {"error": str(exc)}
+        row["stacked"] = old_stacked(x[fit], t.n[fit][:, qual], t.passed[fit][:, qual])
     return row
+
+
+def old_stacked(x, n, c) -> dict:
+    """Today's default (``stacked``, the chain this work replaces) on the same problems, while it is in the tree."""
+    try:
+        from pipeline.forecast.methods import fit_stacked
+    except ImportError:
+        return {"error": "not in this tree (run the baseline revision)"}
+    from pipeline.errors import UserError
+
+    try:
+        fit = fit_stacked(x, n.astype(float), c.astype(float), 0.9, 1000, np.random.default_rng(0))
+        return {"value": fit.prediction, "interval": list(fit.interval)}
+    except UserError as exc:
+        return {"error": str(exc)}
 
 
 def score_case(name: str, rows: list, target: int, options) -> dict:
@@ -140,16 +156,20 @@ def print_half(title: str, rows: list[tuple[str, dict]]) -> None:
             naive_errs.append(ne)
         m = r.get("metric")
         if m and "actual" in m:
-            me = rel(m["value"], m["actual"])
+            me = rel(m["measurement_value"], m["actual"])   # like for like: what n samples measure
             agg = r.get("aggregate") or {}
             ae = rel(agg.get("value"), m["actual"])
-            print(f"{'':<6} report's metric on {m['problems']} problems: actual {m['actual']:.3f}, model {m['value']:.3f} "
-                  f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}], measurement "
+            st = r.get("stacked") or {}
+            se = rel(st.get("value"), m["actual"])
+            print(f"{'':<6} report's metric on {m['problems']} problems: actual {m['actual']:.3f}, true {m['value']:.3f} "
+                  f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}], measured {m['measurement_value']:.3f} "
                   f"[{m['measurement_interval'][0]:.3f}, {m['measurement_interval'][1]:.3f}] "
                   f"{'inside' if m['verdict']['inside'] else 'OUTSIDE'}, err {me:.1%}; aggregate line "
-                  + (f"{agg['value']:.3f} err {ae:.1%}" if ae is not None else f"({agg.get('error', 'n/a')})"))
+                  + (f"{agg['value']:.3f} err {ae:.1%}" if ae is not None else f"({agg.get('error', 'n/a')[:40]})")
+                + "; stacked " + (f"{st['value']:.3f} [{st['interval'][0]:.3f}, {st['interval'][1]:.3f}] err {se:.1%}"
+                                  if se is not None else f"({st.get('error', 'n/a')[:50]})"))
             m_cov.append(m["verdict"]["inside"])
-            m_widths.append((m["interval"][1] - m["interval"][0]) / abs(m["actual"]))
+            m_widths.append((m["measurement_interval"][1] - m["measurement_interval"][0]) / abs(m["actual"]))
             if ae is not None:
                 m_errs.append(me)
                 a_errs.append(ae)
@@ -173,6 +193,7 @@ def main() -> None:
     parser.add_argument("--half", default="both", choices=["dev", "validation", "both"])
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--json", type=Path, default=None, help="also write every row here")
+    parser.add_argument("--only", default="both", choices=["per-problem", "scores", "both"])
     args = parser.parse_args()
     options = ModelOptions(draws=args.draws, warmup=args.draws)
     warnings.simplefilter("ignore")
@@ -184,13 +205,13 @@ def main() -> None:
     for half in (["dev", "validation"] if args.half == "both" else [args.half]):
         files, obs, title = halves[half]
         rows = []
-        for label, file, fit, target in cases(files):
+        for label, file, fit, target in (cases(files) if args.only != "scores" else []):
             try:
                 rows.append((label, per_problem_case(file, fit, target, options)))
             except Exception as exc:   # a failure is a result here: print it and go on
                 rows.append((label, {"failed": f"{type(exc).__name__}: {exc}"}))
             print(f"  done {label} ({rows[-1][1].get('seconds', 0):.0f} s)", file=sys.stderr, flush=True)
-        for name in obs:
+        for name in (obs if args.only != "per-problem" else []):
             members = families[name]
             targets = [(f"ObsScaling {name}", len(members) - 1)]
             if len(members) >= 4:

@@ -87,6 +87,7 @@ class LinkPosterior:
     shocks: np.ndarray       # [draw, checkpoint]
     sigma_s: np.ndarray      # [draw]
     population: dict         # mu_a, mu_b, tau_a, tau_b, rho: [draw] each
+    phi: np.ndarray = None   # [draw] beta-binomial concentration of a cell's own pass rate
     diagnostics: dict = field(default_factory=dict)
     chains: int = 1
 
@@ -129,6 +130,19 @@ def binomial_loglik(c, n, eta, link: str, xp=np):
     return c * log_p(eta, link, xp) + (n - c) * log1m_p(eta, link, xp)
 
 
+def count_loglik(c, n, eta, link: str, phi=None, xp=np, gammaln=None):
+    """Log-likelihood of each cell without the binomial coefficient: binomial when ``phi`` is None, else
+    beta-binomial with concentration phi (the cell's own pass rate ~ Beta(p phi, (1 - p) phi): a checkpoint
+    that happens to be good or bad at one problem, the flips between sizes that bimodal counts show)."""
+    if phi is None:
+        return binomial_loglik(c, n, eta, link, xp)
+    p = xp.clip(xp.exp(log_p(eta, link, xp)), 1e-7, 1.0)
+    q = xp.clip(xp.exp(log1m_p(eta, link, xp)), 1e-7, 1.0)
+    alpha, beta = p * phi, q * phi
+    return (gammaln(c + alpha) + gammaln(n - c + beta) - gammaln(n + phi)
+            - gammaln(alpha) - gammaln(beta) + gammaln(phi))
+
+
 def log_binomial_coefficient(n: np.ndarray, c: np.ndarray) -> np.ndarray:
     from scipy.special import gammaln
 
@@ -169,6 +183,7 @@ def numpyro_model(x, n, c, basis, log_shock_median, shock_log_sd, link: str = "c
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
+    from jax.scipy.special import gammaln
 
     n_prob = n.shape[1]
     mu_a = numpyro.sample("mu_a", dist.Normal(0.0, 5.0))
@@ -190,8 +205,9 @@ def numpyro_model(x, n, c, basis, log_shock_median, shock_log_sd, link: str = "c
             a = numpyro.deterministic("a", mu_a + tau_a * numpyro.sample("z_a", dist.Normal(0.0, 1.0)))
         z_b = numpyro.sample("z_b", dist.Normal(0.0, 1.0))
     b = numpyro.deterministic("b", mu_b + tau_b * (rho * (a - mu_a) / tau_a + jnp.sqrt(1.0 - rho ** 2) * z_b))
+    phi = numpyro.sample("phi", dist.LogNormal(jnp.log(2.0), 2.0))
     eta = a[None, :] + b[None, :] * x[:, None] + s[:, None]
-    numpyro.factor("counts", jnp.sum(binomial_loglik(c, n, eta, link, jnp)))
+    numpyro.factor("counts", jnp.sum(count_loglik(c, n, eta, link, phi, jnp, gammaln)))
 
 
 def sample_numpyro(grid: CountGrid, link: str, prior: ShockPrior, options: SamplerOptions,
@@ -250,11 +266,11 @@ def _posterior(link: str, by_chain: dict, divergences: int, chains: int, centre:
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in by_chain.items()}
     a0 = flat["a"] - flat["b"] * centre
     return LinkPosterior(link, a0, flat["b"], flat["s"], flat["sigma_s"],
-                         {k: flat[k] for k in ("mu_a", "mu_b", "tau_a", "tau_b", "rho")},
+                         {k: flat[k] for k in ("mu_a", "mu_b", "tau_a", "tau_b", "rho")}, flat["phi"],
                          diagnostics(by_chain, divergences), chains)
 
 
-DIAGNOSED = ("mu_a", "mu_b", "tau_a", "tau_b", "rho", "sigma_s", "a", "b")
+DIAGNOSED = ("mu_a", "mu_b", "tau_a", "tau_b", "rho", "sigma_s", "phi", "a", "b")
 
 
 def diagnostics(by_chain: dict, divergences: int) -> dict:

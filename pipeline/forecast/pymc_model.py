@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.forecast.problem_model import (CountGrid, LinkPosterior, SamplerOptions, ShockPrior, _posterior,
-                                             binomial_loglik, fit_centre, residual_basis)
+                                             count_loglik, fit_centre, residual_basis)
 
 
 def build_pymc_model(grid: CountGrid, link: str, prior: ShockPrior, keep: np.ndarray | None = None):
@@ -33,13 +33,14 @@ def build_pymc_model(grid: CountGrid, link: str, prior: ShockPrior, keep: np.nda
         a = pm.Normal("a", mu_a, tau_a, shape=grid.n.shape[1])
         z_b = pm.Normal("z_b", 0.0, 1.0, shape=grid.n.shape[1])
         b = pm.Deterministic("b", mu_b + tau_b * (rho * (a - mu_a) / tau_a + pt.sqrt(1.0 - rho ** 2) * z_b))
+        phi = pm.LogNormal("phi", np.log(2.0), 2.0)
         eta = a[None, :] + b[None, :] * x[:, None] + s[:, None]
-        pm.Potential("counts", pt.sum(binomial_loglik(grid.c, grid.n, eta, link, _PtOps())))
+        pm.Potential("counts", pt.sum(count_loglik(grid.c, grid.n, eta, link, phi, _PtOps(), pt.gammaln)))
     return model, centre
 
 
 class _PtOps:
-    """The few numpy functions binomial_loglik uses, from pytensor."""
+    """The few numpy functions count_loglik uses, from pytensor."""
 
     def __getattr__(self, name):
         import pytensor.tensor as pt
@@ -57,7 +58,7 @@ def sample_pymc(grid: CountGrid, link: str, prior: ShockPrior, options: SamplerO
                           seed=options.seed, progress_bar=False, target_accept=options.target_accept, cores=1)
     post = trace.posterior
     by_chain = {k: np.asarray(post[k].values, dtype=float) for k in ("a", "b", "s", "sigma_s", "mu_a", "mu_b", "tau_a",
-                                                                      "tau_b", "rho")}
+                                                                      "tau_b", "rho", "phi")}
     divergences = int(trace.sample_stats["diverging"].values.sum())
     out = _posterior(link, by_chain, divergences, options.chains, centre)
     out.diagnostics["mean_leapfrog_steps"] = float(trace.sample_stats["n_steps"].values.mean())

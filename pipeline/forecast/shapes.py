@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from pipeline.forecast.problem_model import (CountGrid, LinkPosterior, SamplerOptions, ShockPrior, binomial_loglik,  # noqa: F401
-                                             log_binomial_coefficient, pass_probability, shock_line_variance)
+from pipeline.forecast.problem_model import (CountGrid, LinkPosterior, SamplerOptions, ShockPrior,  # noqa: F401
+                                             count_loglik, log_binomial_coefficient, pass_probability,
+                                             shock_line_variance)
 from pipeline.forecast.samplers import sample
 
 
@@ -46,7 +47,7 @@ def fold_lpd(post: LinkPosterior, grid: CountGrid, keep: np.ndarray, held: int, 
     """Per problem: log predictive density of the held-out checkpoint's counts."""
     eta = predictive_eta(post, grid.x[keep], float(grid.x[held]), rng)
     n, c = grid.n[held], grid.c[held]
-    ll = binomial_loglik(c[None, :], n[None, :], eta, post.link) + log_binomial_coefficient(n, c)[None, :]
+    ll = _loglik(c[None, :], n[None, :], eta, post) + log_binomial_coefficient(n, c)[None, :]
     return logsumexp(ll, axis=0) - np.log(ll.shape[0])
 
 
@@ -97,8 +98,15 @@ def _loo_weighing(grid: CountGrid, posts: dict) -> Weighing:
 def problem_loglik(post: LinkPosterior, grid: CountGrid) -> np.ndarray:
     """[draw, problem] log-likelihood of each problem's counts over the fit checkpoints."""
     eta = post.a[:, None, :] + post.b[:, None, :] * grid.x[None, :, None] + post.shocks[:, :, None]
-    ll = binomial_loglik(grid.c[None], grid.n[None], eta, post.link)
+    ll = _loglik(grid.c[None], grid.n[None], eta, post)
     return ll.sum(axis=1) + log_binomial_coefficient(grid.n, grid.c).sum(axis=0)[None, :]
+
+
+def _loglik(c, n, eta, post: LinkPosterior) -> np.ndarray:
+    from scipy.special import gammaln
+
+    phi = None if post.phi is None else post.phi.reshape((-1,) + (1,) * (eta.ndim - 1))
+    return count_loglik(c, n, eta, post.link, phi, np, gammaln)
 
 
 def stacking_weights(pointwise: dict) -> dict:
@@ -134,10 +142,18 @@ def target_draws(posts: dict, weighing: Weighing, x_fit: np.ndarray, rng: np.ran
         post = posts[link]
         chosen = rng.choice(len(post.sigma_s), size=count, replace=False)
         eta = predictive_eta(post, x_fit, x_target, rng)[chosen]
-        parts.append(pass_probability(eta, link))
+        parts.append(cell_rates(pass_probability(eta, link), None if post.phi is None else post.phi[chosen], rng))
         which.append(np.full(count, i))
     order = rng.permutation(total)
     return np.concatenate(parts)[order], np.concatenate(which)[order]
+
+
+def cell_rates(p: np.ndarray, phi: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """The target's own per-problem pass rates: the curve's p with the cell's beta deviation (none without phi)."""
+    if phi is None:
+        return p
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return rng.beta(p * phi[:, None], (1 - p) * phi[:, None])
 
 
 def fit_links(grid: CountGrid, links: tuple, prior: ShockPrior, options: SamplerOptions) -> dict:
