@@ -210,7 +210,10 @@ def main() -> None:
                 rows.append((label, per_problem_case(file, fit, target, options)))
             except Exception as exc:   # a failure is a result here: print it and go on
                 rows.append((label, {"failed": f"{type(exc).__name__}: {exc}"}))
-            print(f"  done {label} ({rows[-1][1].get('seconds', 0):.0f} s)", file=sys.stderr, flush=True)
+            r = rows[-1][1]
+            brief = (f"pass@1 {r['pass1']['value']:.3f} [{r['pass1']['interval'][0]:.3f}, {r['pass1']['interval'][1]:.3f}]"
+                     f" actual {r['pass1']['actual']:.3f} naive {_fmt(r['naive'], '.3f')}" if "pass1" in r else r.get("failed"))
+            print(f"  done {label} ({r.get('seconds', 0):.0f} s): {brief}", file=sys.stderr, flush=True)
         for name in (obs if args.only != "per-problem" else []):
             members = families[name]
             targets = [(f"ObsScaling {name}", len(members) - 1)]

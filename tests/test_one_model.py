@@ -100,3 +100,22 @@ def test_two_checkpoints_say_the_interval_rests_on_the_prior(tiny_forecast):
     assert "rests on the shock prior" in tiny_forecast["note"]
     assert tiny_forecast["weighing"] == "PSIS-LOO stacking"
     assert sum(tiny_forecast["weights"].values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("link", ["cloglog", "logit"])
+def test_beta_binomial_cells_tend_to_the_binomial_as_the_concentration_grows(link):
+    from scipy.special import gammaln
+
+    from pipeline.forecast.problem_model import binomial_loglik, count_loglik
+
+    c, n, eta = np.array([0.0, 3.0, 10.0]), np.array([10.0, 10.0, 10.0]), np.array([-1.0, 0.2, 2.0])
+    assert np.allclose(count_loglik(c, n, eta, link, 1e7, np, gammaln), binomial_loglik(c, n, eta, link), atol=1e-4)
+
+
+def test_a_small_concentration_makes_all_or_nothing_counts_likelier():
+    from scipy.special import gammaln
+
+    from pipeline.forecast.problem_model import count_loglik
+
+    c, n, eta = np.array([0.0, 20.0]), np.array([20.0, 20.0]), np.array([0.0, 0.0])
+    assert np.all(count_loglik(c, n, eta, "logit", 0.5, np, gammaln) > count_loglik(c, n, eta, "logit", 50.0, np, gammaln))
