@@ -233,10 +233,15 @@ def sample_numpyro(grid: CountGrid, link: str, prior: ShockPrior, options: Sampl
 _MCMC_CACHE: dict = {}
 
 
+CENTRED_MIN_N = 50
+
+
 def centred_levels(grid: CountGrid) -> bool:
-    """Sample each problem's level a_j centred when its counts pin it (n >= 5 samples per cell), non-centred
-    when they cannot (greedy n = 1): only the sampler's geometry changes, not the model."""
-    return float(np.max(grid.n)) >= 5
+    """Sample each problem's level a_j centred when its counts pin it (n >= 50 samples per cell), non-centred
+    when they cannot: only the sampler's geometry changes, not the model. On the development families
+    (n = 10-20, bimodal counts, beta-binomial cells) the centred form left R-hat up to 1.3 and bulk ESS 5-18;
+    with n = 100 (simulated) the non-centred form mixed the population mean badly (R-hat 1.25)."""
+    return float(np.max(grid.n)) >= CENTRED_MIN_N
 
 
 def _numpyro_mcmc(link: str, shape: tuple, options: SamplerOptions, centred: bool = True):
