@@ -119,3 +119,28 @@ def test_a_small_concentration_makes_all_or_nothing_counts_likelier():
 
     c, n, eta = np.array([0.0, 20.0]), np.array([20.0, 20.0]), np.array([0.0, 0.0])
     assert np.all(count_loglik(c, n, eta, "logit", 0.5, np, gammaln) > count_loglik(c, n, eta, "logit", 50.0, np, gammaln))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("checkpoint,compute\na,1e20\n", "need columns"),
+    ("checkpoint,compute,pass@1\na,1e20,1.5\n", "line 2: field 'pass@1' out of range"),
+    ("checkpoint,compute,pass@1\na,-1,0.5\n", "line 2: field 'compute' out of range"),
+    ("checkpoint,compute,pass@1\na,1e20,x\n", "line 2: field 'pass@1' is not a number"),
+    ("checkpoint,compute,pass@1,problems\na,1e20,0.1,164\nb,2e20,0.2,100\n", "problems column differs"),
+])
+def test_bad_score_files_name_the_line_and_field(tmp_path, text, message):
+    from pipeline.forecast.score_law import read_scores
+
+    path = tmp_path / "scores.csv"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        read_scores(path)
+
+
+def test_score_files_read_every_k_column_and_the_problem_count(tmp_path):
+    from pipeline.forecast.score_law import read_scores
+
+    path = tmp_path / "scores.csv"
+    path.write_text("checkpoint,compute,pass@1,pass@10,problems\na,1e20,0.1,0.3,400\nb,3e20,0.2,,400\n")
+    names, compute, ks, scores, problems = read_scores(path)
+    assert names == ["a", "b"] and ks == [1, 10] and problems == 400 and np.isnan(scores[1, 1])

@@ -90,3 +90,87 @@ def score_forecast_draws(post: dict, x_fit: np.ndarray, ks: list, rng: np.random
         eta = post["A"] + post["alpha"] * x_target + post["beta"] * lk + post["delta"] * x_target * lk + shock
         out[int(k)] = np.exp(-np.exp(-eta))
     return out
+
+
+def read_scores(path) -> tuple[list[str], np.ndarray, list[int], np.ndarray, int]:
+    """(checkpoints, compute, ks, scores [checkpoint, k], problems) from ``checkpoint,compute,pass@1[,pass@10,...]
+    [,problems]``; a bad field raises UserError naming file, line and field."""
+    import csv
+    from pathlib import Path
+
+    from pipeline.errors import UserError
+
+    path = Path(path)
+    try:
+        handle = open(path, newline="")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read scores: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        ks = [int(f[5:]) for f in fields if f.startswith("pass@") and f[5:].isdigit() and int(f[5:]) >= 1]
+        if "checkpoint" not in fields or "compute" not in fields or 1 not in ks:
+            raise UserError(f"{path}: line 1: need columns checkpoint,compute,pass@1[,pass@10,...][,problems]; "
+                            f"got {','.join(fields) or 'nothing'}")
+        names, compute, rows, problems = [], [], [], set()
+        for line, row in enumerate(reader, start=2):
+            values = []
+            for field in ["compute"] + [f"pass@{k}" for k in ks] + (["problems"] if "problems" in fields else []):
+                text = (row.get(field) or "").strip()
+                if field != "compute" and field != "problems" and text == "":
+                    values.append(np.nan)
+                    continue
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise UserError(f"{path}: line {line}: field {field!r} is not a number: {text!r}") from None
+                bad = (value <= 0 if field == "compute" else value < 1 if field == "problems"
+                       else not 0.0 <= value <= 1.0)
+                if bad or not np.isfinite(value):
+                    raise UserError(f"{path}: line {line}: field {field!r} out of range: {text!r}")
+                values.append(value)
+            names.append(row["checkpoint"])
+            compute.append(values[0])
+            rows.append(values[1: 1 + len(ks)])
+            if "problems" in fields:
+                problems.add(int(values[-1]))
+    if len(problems) > 1:
+        raise UserError(f"{path}: the problems column differs between rows ({sorted(problems)}); one benchmark per file")
+    if len(set(names)) != len(names):
+        raise UserError(f"{path}: a checkpoint appears twice")
+    return names, np.array(compute), ks, np.array(rows, dtype=float), problems.pop() if problems else 164
+
+
+def forecast_scores(names: list[str], compute: np.ndarray, ks: list[int], scores: np.ndarray, problems: int,
+                    target_compute: float, options, prior: ShockPrior) -> dict:
+    """The ``pass_at_k`` list for a target from leaderboard scores of the checkpoints below it."""
+    from pipeline.errors import UserError
+    from pipeline.forecast.summaries import interval, verdict
+
+    below = compute < target_compute
+    if below.sum() < 2:
+        raise UserError(f"need at least 2 checkpoints below the target to forecast; got {int(below.sum())}: one point "
+                        "cannot tell a trend from the level")
+    x = np.log(compute / target_compute)
+    post = fit_scores(ScoreTable(x[below], ks, scores[below], problems), prior, options.sampler())
+    draws = score_forecast_draws(post, x[below], ks, np.random.default_rng(options.seed))
+    rng = np.random.default_rng([options.seed, 1])
+    at_target = np.isclose(compute, target_compute, rtol=1e-9)
+    out = []
+    for j, k in enumerate(ks):
+        d = draws[int(k)]
+        measured = rng.binomial(problems, d) / problems
+        block = {"k": int(k), "value": float(np.median(d)), "interval": list(interval(d, options.level)),
+                 "interval_kind": "forecast", "level": options.level, "problems": int(problems),
+                 "measurement_interval": list(interval(measured, options.level)),
+                 "measurement_note": "the benchmark's problems as a binomial sample"}
+        if at_target.any() and np.isfinite(scores[at_target][0, j]):
+            block["actual"] = float(scores[at_target][0, j])
+            block["verdict"] = verdict(block["actual"], block).as_dict()
+        out.append(block)
+    result = {"pass_at_k": out, "diagnostics": post["diagnostics"], "fit_checkpoints": int(below.sum()),
+              "checkpoints": [n for n, b in zip(names, below) if b]}
+    if below.sum() == 2:
+        result["note"] = ("2 checkpoints below the target: the line through their shocks cannot be told from the trend, "
+                          "so the interval rests on the shock prior (set from development families)")
+    return result
