@@ -45,10 +45,13 @@ def main() -> None:
     parser.add_argument("--link", default="cloglog")
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--backends", default="numpyro,pymc")
+    parser.add_argument("--grids", default="all", help="all, or 'small' for the 800 x 3 grid alone")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: compare within a run)")
     for label, grid in grids().items():
+        if args.grids == "small" and not label.startswith("800"):
+            continue
         prior = problem_shock_prior(grid, args.link, ShockPrior(0.06, 1.5))
         for backend in args.backends.split(","):
             for run in ("first (compiles)", "second"):
