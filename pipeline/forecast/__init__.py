@@ -12,6 +12,9 @@
 - ``loss_law``: L(C) = a*C^b + c fitted, bootstrapped, backtested; ``loss_forecast``: the forecast with its
   prediction interval and warnings; ``loss``: the held-out loss stage and command; ``loss_table``: the
   command's ``--measurements`` mode (a table of losses).
+- the one model (issue 23, not yet the default): ``problem_model`` (every count, NumPyro), ``samplers`` (which
+  library), ``pymc_model`` (the PyMC/nutpie twin), ``shapes`` (links weighed by stacking), ``summaries`` (pass@k,
+  measurement intervals, the one verdict), ``one_model`` (a family's forecast), ``score_law`` (leaderboard scores).
 
 May import: plumbing, ``generate`` (the loss stage loads models) and ``counts``. Nothing from sampling,
 report or run.
