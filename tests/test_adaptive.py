@@ -100,6 +100,7 @@ def _simulate_design(p: np.ndarray, design: ad.Design, rng) -> np.ndarray:
     return np.array([c.log_p for c in cells]).reshape(m, k)
 
 
+@pytest.mark.slow   # 3,000 simulated designs (15-25 s here); CI runs it
 def test_the_whole_adaptive_design_is_unbiased_by_simulation():
     p = np.array([[0.05, 0.3], [0.15, 0.6], [0.4, 0.8]])
     design = ad.Design(pilot=5, samples_per_cell=40, round_size=7, target_compute=1e24)

@@ -1,8 +1,6 @@
 """checkpoints.yaml validation: good files load, bad ones name file, line and field."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -91,10 +89,12 @@ def test_unknown_family_lists_known_ones(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["run", "--family", "nope"], ["generate", "--family", "nope", "--out", "x"]])
-def test_cli_bad_config_exits_nonzero_without_traceback(tmp_path, args):
+def test_cli_bad_config_exits_nonzero_without_traceback(tmp_path, args, capsys, monkeypatch):
+    from pipeline.cli import main
+
     path = write(tmp_path, {"families": {"f": family()}})
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *args, "--config", str(path)],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr and "unknown family 'nope'" in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, "--config", str(path)]) == 2      # in process: a traceback would fail the test itself
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "unknown family 'nope'" in err
 

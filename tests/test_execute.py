@@ -140,16 +140,15 @@ def test_cli_cpu_floor_is_the_sandbox_calibration_floor():
     assert FLOOR_S == ExecuteOptions().cpu_seconds == SandboxSettings().cpu_seconds
 
 
-def test_cli_unknown_sandbox_is_a_one_paragraph_error(tmp_path):
-    import subprocess
-    import sys
+def test_cli_unknown_sandbox_is_a_one_paragraph_error(tmp_path, capsys):
+    from pipeline.cli import main
 
     samples = tmp_path / "s.jsonl"
     samples.write_text('{"task_id": "HumanEval/0", "completion": "    return False\\n"}\n')
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "execute", "--samples", str(samples),
-                           "--out", str(tmp_path / "v.jsonl"), "--sandbox", "nope"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "unknown sandbox backend 'nope'" in proc.stderr
+    assert main(["execute", "--samples", str(samples), "--out", str(tmp_path / "v.jsonl"), "--sandbox", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "\n\n" not in err.strip()
+    assert "unknown sandbox backend 'nope'" in err
 
 
 def test_limits_calibrated_earlier_in_the_run_are_not_timed_again(tmp_path, fake, monkeypatch):

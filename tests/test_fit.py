@@ -27,8 +27,20 @@ def counts(family):
 
 
 @pytest.fixture(scope="module")
-def forecast(counts):
-    return forecast_from_counts(counts, None, None, FAST)
+def by_method(counts):
+    """The forecast of ``counts`` with FAST and each method, fitted once for the module (fits are deterministic)."""
+    made = {}
+
+    def forecast_with(method: str) -> dict:
+        if method not in made:
+            made[method] = forecast_from_counts(counts, None, None, replace(FAST, method=method))
+        return made[method]
+    return forecast_with
+
+
+@pytest.fixture(scope="module")
+def forecast(by_method):
+    return by_method("default")
 
 
 def test_contract_fields(forecast):
@@ -52,30 +64,30 @@ def test_default_target_is_largest_compute_and_never_fitted(forecast, family):
     assert target_point["used_in_fit"] is False and target_point["normalized_compute"] == 1.0
 
 
-def test_target_counts_do_not_change_the_prediction(counts):
+def test_target_counts_do_not_change_the_prediction(counts, forecast):
     flipped = [replace(c, passed=c.n - c.passed) if c.checkpoint == TARGET_NAME else c for c in counts]
-    a = forecast_from_counts(counts, None, None, FAST)["prediction"]
+    a = forecast["prediction"]
     b = forecast_from_counts(flipped, None, None, FAST)["prediction"]
     assert a == b
 
 
-def test_forecast_without_target_counts_uses_given_compute(counts, family):
+def test_forecast_without_target_counts_uses_given_compute(counts, family, forecast):
     fit_only = [c for c in counts if c.checkpoint != TARGET_NAME]
     out = forecast_from_counts(fit_only, "big", family.target_compute, FAST)
-    with_counts = forecast_from_counts(counts, None, None, FAST)
+    with_counts = forecast
     assert "actual" not in out and out["target"]["name"] == "big"
     assert out["prediction"]["value"] == pytest.approx(with_counts["prediction"]["value"])
 
 
-def test_raw_flops_scale_does_not_matter(counts):
+def test_raw_flops_scale_does_not_matter(counts, forecast):
     scaled = [replace(c, compute=c.compute * 1e3) for c in counts]
-    a = forecast_from_counts(counts, None, None, FAST)["prediction"]["value"]
+    a = forecast["prediction"]["value"]
     assert forecast_from_counts(scaled, None, None, FAST)["prediction"]["value"] == pytest.approx(a)
 
 
 @pytest.mark.parametrize("method", ["aggregate", "per-problem", "default"])
-def test_each_method_forecasts_near_the_truth(counts, family, method):
-    out = forecast_from_counts(counts, None, None, replace(FAST, method=method))
+def test_each_method_forecasts_near_the_truth(by_method, family, method):
+    out = by_method(method)
     truth = family.true_mean_log_pass_rate(out["problems"])
     tolerance = 0.35 if method == "aggregate" else 0.1     # the aggregate law is biased by exponent spread
     assert abs(out["prediction"]["value"] - truth) <= tolerance * abs(truth)
@@ -231,8 +243,8 @@ def test_points_include_checkpoints_left_out_of_the_fit(counts, family):
 
 
 @pytest.mark.parametrize("method", ["aggregate", "per-problem"])
-def test_curve_ends_at_the_prediction_and_stays_inside_its_band(counts, method):
-    out = forecast_from_counts(counts, None, None, replace(FAST, method=method))
+def test_curve_ends_at_the_prediction_and_stays_inside_its_band(by_method, method):
+    out = by_method(method)
     curve = out["curve"]
     assert len(curve) > 2 and curve[-1]["normalized_compute"] == pytest.approx(1.0)
     assert curve[-1]["value"] == pytest.approx(out["prediction"]["value"], rel=1e-6)

@@ -28,12 +28,18 @@ def docstring(text: str) -> str:
     return text.split('"""')[1]
 
 
-def test_suite_generation_is_deterministic():
-    assert suite_bytes(build_suite()) == suite_bytes(build_suite())
+@pytest.fixture(scope="module")
+def generated():
+    """The suite as the generator writes it, built once for the module."""
+    return suite_bytes(build_suite())
 
 
-def test_committed_suite_is_what_the_generator_writes():
-    assert SUITE_PATH.read_bytes() == suite_bytes(build_suite())
+def test_suite_generation_is_deterministic(generated):
+    assert suite_bytes(build_suite()) == generated
+
+
+def test_committed_suite_is_what_the_generator_writes(generated):
+    assert SUITE_PATH.read_bytes() == generated
 
 
 def test_suite_is_humaneval_format(suite):

@@ -21,8 +21,27 @@ from pipeline.report.stage import write_report
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+_MADE: dict[tuple, Path] = {}
+
+
 def make_run(run_dir: Path, *, n_problems: int = 40, seed: int = 3, forecast: bool = True) -> Path:
-    """A realistic run directory: simulated pass counts, the real fit's forecast.json, a manifest, verdicts."""
+    """A realistic run directory: simulated pass counts, the real fit's forecast.json, a manifest, verdicts.
+
+    Each kind is fitted once per session and copied (the fit is deterministic, so a copy is what a new fit
+    would write)."""
+    key = (n_problems, seed, forecast)
+    if key not in _MADE:
+        import atexit
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="capforecast-test-run-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _MADE[key] = _make_run(folder / "run", n_problems=n_problems, seed=seed, forecast=forecast)
+    shutil.copytree(_MADE[key], run_dir, dirs_exist_ok=True)
+    return run_dir
+
+
+def _make_run(run_dir: Path, *, n_problems: int, seed: int, forecast: bool) -> Path:
     from pipeline.forecast.fit import FitOptions
     from pipeline.forecast.capability import forecast_or_error
     from simulated.family import TARGET_NAME, FamilySpec, sample_counts, simulate_family

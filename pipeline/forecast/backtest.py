@@ -23,6 +23,7 @@ def backtest(counts: list[PassCount], options, methods: list[str] | None = None,
     from pipeline.forecast.fit import actual_value, prepare, run_method
     from pipeline.forecast.methods import DEFAULT_METHOD, METHODS, resolve_method
 
+    options.check()
     methods = list(METHODS) if methods == ["all"] else methods
     methods = [resolve_method(m) for m in (methods or ["aggregate", DEFAULT_METHOD])]
     table = count_table(counts)

@@ -12,18 +12,15 @@ HUMANEVAL_PROBLEMS, HUMANEVAL_HARDEST = 164, 15   # the report left the 15 harde
 
 def hardest_count(n_problems: int, hardest_excluded: int | None) -> int:
     """H: as given, else 15 of HumanEval's 164 scaled to the problem count."""
-    if hardest_excluded is not None:
-        if hardest_excluded < 0:
-            raise UserError(f"--hardest-excluded must be >= 0, got {hardest_excluded}")
+    if hardest_excluded is not None:   # >= 0: FitOptions.check
         return min(hardest_excluded, n_problems)
     return int(round(n_problems * HUMANEVAL_HARDEST / HUMANEVAL_PROBLEMS))
 
 
 def split_buckets(task_ids: list[str], pass_rate: np.ndarray, buckets: int,
                   hardest: int) -> tuple[list[list[str]], list[str]]:
-    """(buckets easiest first, the H hardest); ties broken by task order, so the split is deterministic."""
-    if buckets < 1:
-        raise UserError(f"--buckets must be >= 1, got {buckets}")
+    """(buckets easiest first, the H hardest); ties broken by task order, so the split is deterministic.
+    ``buckets`` >= 1 (FitOptions.check)."""
     order = sorted(range(len(task_ids)), key=lambda i: (-pass_rate[i], i))
     kept, dropped = order[: len(order) - hardest], order[len(order) - hardest:]
     groups = [list(g) for g in np.array_split(np.array(kept, dtype=int), min(buckets, max(len(kept), 1)))]

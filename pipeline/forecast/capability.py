@@ -21,8 +21,7 @@ def forecast_from_counts(counts: list[PassCount], target_name: str | None, targe
     from pipeline.forecast.methods import METHODS, resolve_method
     from pipeline.forecast.problem_laws import falling_problems
 
-    if not 0 < options.level < 1:
-        raise UserError(f"interval level must be between 0 and 1, got {options.level}")
+    options.check()
     method = resolve_method(options.method)
     data = prepare(counts, target_name, target_compute, options)
     models, problems = data.restriction.models, data.restriction.problems

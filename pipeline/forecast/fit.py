@@ -33,6 +33,16 @@ class FitOptions:
     ON_COMMAND_LINE = ("level", "max_fit_compute_fraction", "method", "buckets", "hardest_excluded", "bootstrap",
                        "seed", "target_n")
 
+    def check(self) -> "FitOptions":
+        """Refuse bad values before any fitting (UserError naming the option); returns the options."""
+        if not 0 < self.level < 1:
+            raise UserError(f"interval level must be between 0 and 1, got {self.level}")
+        if self.buckets < 1:
+            raise UserError(f"--buckets must be >= 1, got {self.buckets}")
+        if self.hardest_excluded is not None and self.hardest_excluded < 0:
+            raise UserError(f"--hardest-excluded must be >= 0, got {self.hardest_excluded}")
+        return self
+
     @staticmethod
     def settings_of(family) -> dict:
         """What a family config (pipeline.config.Family) sets: its ``fit:`` section and, with a fixed n, the

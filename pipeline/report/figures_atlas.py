@@ -40,10 +40,7 @@ def _task_key(task_id: str):
 
 def falling_set(run: RunInputs) -> set[str]:
     """The fit's own list of problems whose pass rate falls with scale (forecast["non_monotone"])."""
-    listed = (run.forecast or {}).get("non_monotone")
-    if isinstance(listed, list):
-        return {str(t.get("task_id") if isinstance(t, dict) else t) for t in listed}
-    return set()
+    return set((run.forecast or {}).get("non_monotone", []))
 
 
 def atlas_figure(run: RunInputs, out_dir: Path) -> Path | None:

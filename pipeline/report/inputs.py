@@ -6,8 +6,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.api import STATUSES
-
 from pipeline.errors import UserError
 from pipeline.records import PassCount, read_jsonl, read_pass_counts
 from pipeline.rundir import RunDir
