@@ -22,18 +22,11 @@ START_TIMEOUT_S = 60.0
 PIPELINE = 2          # programs queued per sandbox: the next one is waiting when the server finishes
 
 
-UID_FLOOR = 100_000
-
-
-def slot_uid(slot: int) -> int:
-    """Host uid of a worker slot's sandbox: unique to this host process, so concurrent runs share no RLIMIT_NPROC."""
-    return UID_FLOOR + (os.getpid() % 10_000) * 64 + slot % 64
-
-
-INSIDE_MODULES = ("wire.py", "seccomp.py", "candidate.py", "judge.py", "watch.py", "scratch.py",
-                  "forkserver.py")   # stdlib only, run in the sandbox
-REPORTED_FAULT = "the sandbox reported a fault"   # its own, not the candidate's: never turned into a verdict
-# Judged on a fresh sandbox after a program killed or hung ATTEMPTS sandboxes: if it passes, the program did it.
+INSIDE_MODULES = ("wire.py", "seccomp.py", "world.py", "candidate.py", "judge.py", "watch.py", "scratch.py",
+                  "accounts.py", "worlds.py", "launcher.py", "forkserver.py")   # stdlib only, run in the sandbox
+REPORTED_FAULT = "the sandbox reported a fault"   # it may still follow from the program: probed like any other
+# Judged on a fresh sandbox after ATTEMPTS sandboxes died, hung or reported a fault while judging one program: if it
+# passes, the fault follows the program and is its own (``crashed``); if not, the infrastructure is at fault.
 PROBE = Program(id="probe: known good", candidate="def add(a, b):\n    return a + b\n",
                 test="def check(candidate):\n    assert candidate(2, 3) == 5\n", entry_point="add")
 
@@ -211,7 +204,7 @@ class ForkServerPool:
     def __init__(self, name: str, start: Callable[[int], Transport], limits: Limits, workers: int,
                  processes: Callable[[int], int] | None = None):
         self.name, self._start, self.limits, self.workers = name, start, limits, max(1, min(workers, 64))
-        self.uids = [slot_uid(i) for i in range(self.workers)]  # host uids the sandboxes' processes run as
+        self.uids: set[int] = set()   # every host uid the sandboxes' processes have run as
         self._processes = processes or (lambda slot: limits.processes)
         self._sandboxes: dict[int, Sandbox] = {}
         self._threads: list[threading.Thread] = []
@@ -224,6 +217,8 @@ class ForkServerPool:
             last = ""
             for _ in range(ATTEMPTS):
                 transport = self._start(slot)
+                block = getattr(transport, "block", None)
+                self.uids |= block.host_uids if block is not None else set()
                 try:
                     box = Sandbox(transport)
                     break
@@ -327,11 +322,10 @@ class ForkServerPool:
                 inflight[0][2].append(str(exc))
 
     def _settle(self, slot: int, program: Program, faults: list[str]) -> Outcome:
-        """A verdict for a program whose sandbox died or hung ATTEMPTS times: if a fresh sandbox then judges a
-        known-good program, the program did it (``crashed``); otherwise the sandbox is at fault (``sandbox error``)."""
+        """A verdict for a program whose sandbox died, hung or reported a fault ATTEMPTS times: if a fresh sandbox
+        then judges a known-good program, the fault follows the program (``crashed``), whatever the sandbox said
+        about it; otherwise the sandbox is at fault (``sandbox error``)."""
         detail = " | ".join(faults)[-1000:]
-        if any(f.startswith(REPORTED_FAULT) for f in faults):
-            return Outcome(id=program.id, status=SANDBOX_ERROR, detail=text(detail))
         try:
             box = self._sandbox(slot)
             box.send(PROBE, self.limits, self._processes(slot))
@@ -340,8 +334,8 @@ class ForkServerPool:
             healthy, detail = False, f"{detail} | probe: {exc}"[-1000:]
         if healthy:
             return Outcome(id=program.id, status=CRASHED,
-                           detail=text(f"killed or hung {ATTEMPTS} fresh sandboxes, which then judged a known-good "
-                                       f"program: {detail}"[:1000]))
+                           detail=text(f"killed, hung or faulted {ATTEMPTS} fresh sandboxes, which then judged a "
+                                       f"known-good program: {detail}"[:1000]))
         return Outcome(id=program.id, status=SANDBOX_ERROR, detail=text(detail))
 
     def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
