@@ -111,7 +111,7 @@ class Fresh:
                      for name, flag in PROGRAM_NAMESPACES]
         self.flags = sum(flag for _, flag in PROGRAM_NAMESPACES)
         self.net = None   # the last program's network namespace
-        self.pause, self.stack = ctypes.cast(LIBC.pause, ctypes.c_void_p), None
+        self.pause, self.stack = ctypes.cast(LIBC.pause, ctypes.c_void_p), ctypes.create_string_buffer(INIT_STACK)
 
     def enter(self, reuse_net=False):
         """New namespaces for the next child (its PID namespace: for the next fork only) and fresh scratch dirs.
@@ -133,8 +133,7 @@ class Fresh:
         ignores the signals it sends itself): a child that shares our memory and fd table (no copy, like a thread:
         it holds no fd of its own, so a closed channel is seen closed) and waits in pause() with every signal
         blocked, touching nothing, until it is killed; its death kills every process of the namespace."""
-        self.stack = ctypes.create_string_buffer(INIT_STACK)   # the last init is dead: its stack is free
-        top = (ctypes.addressof(self.stack) + INIT_STACK - 64) & ~15
+        top = (ctypes.addressof(self.stack) + INIT_STACK - 64) & ~15   # the last program's init is dead
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             pid = LIBC.clone(self.pause, ctypes.c_void_p(top), CLONE_VM | CLONE_FILES | SIGCHLD, None)
