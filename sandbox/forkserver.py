@@ -214,7 +214,7 @@ class Server:
                 self.pid_now, self.init_now = msg["pid"], msg.get("init")
             elif "exit" in msg:
                 self.reaped[msg["exit"]] = (msg["status"], msg["cpu_s"])
-                if msg["exit"] == self.pid_now:
+                if msg["exit"] == self.pid_now or self.world.every_exit_is_the_programs:
                     self.spent += msg["cpu_s"]
             timeout = 0.0
         return self.ctrl is not None

@@ -81,6 +81,8 @@ class SocketWatch:
 class PlainWorld:
     """No isolation: the program is the candidate's process group plus what the server adopted."""
 
+    every_exit_is_the_programs = False   # the zygote may report an earlier candidate's end late
+
     def __init__(self, server, scratch, wipe):
         self.server, self.scratch, self.wipe = server, scratch, wipe
         self.modes = {root: os.stat(root).st_mode & 0o7777 for root in [scratch, *wipe]}
@@ -187,7 +189,9 @@ class PlainWorld:
 
 
 class FreshWorld(PlainWorld):
-    """A fresh world per program: the candidate is PID 1 of new namespaces, under uid ``first + job % count``."""
+    """A fresh world per program: the candidate is PID 2 of new namespaces, under uid ``first + job % count``."""
+
+    every_exit_is_the_programs = True   # nothing of an earlier program outlives it (its namespace's init was reaped)
 
     def __init__(self, server, first_uid, count, cgroups, memory_headroom_mb):
         self.server, self.first_uid, self.count, self.cgroups = server, first_uid, count, cgroups
@@ -214,15 +218,19 @@ class FreshWorld(PlainWorld):
         return self.sockets
 
     def used(self, snapshot=None):
-        if self.cgroups is None:
-            return super().used(snapshot)
-        self.server.candidate_pid()   # keep reading the zygote's news
-        return self.cgroups.used()
+        """Without cgroups: every process in the sandbox but the trusted ones, alive or zombie, with the children it
+        reaped, plus every process the zygote or the server reaped during this program (clone(CLONE_PARENT) makes
+        the candidate's siblings children of the zygote)."""
+        server = self.server
+        server.candidate_pid()   # keep reading the zygote's news
+        if self.cgroups is not None:
+            return self.cgroups.used()
+        return server.spent + sum(st[3] + st[4] for _, st in (self.scan(None) if snapshot is None else snapshot))
 
     def finish(self, pid, ended):
         """Kill PID 1 of the program's namespace (the kernel kills the rest); once the zygote has reaped it, every
         process of the program is gone. (CPU, whether the cgroups are empty)."""
-        used = 0.0 if self.cgroups is not None else super().used(self.scan(pid))
+        used = 0.0 if self.cgroups is not None else self.used(self.scan(None))
         init = self.server.init_now
         if init:
             try:

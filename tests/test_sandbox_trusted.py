@@ -80,6 +80,17 @@ def test_cpu_of_children_made_with_clone_parent_is_the_programs(backend):
     assert outcome.status == TIMED_OUT and outcome.detail == "CPU-time limit", outcome
 
 
+def test_without_delegated_cgroups_clone_parent_cpu_is_still_the_programs(monkeypatch):
+    """Where no cgroup can be delegated (not root, cgroup v2), the program's CPU is counted from /proc: every process
+    of the sandbox but the trusted ones, and every process reaped while it ran."""
+    from sandbox import cgroup
+    monkeypatch.setattr(cgroup, "hierarchies", lambda: {})
+    with sandbox.open_backend("bwrap", limits=LIMITS, workers=1) as b:
+        outcome, innocent = judge(b, CLONE_PARENT_CPU), judge(b, CORRECT)
+    assert outcome.status == TIMED_OUT and outcome.detail == "CPU-time limit" and innocent.status == PASSED, \
+        (outcome, innocent)
+
+
 def test_socket_buffers_cannot_grow_past_the_default(backend):
     """A unix socket holds at most its send buffer (the default, 208 KB here) plus the one message that crossed it."""
     default = int(open("/proc/sys/net/core/wmem_default").read())
