@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import select
 import subprocess
 import threading
@@ -188,6 +189,19 @@ class Sandbox:
             self.transport.close()
 
 
+def interleaved(programs: list[Program]) -> list[Program]:
+    """The programs with those of one problem (one test) spread apart: round robin over the problems in a random
+    order, so that while several problems remain, the program a sandbox judges after yours is of another problem.
+    What still crosses from one program to the next (the wall clock, host-wide counters: docs/sandbox.md) then
+    cannot carry what one sample learnt about its test's answers to the next sample of the same problem."""
+    groups: dict[str, list[Program]] = {}
+    for program in programs:
+        groups.setdefault(program.test, []).append(program)
+    order = list(groups.values())
+    random.SystemRandom().shuffle(order)
+    return [group[i] for i in range(max(map(len, order), default=0)) for group in order if i < len(group)]
+
+
 def text(value) -> str:
     """Text that any writer can encode: lone surrogates (from a candidate's exception message) become '?'."""
     return str(value).encode("utf-8", "replace").decode("utf-8")
@@ -340,6 +354,7 @@ class ForkServerPool:
 
     def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
         """Judge programs on the worker sandboxes; yields outcomes as they finish (any order)."""
+        programs = interleaved(list(programs))
         self._ensure_workers()
         results: queue.Queue = queue.Queue()
         inflight = 0

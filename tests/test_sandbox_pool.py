@@ -128,3 +128,13 @@ def test_a_fault_the_sandbox_reports_while_judging_one_program_is_that_programs(
     with pool.ForkServerPool("fake", lambda slot: FaultsOnOne(), Limits(), 1) as backend:
         outcomes = {o.id: o.status for o in backend.run(programs(["launder", "after"]))}
     assert outcomes == {"launder": CRASHED, "after": PASSED}
+
+
+def test_programs_of_one_problem_are_spread_apart():
+    tests = [f"def check(candidate):\n    assert candidate({k}, 0) == {k}\n" for k in range(5)]
+    batch = [Program(id=f"{k}-{i}", candidate=CORRECT, test=tests[k], entry_point="add")
+             for k in range(5) for i in range(1 + 3 * k)]
+    order = pool.interleaved(batch)
+    assert sorted(p.id for p in order) == sorted(p.id for p in batch)
+    same = sum(a.test == b.test for a, b in zip(order, order[1:]))
+    assert same <= 13 - 10   # two of one problem meet only once one problem is left: the largest's last three
