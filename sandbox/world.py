@@ -32,6 +32,7 @@ COVERED = ("/sys", "/dev/pts", "/dev/mqueue")   # host-wide counters, pty and qu
 LIBC = ctypes.CDLL(None, use_errno=True)
 CLONE_VM, CLONE_FILES, SIGCHLD = 0x100, 0x400, 17
 INIT_STACK = 1 << 16
+PROC = (b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"subset=pid")   # a program's own proc
 
 
 def check(result, what):
@@ -104,39 +105,47 @@ def prepare_sandbox(writable):
 
 
 class Fresh:
-    """The zygote's side of a fresh world: ``enter`` before forking a candidate, ``leave`` right after."""
+    """The zygote's side of a fresh world: ``enter`` before forking a candidate, ``leave`` right after. Everything
+    a call needs is made once here: the zygote's pages written after a fork are copied (the candidate shares them)."""
 
     def __init__(self):
         self.home = [(os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag)
                      for name, flag in PROGRAM_NAMESPACES]
         self.flags = sum(flag for _, flag in PROGRAM_NAMESPACES)
         self.net = None   # the last program's network namespace
-        self.pause, self.stack = ctypes.cast(LIBC.pause, ctypes.c_void_p), ctypes.create_string_buffer(INIT_STACK)
+        self.scratch = [(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{size}".encode())
+                        for path, size in SCRATCH]
+        self.stack = ctypes.create_string_buffer(INIT_STACK)
+        self.init_args = (ctypes.cast(LIBC.pause, ctypes.c_void_p),
+                          ctypes.c_void_p((ctypes.addressof(self.stack) + INIT_STACK - 64) & ~15),
+                          CLONE_VM | CLONE_FILES | SIGCHLD, None)
+        self.all_signals = signal.valid_signals()
+        self.unshare, self.setns, self.mount, self.clone = LIBC.unshare, LIBC.setns, LIBC.mount, LIBC.clone
 
     def enter(self, reuse_net=False):
         """New namespaces for the next child (its PID namespace: for the next fork only) and fresh scratch dirs.
         With ``reuse_net`` the network namespace is the last program's, which made no socket (the server knows:
         sandbox.seccomp) and so left nothing in it."""
         if reuse_net and self.net is not None:
-            unshare(self.flags & ~CLONE_NEWNET)
-            setns(self.net, CLONE_NEWNET)
+            check(self.unshare(self.flags & ~CLONE_NEWNET), "unshare")
+            check(self.setns(self.net, CLONE_NEWNET), "setns")
         else:
-            unshare(self.flags)
+            check(self.unshare(self.flags), "unshare")
             if self.net is not None:
                 os.close(self.net)
             self.net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        for path, size in SCRATCH:
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{size}")
+        for args in self.scratch:
+            check(self.mount(*args), "mount a scratch tmpfs")
 
     def spawn_init(self):
         """PID 1 of the new PID namespace, so that the candidate (PID 2) keeps ordinary signal semantics (an init
         ignores the signals it sends itself): a child that shares our memory and fd table (no copy, like a thread:
         it holds no fd of its own, so a closed channel is seen closed) and waits in pause() with every signal
-        blocked, touching nothing, until it is killed; its death kills every process of the namespace."""
-        top = (ctypes.addressof(self.stack) + INIT_STACK - 64) & ~15   # the last program's init is dead
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        blocked, on a stack of its own, touching nothing, until it is killed (the last program's init is dead
+        before the next is made); its death kills every process of the namespace."""
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.all_signals)
         try:
-            pid = LIBC.clone(self.pause, ctypes.c_void_p(top), CLONE_VM | CLONE_FILES | SIGCHLD, None)
+            pid = self.clone(*self.init_args)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if pid < 0:
@@ -146,7 +155,7 @@ class Fresh:
     def leave(self):
         """Back in the zygote's own namespaces (the child keeps the new ones)."""
         for fd, flag in self.home:
-            setns(fd, flag)
+            check(self.setns(fd, flag), "setns")
 
 
 def settle_candidate(uid, cgroup_fds):
@@ -155,7 +164,7 @@ def settle_candidate(uid, cgroup_fds):
     for fd in cgroup_fds:
         os.write(fd, b"0")   # this process; its children are born there
     os.setsid()
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid")
+    check(LIBC.mount(*PROC), "mount /proc")
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)   # from uid 0 to another: every capability is gone
