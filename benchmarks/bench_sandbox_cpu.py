@@ -57,17 +57,20 @@ ROLES = {2: "fork server", 3: "zygote", 4: "candidates"}   # depth below this pr
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def descendants() -> dict[int, tuple[int, list[float]]]:
-    """pid -> (depth below this process, [user s, system s, reaped children's user s, system s, faults, children's faults])."""
-    procs = {}
+def stats():
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process now."""
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+                yield int(name), Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            procs[int(name)] = (int(fields[1]), [int(x) / TICK for x in fields[11:15]] + [int(fields[7]),
-                                                                                       int(fields[8])])
+
+
+def descendants() -> dict[int, tuple[int, list[float]]]:
+    """pid -> (depth below this process, [user s, system s, reaped children's user s, system s, faults, children's faults])."""
+    procs = {pid: (int(fields[1]), [int(x) / TICK for x in fields[11:15]] + [int(fields[7]), int(fields[8])])
+             for pid, fields in stats()}
     found = {}
     for pid, (parent, counts) in procs.items():
         depth, up = 1, parent
@@ -80,16 +83,7 @@ def descendants() -> dict[int, tuple[int, list[float]]]:
 
 def kernel_threads_cpu() -> float:
     """CPU seconds so far of every kernel thread (the children of kthreadd, pid 2)."""
-    total = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == "2":
-                total += int(fields[11]) + int(fields[12])
-    return total / TICK
+    return sum(int(fields[11]) + int(fields[12]) for _, fields in stats() if fields[1] == "2") / TICK
 
 
 def load_programs(samples: Path, count: int) -> list:

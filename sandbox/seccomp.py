@@ -39,28 +39,26 @@ DENIED = ("io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd"
           "mincore", "preadv2", "pwritev2", "kcmp", "pidfd_getfd", "name_to_handle_at", "open_by_handle_at",
           "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
           "swapoff", "acct", "quotactl", "lookup_dcookie")
-NUMBERS = {
-    "x86_64": dict(
-        io_uring_setup=425, io_uring_enter=426, io_uring_register=427, userfaultfd=323, bpf=321, perf_event_open=298,
-        keyctl=250, add_key=248, request_key=249, ptrace=101, process_vm_readv=310, process_vm_writev=311,
-        unshare=272, setns=308, mount=165, umount2=166, pivot_root=155, open_tree=428, move_mount=429, fsopen=430,
-        fsconfig=431, fsmount=432, fspick=433, mount_setattr=442, shmget=29, semget=64, msgget=68, mq_open=240,
-        syslog=103, sysinfo=99, fadvise64=221, cachestat=451, mincore=27, preadv2=327, pwritev2=328, kcmp=312,
-        pidfd_getfd=438, name_to_handle_at=303, open_by_handle_at=304, kexec_load=246, kexec_file_load=320,
-        init_module=175, finit_module=313, delete_module=176, reboot=169, swapon=167, swapoff=168, acct=163,
-        quotactl=179, lookup_dcookie=212, clone=56, clone3=435, socket=41, socketpair=53, setsockopt=54,
-        seccomp=317),
-    "aarch64": dict(
-        io_uring_setup=425, io_uring_enter=426, io_uring_register=427, userfaultfd=282, bpf=280, perf_event_open=241,
-        keyctl=219, add_key=217, request_key=218, ptrace=117, process_vm_readv=270, process_vm_writev=271,
-        unshare=97, setns=268, mount=40, umount2=39, pivot_root=41, open_tree=428, move_mount=429, fsopen=430,
-        fsconfig=431, fsmount=432, fspick=433, mount_setattr=442, shmget=194, semget=190, msgget=186, mq_open=180,
-        syslog=116, sysinfo=179, fadvise64=223, cachestat=451, mincore=232, preadv2=286, pwritev2=287, kcmp=272,
-        pidfd_getfd=438, name_to_handle_at=264, open_by_handle_at=265, kexec_load=104, kexec_file_load=294,
-        init_module=105, finit_module=273, delete_module=106, reboot=142, swapon=224, swapoff=225, acct=89,
-        quotactl=60, lookup_dcookie=18, clone=220, clone3=435, socket=198, socketpair=199, setsockopt=208,
-        seccomp=277),
+# name: (x86_64, aarch64); aarch64 numbers are the generic table's (asm-generic/unistd.h)
+SYSCALL_NUMBERS = {
+    "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+    "userfaultfd": (323, 282), "bpf": (321, 280), "perf_event_open": (298, 241), "keyctl": (250, 219),
+    "add_key": (248, 217), "request_key": (249, 218), "ptrace": (101, 117), "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271), "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40),
+    "umount2": (166, 39), "pivot_root": (155, 41), "open_tree": (428, 428), "move_mount": (429, 429),
+    "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432), "fspick": (433, 433),
+    "mount_setattr": (442, 442), "shmget": (29, 194), "semget": (64, 190), "msgget": (68, 186),
+    "mq_open": (240, 180), "syslog": (103, 116), "sysinfo": (99, 179), "fadvise64": (221, 223),
+    "cachestat": (451, 451), "mincore": (27, 232), "preadv2": (327, 286), "pwritev2": (328, 287),
+    "kcmp": (312, 272), "pidfd_getfd": (438, 438), "name_to_handle_at": (303, 264),
+    "open_by_handle_at": (304, 265), "kexec_load": (246, 104), "kexec_file_load": (320, 294),
+    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106), "reboot": (169, 142),
+    "swapon": (167, 224), "swapoff": (168, 225), "acct": (163, 89), "quotactl": (179, 60),
+    "lookup_dcookie": (212, 18), "clone": (56, 220), "clone3": (435, 435), "socket": (41, 198),
+    "socketpair": (53, 199), "setsockopt": (54, 208), "seccomp": (317, 277),
 }
+NUMBERS = {arch: {name: numbers[i] for name, numbers in SYSCALL_NUMBERS.items()}
+           for i, arch in enumerate(("x86_64", "aarch64"))}
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 
 

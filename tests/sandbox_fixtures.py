@@ -4,6 +4,7 @@ Every candidate defines ``add(a, b)`` for the test below. A "trick" candidate gi
 tries to pass anyway; an "escape" candidate answers correctly only if its escape worked, so a pass
 means the escape succeeded. ``{canary}``, ``{port}`` and ``{secret_name}`` are filled in by the tests.
 """
+import contextlib
 import os
 import time
 
@@ -406,6 +407,17 @@ def sandbox_processes(uids, expected: int | None = None, settle_s: float = 2.0) 
         time.sleep(0.01)
         count = live_processes(uids)
     return count
+
+
+@contextlib.contextmanager
+def one_sandbox(name: str, limits):
+    """A backend with one sandbox (``workers=1``), so that each program is judged right after the one before."""
+    import sandbox
+
+    if name == "docker":
+        docker_ready()
+    with sandbox.open_backend(name, limits=limits, workers=1) as backend:
+        yield backend
 
 
 def docker_ready():

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-import sandbox
 from sandbox.api import FAILED, PASSED, Limits, Program
-from sandbox_fixtures import CORRECT, HOSTILE, TEST, WRONG, docker_ready
+from sandbox_fixtures import CORRECT, HOSTILE, TEST, WRONG, one_sandbox
 
 LIMITS = Limits(cpu_seconds=1.0, wall_seconds=5.0, memory_mb=512)
 BACKENDS = ["bwrap", pytest.param("docker", marks=[pytest.mark.slow, pytest.mark.docker])]
@@ -100,9 +99,7 @@ ORACLE = (
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request):
-    if request.param == "docker":
-        docker_ready()
-    with sandbox.open_backend(request.param, limits=LIMITS, workers=1) as b:
+    with one_sandbox(request.param, LIMITS) as b:
         yield b
 
 

@@ -15,10 +15,9 @@ import random
 
 import pytest
 
-import sandbox
 from sandbox.api import FAILED, PASSED, Limits, Program
 from sandbox_channels import CHANNELS
-from sandbox_fixtures import TEST, WRONG, docker_ready
+from sandbox_fixtures import TEST, WRONG, one_sandbox
 
 LIMITS = Limits(cpu_seconds=2.0, wall_seconds=10.0, memory_mb=512)
 TRIALS = 24
@@ -70,9 +69,7 @@ def judge(backend, candidate, pid):
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request):
-    if request.param == "docker":
-        docker_ready()
-    with sandbox.open_backend(request.param, limits=LIMITS, workers=1) as b:
+    with one_sandbox(request.param, LIMITS) as b:
         yield b
 
 

@@ -17,7 +17,7 @@ import pytest
 import sandbox
 from sandbox.api import FAILED, PASSED, SANDBOX_ERROR, TIMED_OUT, Limits, Program
 from sandbox_attacks import ATTACKS, CLONE_PARENT_CPU, DENIED_CALLS, PAIRS, SOCKET_BUFFERS
-from sandbox_fixtures import CORRECT, TEST, docker_ready
+from sandbox_fixtures import CORRECT, TEST, one_sandbox
 
 LIMITS = Limits(cpu_seconds=0.5, wall_seconds=5.0, memory_mb=512)
 BACKENDS = ["bwrap", pytest.param("docker", marks=[pytest.mark.slow, pytest.mark.docker])]
@@ -26,9 +26,7 @@ ROUNDS = 3
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request):
-    if request.param == "docker":
-        docker_ready()
-    with sandbox.open_backend(request.param, limits=LIMITS, workers=1) as b:
+    with one_sandbox(request.param, LIMITS) as b:
         judge(b, CORRECT)   # warm up
         yield b
 
