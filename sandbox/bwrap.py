@@ -162,7 +162,8 @@ def availability() -> tuple[bool, str]:
         return False, f"bubblewrap cannot create namespaces here ({why}); unprivileged user namespaces must be enabled"
     accounts = "a memory, CPU and pids cgroup per program" if cgroup.hierarchies() and os.geteuid() == 0 else \
         "no cgroups to delegate (CPU counted from /proc, memory bounded per process)"
-    return True, f"bubblewrap works ({python}, a user namespace of {block.count} host uids, a uid per program, {accounts})"
+    return True, (f"bubblewrap works ({python}, a user namespace of {block.count} host uids, a uid per program, "
+                  f"{accounts})")
 
 
 def open_bwrap(limits: Limits, workers: int) -> ForkServerPool:

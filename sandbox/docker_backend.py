@@ -56,7 +56,8 @@ class DockerTransport:
     """
 
     def __init__(self, container, conn, directory: str, cgroups: dict, block):
-        self.container, self.conn, self.directory, self.cgroups, self.block = container, conn, directory, cgroups, block
+        self.container, self.conn, self.directory = container, conn, directory
+        self.cgroups, self.block = cgroups, block
         self.conn.setblocking(True)
 
     def send(self, data: bytes) -> None:
@@ -112,7 +113,8 @@ def container_options(limits: Limits, channel_dir: str, cgroups: dict, block) ->
     host = dict(
         binds=binds, network_mode="none", read_only=True, cap_drop=["ALL"], cap_add=["SETUID", "SETGID"],
         security_opt=security, pids_limit=limits.processes + PROCESSES_HEADROOM,
-        mem_limit=f"{limits.memory_mb + MEMORY_HEADROOM_MB}m", memswap_limit=f"{limits.memory_mb + MEMORY_HEADROOM_MB}m",
+        mem_limit=f"{limits.memory_mb + MEMORY_HEADROOM_MB}m",
+        memswap_limit=f"{limits.memory_mb + MEMORY_HEADROOM_MB}m",
         nano_cpus=1_000_000_000, shm_size="16m", tmpfs={"/tmp": f"size={SCRATCH_MB}m,mode=1777"}, ipc_mode="private")
     return dict(command=command, host=host, user="0:0", working_dir="/", hostname="sandbox",
                 environment={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},

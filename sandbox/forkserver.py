@@ -6,7 +6,7 @@ trusted prompt and test and calls ``check`` with a proxy to the candidate's entr
 program's processes and its own work to the CPU limit; afterwards every process of the program is killed.
 In a sandbox (``--fresh``), each program gets a fresh world (sandbox.world, sandbox.worlds): its own
 namespaces, scratch dirs, uid and cgroups, so neither this process nor the zygote can be reached by it, and
-nothing it leaves is seen by the next one; this process checks before and after each program that its own and
+nothing it leaves is seen by the next one; this process checks before each program that its own and
 the zygote's limits and scheduling are as they were, and stops serving otherwise. It talks to the host over its
 stdin/stdout, or over a Unix socket (``--channel``, docker: connected once, before any candidate exists; the host
 then removes the path), which no child holds, and it is non-dumpable, so /proc and ptrace do not reach it.

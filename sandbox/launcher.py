@@ -13,7 +13,7 @@ waits for it. Nothing of the sandbox ever runs as host root afterwards.
 import os
 import socket
 
-from sandbox.world import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, unshare  # inline
+from sandbox.world import CLONE_NEWUSER, PROGRAM_NAMESPACES, unshare  # inline
 
 
 def write_maps(pid, base, count):
@@ -32,7 +32,7 @@ def launch(base, count, channel):
     if pid == 0:
         os.close(ready_r)
         os.close(go_w)
-        unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID)
+        unshare(CLONE_NEWUSER | sum(flag for _, flag in PROGRAM_NAMESPACES))
         os.write(ready_w, b"u")
         if os.read(go_r, 1) != b"g":
             os._exit(91)

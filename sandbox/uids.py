@@ -112,11 +112,12 @@ def rootless_ranges() -> tuple[tuple[int, int], tuple[int, int]]:
     gids = sub_range("/etc/subgid", user, os.getuid())
     missing = [tool for tool in ("newuidmap", "newgidmap") if shutil.which(tool) is None]
     if uids is None or gids is None or missing:
-        raise NoUidBlock(
-            "a sandbox runs every program under a uid of its own, which takes root or a range of subordinate ids: "
-            f"{'install ' + ' and '.join(missing) + ' (apt-get install uidmap)' if missing else ''}"
-            f"{'; ' if missing and (uids is None or gids is None) else ''}"
-            f"{f'add {user} to /etc/subuid and /etc/subgid (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user})' if uids is None or gids is None else ''}")
+        steps = [f"install {' and '.join(missing)} (apt-get install uidmap)"] if missing else []
+        if uids is None or gids is None:
+            steps.append(f"add {user} to /etc/subuid and /etc/subgid (as root: usermod --add-subuids "
+                         f"100000-165535 --add-subgids 100000-165535 {user})")
+        raise NoUidBlock("a sandbox runs every program under a uid of its own, which takes root or a range of "
+                         "subordinate ids: " + "; ".join(steps))
     return uids, gids
 
 

@@ -10,12 +10,13 @@ PID namespace of its own.
 At sandbox start (``prepare_sandbox``, the server): mounts become private and read-only (a read-only mount keeps
 no access times either), except the program cgroups; ``/sys``, ``/dev/pts`` and ``/dev/mqueue`` are covered.
 The server then opens the delegated cgroup files it needs and covers them (and docker's channel directory).
-Per program (``Fresh``, the zygote): new mount, network, IPC, UTS and PID namespaces, a new tmpfs on ``/tmp``
-and ``/dev/shm`` (so inode numbers, free-space counters and timestamps start from nothing); the zygote forks the
-candidate into them and returns to its own namespaces. In the candidate (``settle_candidate``): it joins the program's cgroups, mounts a proc that shows its
-own processes only (``subset=pid``: no /proc/stat, /proc/sys, /proc/loadavg and other host-wide counters), and
-drops to the program's uid. Nothing a program can write is readable by the next one, and every process it
-starts dies with its PID namespace.
+Per program (``Fresh``, the zygote): new mount, IPC, UTS and PID namespaces, a new network namespace unless the
+last program made no socket, a new tmpfs on ``/tmp`` and ``/dev/shm`` (so inode numbers, free-space counters and
+timestamps start from nothing); the zygote clones the namespace's PID 1, forks the candidate (PID 2) into them
+and returns to its own namespaces. In the candidate (``settle_candidate``): it joins the program's cgroups,
+mounts a proc that shows its own processes only (``subset=pid``: no /proc/stat, /proc/sys, /proc/loadavg and
+other host-wide counters), starts a session and drops to the program's uid. Nothing a program can write is
+readable by the next one, and every process it starts dies with its PID namespace.
 """
 import ctypes
 import os

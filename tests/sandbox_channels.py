@@ -20,7 +20,8 @@ TRUSTED = (   # the processes a candidate would attack: its parent, its grandpar
     "        pass\n"
     "    return sorted(p for p in pids if p > 0 and p != os.getpid())\n"
 )
-MOD = (   # a counter the writer can only advance: it stops at 0 (bit 0) or M/2 (bit 1) mod M, the reader sees a bit more
+# A counter the writer can only advance: it stops at 0 (bit 0) or M/2 (bit 1) mod M; the reader sees a bit more.
+MOD = (
     "def half(value, m):\n"
     "    return 1 if value % m >= m // 2 else 0\n"
 )
@@ -39,7 +40,8 @@ CHANNELS = {
         TRUSTED + "import resource\n"
         "for p in trusted():\n"
         "    try:\n"
-        "        resource.prlimit(p, resource.RLIMIT_RTTIME, (777000 + BIT, resource.prlimit(p, resource.RLIMIT_RTTIME)[1]))\n"
+        "        hard = resource.prlimit(p, resource.RLIMIT_RTTIME)[1]\n"
+        "        resource.prlimit(p, resource.RLIMIT_RTTIME, (777000 + BIT, hard))\n"
         "    except (OSError, ValueError):\n"
         "        pass\n",
         "import resource\n"
@@ -208,7 +210,8 @@ CHANNELS = {
         "KEYCTL = {'x86_64': 250, 'aarch64': 219}[platform.machine()]\n"
         "SEEN = ctypes.CDLL(None).syscall(KEYCTL, 10, -4, b'user', b'capforecast-bit', 0)\n"
         "buf = ctypes.create_string_buffer(8)\n"
-        "BIT = 1 if SEEN >= 0 and ctypes.CDLL(None).syscall(KEYCTL, 11, SEEN, buf, 8) > 0 and buf.value == b'1' else 0\n",
+        "read = ctypes.CDLL(None).syscall(KEYCTL, 11, SEEN, buf, 8) if SEEN >= 0 else -1\n"
+        "BIT = 1 if read > 0 and buf.value == b'1' else 0\n",
         control=False),   # keys cannot be made at all
     # the host name of the UTS namespace
     "hostname": Channel(

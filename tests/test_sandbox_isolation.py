@@ -96,7 +96,8 @@ def test_no_bit_crosses_from_one_program_to_the_next(backend, name):
 def test_the_same_pair_communicates_inside_one_program(backend, name):
     channel, correct = CHANNELS[name], 0
     for i, bit in enumerate(balanced_bits(TRIALS, name + " inside")):
-        program = f"WRITER, READER = {'BIT = %d' % bit + chr(10) + channel.writer!r}, {channel.reader!r}\n" + ONE_PROGRAM
+        writer = f"BIT = {bit}\n" + channel.writer
+        program = f"WRITER, READER = {writer!r}, {channel.reader!r}\n" + ONE_PROGRAM
         outcome = judge(backend, program, f"pair {i}")
         assert "ERROR" not in outcome.extra["output"], outcome
         correct += (outcome.status == PASSED) == bit

@@ -102,7 +102,8 @@ def test_every_call_the_filter_denies_is_denied_inside_a_candidate(backend):
 
     from sandbox.seccomp import NUMBERS
     numbers = NUMBERS[platform.machine()]
-    calls = "".join(f"    results[{name!r}] = call({numbers[name]}, *{args})\n" for name, (args, _) in DENIED_CALLS.items())
+    calls = "".join(f"    results[{name!r}] = call({numbers[name]}, *{args})\n"
+                    for name, (args, _) in DENIED_CALLS.items())
     program = (
         "import ctypes, os, socket\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
