@@ -10,7 +10,7 @@ import pytest
 from sandbox.api import FAILED, PASSED, Limits, Program
 from sandbox_fixtures import CORRECT, HOSTILE, TEST, WRONG, one_sandbox
 
-LIMITS = Limits(cpu_seconds=1.0, wall_seconds=5.0, memory_mb=512)
+LIMITS = Limits(cpu_seconds=1.0, wall_seconds=2.0, memory_mb=512)   # a candidate may stop itself
 BACKENDS = ["bwrap", pytest.param("docker", marks=[pytest.mark.slow, pytest.mark.docker])]
 FOUND = "def add(a, b):\n    return a + b if FOUND else 0\n"
 LIBC = ("import ctypes, os, platform\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.shmat.restype = ctypes.c_void_p\n"
