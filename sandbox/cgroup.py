@@ -49,9 +49,14 @@ def make(name: str, memory_bytes: int, processes: int, owner: int | None) -> dic
             path.mkdir(exist_ok=True)
             made[ctl] = path
             if ctl == "memory":
-                (path / "memory.limit_in_bytes").write_text(str(memory_bytes))
-                if (path / "memory.memsw.limit_in_bytes").exists():
-                    (path / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+                limits = [path / name for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+                          if (path / name).exists()]
+                try:
+                    for f in limits:
+                        f.write_text(str(memory_bytes))
+                except OSError:   # a directory left by a run that died, with a lower limit: memsw may not be below
+                    for f in reversed(limits):
+                        f.write_text(str(memory_bytes))
             elif ctl == "pids":
                 (path / "pids.max").write_text(str(processes))
             if owner is not None:

@@ -2,9 +2,9 @@
 
 ``FreshWorld`` (the bwrap and docker sandboxes): the candidate is forked into namespaces of its own under a uid of
 its own (sandbox.world) and joins the program's cgroups (sandbox.accounts). Its CPU is the cgroups' usage;
-killing it, PID 1 of its namespace, kills every process it started, and once the zygote has reaped it nothing of
-the program exists any more: its tmpfs, sockets and IPC objects went with its namespaces. Without cgroups (a
-host that delegates none), the CPU is counted from /proc as ``PlainWorld`` does.
+killing PID 1 of its PID namespace kills every process it started, and once the zygote has reaped that, nothing
+of the program exists any more: its tmpfs, sockets and IPC objects went with its namespaces. Without cgroups (a
+host that delegates none), the CPU is counted from /proc: every process of the sandbox but the trusted ones.
 
 ``PlainWorld`` (unsafe-no-isolation only): the candidate's process group and the orphans the server adopts,
 found by scanning /proc, killed until none is left; its work dir and the scratch dirs emptied afterwards.
