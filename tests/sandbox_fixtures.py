@@ -386,7 +386,7 @@ def add(a, b):
 
 
 def live_processes(uids) -> int:
-    """Live (non-zombie) host processes running as the given uids (a sandbox's processes run as its slot's uid)."""
+    """Live (non-zombie) host processes running as the given uids (a sandbox's processes run as uids of its block)."""
     uids, count = set(uids), 0
     for name in os.listdir("/proc"):
         if name.isdigit():
