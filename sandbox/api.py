@@ -40,11 +40,11 @@ class Limits:
 
     cpu_seconds: float = 3.0        # RLIMIT_CPU-style budget per program
     wall_seconds: float = 10.0      # backstop for sleeping/blocked programs
-    memory_mb: int = 1024           # address-space limit per program
+    memory_mb: int = 1024           # address-space limit per process; resident memory per program (+64 MB)
     file_size_mb: int = 16          # largest file a program may write
     open_files: int = 64
     output_bytes: int = 64 * 1024   # captured stdout+stderr kept per program
-    processes: int = 64             # pids limit per sandbox
+    processes: int = 64             # processes per program (its pids cgroup; RLIMIT_NPROC of its own uid)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -3,9 +3,11 @@
 The zygote is started by exec, never by fork from the server, and never reads a test or a candidate's text:
 the candidate's code (compiled by the server, which nothing forks from) reaches the forked child in a memfd
 the zygote only passes on. So a candidate finds neither the test nor any earlier program's text anywhere in
-its own memory (it is a copy of the zygote's). Each candidate process gets fresh rlimits, its own work dir
-and process group, the zygote's seccomp filter (sandbox.seccomp, installed once in the zygote and inherited),
-and one fd besides stdio: none of them leads to the host or to the verdict.
+its own memory (it is a copy of the zygote's). In a sandbox (``fresh``), each candidate is forked into a fresh
+world (sandbox.world): namespaces and scratch dirs of its own, the program's cgroups, a uid of its own. Without
+one (the unsafe backend), it gets its own process group and work dir. Either way: fresh rlimits, the seccomp
+filter (sandbox.seccomp, built once here, installed in each candidate after it dropped its uid) and one fd
+besides stdio: none of them leads to the host or to the verdict.
 """
 import builtins
 import ctypes
@@ -20,7 +22,8 @@ import signal
 import socket
 
 from sandbox.wire import HDR, decode, encode, read_exact, recv_frame, send_frame  # inline
-from sandbox.seccomp import zygote_filter  # inline
+from sandbox.seccomp import Filter  # inline
+from sandbox.world import Fresh, settle_candidate  # inline
 
 PR_SET_DUMPABLE = 4
 # Imported once in the zygote so that a candidate's ``import`` of them costs a dict lookup, not milliseconds.
@@ -114,27 +117,38 @@ def load_candidate(fd):
     return compile_candidate(data[1:].decode("utf-8", "surrogatepass"))
 
 
-def start_candidate(req, sock, out_w, source_fd):
-    """In the forked child: stdio to the capture pipe, only the judge socket kept, limits, then the candidate."""
+def start_candidate(req, sock, out_w, source_fd, seccomp, joins, notify=None):
+    """In the forked child: its world (or its own group), stdio to the capture pipe, only the judge socket kept,
+    limits, the filter (its listener handed to the server over ``notify``), then the candidate."""
     try:
-        os.setpgid(0, 0)
+        if "uid" in req:
+            settle_candidate(req["uid"], joins)
+        else:
+            os.setpgid(0, 0)
+            os.chdir(req["work"])
         code = load_candidate(source_fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
         os.dup2(out_w, 2)
         os.dup2(sock, 3, inheritable=False)
-        os.closerange(4, 1 << 16)
-        os.chdir(req["work"])
+        if notify is not None:
+            os.dup2(notify, 4, inheritable=False)
+        os.closerange(4 if notify is None else 5, 1 << 16)
         set_limits(req)
+        listener = seccomp.apply()
+        if notify is not None:
+            with socket.socket(fileno=4) as channel:
+                socket.send_fds(channel, [b"l"], [listener])
+            os.close(listener)
         serve_candidate(3, code)
     finally:
         os._exit(70)
 
 
 def recv_job(sock):
-    """One job from the server: a frame (limits, work dir) sent in one message with three fds."""
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+    """One job from the server: a frame (limits, its world) sent in one message with three or four fds."""
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
     if not data:
         raise EOFError("server closed")
     data = bytearray(data)
@@ -146,18 +160,19 @@ def recv_job(sock):
     return json.loads(bytes(data[HDR.size:HDR.size + n])), fds
 
 
-def zygote(ctrl):
-    """Loop: receive a job, fork the candidate, report its pid; report each candidate's end as it happens."""
-    try:   # the sandbox's memory cgroup, when full, kills candidates (inherited) and us before the server
+def zygote(ctrl, fresh, joins):
+    """Loop: receive a job, fork the candidate (into a fresh world when ``fresh``), report its pid; report each
+    candidate's end as it happens."""
+    try:   # the sandbox's memory cgroup, when full, kills us before the server
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
     except OSError:
         pass
     prctl(PR_SET_DUMPABLE, 0)
-    try:   # once, here: every candidate forked from us inherits it (and none can drop it)
-        zygote_filter().apply()
-    except OSError:
+    seccomp = Filter(notify=fresh)
+    if seccomp.error:
         os._exit(4)   # never fork an unfiltered candidate: the server sees a dead zygote
+    world = Fresh() if fresh else None   # ``joins``: fds of the program cgroups' procs files, from the server
     for name in PRELOAD:
         try:
             __import__(name)
@@ -188,18 +203,25 @@ def zygote(ctrl):
             req, fds = recv_job(sock)
         except (EOFError, OSError, ValueError):
             os._exit(0)
-        if len(fds) != 3:
+        if len(fds) != (3 if world is None else 4) or (world is not None) != ("uid" in req):
             os._exit(3)
+        init = None
+        if world is not None:   # an error here ends the zygote: the server replaces it
+            world.enter(req["net"] == "reuse")
+            init = world.spawn_init()
         pid = os.fork()
         if pid == 0:
             sock.detach()
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            start_candidate(req, *fds)
-        try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass
+            start_candidate(req, *fds[:3], seccomp, joins, *fds[3:])
+        if world is not None:
+            world.leave()
+        else:
+            try:
+                os.setpgid(pid, pid)
+            except OSError:
+                pass
         for fd in fds:
             os.close(fd)
-        send_frame(ctrl, {"pid": pid, "job": req.get("job")})
+        send_frame(ctrl, {"pid": pid, "init": init, "job": req.get("job")})

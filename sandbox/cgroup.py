@@ -1,71 +1,88 @@
-"""A memory cgroup per bwrap sandbox (host side), nested under the cgroup we run in, where we may make one.
+"""Cgroups delegated to each sandbox (host side): memory, cpuacct and pids (cgroup v1), nested under our own.
 
-bubblewrap has no memory limit of its own: per process there is RLIMIT_AS, but a program may have up to
-``processes`` of them, and its tmpfs pages outlive them until the cleanup. The cgroup bounds all of it
-together, as docker's ``mem_limit`` does for a container. It is made under our own cgroup (never at the root
-of the hierarchy), so whatever limits the machine puts on us still hold; without permission (not root, a
-read-only cgroupfs) the sandbox runs without one and says so in ``availability``.
+Per sandbox, one directory per controller, owned by the sandbox's trusted uid so that its fork server can make
+the program cgroup inside it (sandbox.accounts) and move each candidate there; the host bind-mounts them into
+the sandbox. The bwrap sandbox's own processes run in them too, so the memory limit bounds the whole sandbox
+(bubblewrap has none of its own). They are made under the cgroups we run in (never at the root of a
+hierarchy), so whatever limits the machine puts on us still hold. Without permission (not root, a read-only
+cgroupfs) or on a cgroup v2 host (delegation is not implemented), there are none: the sandbox then counts a
+program's CPU from /proc and bounds its memory by rlimits, and ``availability`` says so.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-ROOT = Path("/sys/fs/cgroup")
+CONTROLLERS = ("memory", "cpuacct", "pids")
 
 
-def own_memory_cgroup() -> tuple[Path, str] | None:
-    """(directory of the memory cgroup we are in, name of its limit file); v1 or v2; None if neither."""
+def hierarchies() -> dict[str, Path]:
+    """Controller -> the v1 cgroup directory we run in, for each of CONTROLLERS that is mounted; {} if one is not."""
+    mounts = {}
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(",") and (ROOT / "memory").is_dir():
-            return ROOT / "memory" / path.lstrip("/"), "memory.limit_in_bytes"
-    for line in lines:
-        if line.startswith("0::") and (ROOT / "cgroup.controllers").exists():
-            return ROOT / line[3:].lstrip("/"), "memory.max"
-    return None
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fstype, _, options = right.split()[:3]
+                if fstype == "cgroup":
+                    for ctl in options.split(","):
+                        if ctl in CONTROLLERS:
+                            mounts[ctl] = Path(left.split()[4])
+        own = {}
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for ctl in controllers.split(","):
+                if ctl in mounts:
+                    own[ctl] = mounts[ctl] / path.lstrip("/")
+    except (OSError, ValueError):
+        return {}
+    return own if set(own) == set(CONTROLLERS) and all(p.is_dir() for p in own.values()) else {}
 
 
-def make(name: str, limit_bytes: int, owner: int | None) -> Path | None:
-    """A child memory cgroup limited to ``limit_bytes`` whose procs file ``owner`` may write; None if not allowed."""
-    found = own_memory_cgroup()
-    if found is None:
-        return None
-    parent, limit_file = found
-    path = parent / name
+def make(name: str, memory_bytes: int, processes: int, owner: int | None) -> dict[str, Path]:
+    """One directory per controller named ``name``, limited, its procs files and itself owned by ``owner``;
+    {} if we may not (then nothing is left behind)."""
+    made: dict[str, Path] = {}
     try:
-        path.mkdir()
-    except FileExistsError:
-        pass
+        for ctl, parent in hierarchies().items():
+            path = parent / name
+            path.mkdir(exist_ok=True)
+            made[ctl] = path
+            if ctl == "memory":
+                limits = [path / name for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+                          if (path / name).exists()]
+                try:
+                    for f in limits:
+                        f.write_text(str(memory_bytes))
+                except OSError:   # a directory left by a run that died, with a lower limit: memsw may not be below
+                    for f in reversed(limits):
+                        f.write_text(str(memory_bytes))
+            elif ctl == "pids":
+                (path / "pids.max").write_text(str(processes))
+            if owner is not None:
+                for entry in (path, path / "cgroup.procs", path / "tasks"):
+                    os.chown(entry, owner, owner)
     except OSError:
-        return None
-    try:
-        (path / limit_file).write_text(str(limit_bytes))
-        swap = path / ("memory.memsw.limit_in_bytes" if limit_file.startswith("memory.limit") else "memory.swap.max")
-        if swap.exists():
-            swap.write_text(str(limit_bytes) if limit_file.startswith("memory.limit") else "0")
-        if owner is not None:
-            os.chown(path / "cgroup.procs", owner, -1)
-    except OSError:
-        remove(path)
-        return None
-    return path
+        remove(made)
+        return {}
+    return made
 
 
-def enter_then_exec(path: Path | None, argv: list[str]) -> list[str]:
-    """``argv`` run so that it is in the cgroup from its first instruction (a shell adds itself, then execs)."""
-    if path is None:
+def enter_then_exec(paths: dict[str, Path], argv: list[str]) -> list[str]:
+    """``argv`` run so that it is in the cgroups from its first instruction (a shell adds itself, then execs)."""
+    if not paths:
         return argv
-    return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(path / "cgroup.procs"), *argv]
+    procs = [str(p / "cgroup.procs") for p in paths.values()]
+    script = " && ".join(f'echo $$ > "${i + 1}"' for i in range(len(procs))) + ' && shift ' + str(len(procs)) + \
+        ' && exec "$@"'
+    return ["/bin/sh", "-c", script, "sh", *procs, *argv]
 
 
-def remove(path: Path | None) -> None:
-    if path is not None:
-        try:
-            path.rmdir()
-        except OSError:
-            pass
+def remove(paths: dict[str, Path]) -> None:
+    """Remove the sandbox's cgroups (their program cgroup first); they must have no process left."""
+    for path in paths.values():
+        for directory in (path / "program", path):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass

@@ -1,13 +1,20 @@
-"""The ``docker`` backend: long-lived hardened containers, each running the fork server as PID 1.
+"""The ``docker`` backend: long-lived hardened containers, each running the fork server in a user namespace.
 
-Containers have no network, a read-only root, tmpfs /tmp, a non-root uid per worker slot, no
-capabilities, no-new-privileges, and pids/memory/CPU limits. The host talks to the fork server over
-a Unix socket that only the container's PID 1 could connect to, once (see DockerTransport). A container that
-dies or misbehaves is removed and replaced by the pool; all of ours carry a label so that stale
-ones from a crashed run are removed on the next start.
+Containers have no network, a read-only root, tmpfs /tmp, no-new-privileges, pids/memory/CPU limits, and only
+CAP_SETUID and CAP_SETGID, which their PID 1 (sandbox.launcher) uses once to map a block of host uids that own
+nothing into the server's user namespace, before it drops to an unprivileged uid; from then on nothing in the
+container runs as host root, and each program gets a fresh world under a uid of its own (sandbox.world). For
+that the container needs what docker's defaults forbid: namespaces and mounts (a seccomp profile that allows
+them and denies what no sandbox needs, ``CONTAINER_SECCOMP``) and a /proc without masked paths (a masked proc
+cannot be mounted again in a user namespace; no candidate ever sees the container's proc). The program
+cgroups are delegated from the host (sandbox.cgroup). The host talks to the fork server over a Unix socket
+that only the container's PID 1 could connect to, once (see DockerTransport). A container that dies or
+misbehaves is removed and replaced by the pool; all of ours carry a label so that stale ones from a crashed
+run are removed on the next start.
 """
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -17,9 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from sandbox import cgroup, uids
 from sandbox.api import Limits
 from sandbox.image import IMAGE, client, image_exists
-from sandbox.pool import START_TIMEOUT_S, ForkServerPool, SandboxDied, read_before, server_argv, slot_uid
+from sandbox.pool import START_TIMEOUT_S, ForkServerPool, SandboxDied, read_before, server_argv
+from sandbox.seccomp import DENIED
 
 LABEL = "capforecast.sandbox"
 OWNER = "capforecast.owner"
@@ -27,6 +36,13 @@ SCRATCH_MB = 256
 PYTHON = "/usr/bin/python3"
 CHANNEL, SOCKET = "/run/capforecast", "host.sock"   # where the host's socket appears inside the container
 CHANNEL_PREFIX = "capforecast-channel-"
+MEMORY_HEADROOM_MB = 512   # sandbox bound beyond one program's
+PROGRAM_HEADROOM_MB = 64   # a program's memory cgroup beyond its per-process address-space limit
+PROCESSES_HEADROOM = 8
+# The container's own filter: everything a fork server needs (namespaces, mounts), nothing else of what the
+# candidate's filter (sandbox.seccomp) denies. Candidates get both.
+CONTAINER_SECCOMP = json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{
+    "names": sorted(set(DENIED) - {"unshare", "setns", "mount", "umount2"}), "action": "SCMP_ACT_ERRNO"}]})
 
 
 class DockerTransport:
@@ -39,8 +55,9 @@ class DockerTransport:
     on the 16,400-sample workload; this way 0.3 (docs/sandbox.md). The engine must run on this host (bind mount).
     """
 
-    def __init__(self, container, conn, directory: str):
+    def __init__(self, container, conn, directory: str, cgroups: dict, block):
         self.container, self.conn, self.directory = container, conn, directory
+        self.cgroups, self.block = cgroups, block
         self.conn.setblocking(True)
 
     def send(self, data: bytes) -> None:
@@ -62,6 +79,8 @@ class DockerTransport:
         except Exception:  # noqa: BLE001 - already gone is fine
             pass
         shutil.rmtree(self.directory, ignore_errors=True)
+        cgroup.remove(self.cgroups)
+        self.block.release()
 
     def diagnostics(self) -> str:
         try:
@@ -70,33 +89,62 @@ class DockerTransport:
             return ""
 
 
-def container_options(slot: int, limits: Limits, channel_dir: str) -> dict:
-    """The hardening every sandbox container gets; ``channel_dir`` holds the host's socket, mounted read-only."""
-    uid = slot_uid(slot)
-    return dict(
-        command=server_argv(PYTHON, "--scratch", "/tmp", "--wipe", "/dev/shm", "--channel", f"{CHANNEL}/{SOCKET}"),
-        volumes={channel_dir: {"bind": CHANNEL, "mode": "ro"}},
-        stdin_open=False, tty=False, detach=True, user=f"{uid}:{uid}", working_dir="/tmp",
-        network_mode="none", read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-        pids_limit=limits.processes + 8, mem_limit=f"{limits.memory_mb + 512}m",
-        memswap_limit=f"{limits.memory_mb + 512}m", nano_cpus=1_000_000_000, shm_size="16m",
-        tmpfs={"/tmp": f"size={SCRATCH_MB}m,mode=1777"}, ipc_mode="private", hostname="sandbox",
-        environment={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
-        labels={LABEL: "fork-server", OWNER: f"{os.uname().nodename}:{os.getpid()}"},
-    )
+def apparmor_enabled() -> bool:
+    try:
+        return open("/sys/module/apparmor/parameters/enabled").read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def container_options(limits: Limits, channel_dir: str, cgroups: dict, block) -> dict:
+    """The container's configuration (low-level API: the SDK cannot unmask /proc); ``channel_dir`` holds the host's
+    socket, mounted read-only, ``cgroups`` the delegated cgroup directories."""
+    flags = []
+    binds = {channel_dir: {"bind": CHANNEL, "mode": "ro"}}
+    for ctl, path in cgroups.items():
+        binds[str(path)] = {"bind": f"{CHANNEL}/cgroup/{ctl}", "mode": "rw"}
+        flags += ["--cgroup", f"{ctl}={CHANNEL}/cgroup/{ctl}"]
+        os.makedirs(os.path.join(channel_dir, "cgroup", ctl), exist_ok=True)
+    command = server_argv(PYTHON, "--launch", str(block.base), str(block.count), "--channel", f"{CHANNEL}/{SOCKET}",
+                          "--fresh", "1", str(block.count - 1), *flags, "--hide", CHANNEL,
+                          "--headroom", str(PROGRAM_HEADROOM_MB))
+    security = ["no-new-privileges", f"seccomp={CONTAINER_SECCOMP}"] + (
+        ["apparmor=unconfined"] if apparmor_enabled() else [])
+    host = dict(
+        binds=binds, network_mode="none", read_only=True, cap_drop=["ALL"], cap_add=["SETUID", "SETGID"],
+        security_opt=security, pids_limit=limits.processes + PROCESSES_HEADROOM,
+        mem_limit=f"{limits.memory_mb + MEMORY_HEADROOM_MB}m",
+        memswap_limit=f"{limits.memory_mb + MEMORY_HEADROOM_MB}m",
+        nano_cpus=1_000_000_000, shm_size="16m", tmpfs={"/tmp": f"size={SCRATCH_MB}m,mode=1777"}, ipc_mode="private")
+    return dict(command=command, host=host, user="0:0", working_dir="/", hostname="sandbox",
+                environment={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
+                labels={LABEL: "fork-server", OWNER: f"{os.uname().nodename}:{os.getpid()}"})
+
+
+def create(c, options: dict):
+    host = c.api.create_host_config(**options["host"])
+    host["MaskedPaths"], host["ReadonlyPaths"] = [], []   # docker's --security-opt systempaths=unconfined
+    made = c.api.create_container(IMAGE, options["command"], user=options["user"], working_dir=options["working_dir"],
+                                  hostname=options["hostname"], environment=options["environment"],
+                                  labels=options["labels"], host_config=host, stdin_open=False, tty=False)
+    return c.containers.get(made["Id"])
 
 
 def start(c, slot: int, limits: Limits) -> DockerTransport:
+    block = uids.allocate(slot, host_blocks=True)
+    owner = block.base if os.geteuid() == 0 else None
+    cgroups = cgroup.make(f"capforecast-{block.base}", (limits.memory_mb + MEMORY_HEADROOM_MB) << 20,
+                          limits.processes + PROCESSES_HEADROOM, owner) if owner is not None else {}
     directory = tempfile.mkdtemp(prefix=f"{CHANNEL_PREFIX}{os.getpid()}-{slot}-")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     container = None
     try:
-        os.chmod(directory, 0o711)   # the server's uid may enter, not list; only the socket is inside
+        os.chmod(directory, 0o711)   # the launcher may enter, not list; only the socket is inside
         path = os.path.join(directory, SOCKET)
         listener.bind(path)
         os.chmod(path, 0o666)
         listener.listen(4)
-        container = c.containers.create(IMAGE, **container_options(slot, limits, directory))
+        container = create(c, container_options(limits, directory, cgroups, block))
         container.start()
         container.reload()
         conn = accept_from(listener, int(container.attrs["State"]["Pid"]), time.monotonic() + START_TIMEOUT_S)
@@ -105,10 +153,12 @@ def start(c, slot: int, limits: Limits) -> DockerTransport:
         if container is not None:
             container.remove(force=True)
         shutil.rmtree(directory, ignore_errors=True)
+        cgroup.remove(cgroups)
+        block.release()
         raise
     finally:
         listener.close()
-    return DockerTransport(container, conn, directory)
+    return DockerTransport(container, conn, directory, cgroups, block)
 
 
 def accept_from(listener: socket.socket, pid: int, deadline: float) -> socket.socket:

@@ -3,13 +3,15 @@
 Per program: this process compiles the candidate into a memfd; the zygote (a clean exec'd process that
 never sees a test or a candidate's text) forks the candidate, which loads it; this process execs the
 trusted prompt and test and calls ``check`` with a proxy to the candidate's entry point, charging all the
-program's processes and its own work to the CPU limit; afterwards every process of the program is killed
-and reaped and the scratch dirs are emptied. Inside a sandbox this
-server is PID 1 of its own PID namespace, so the candidate cannot kill it; it talks to the host over
-its stdin/stdout only, which no child holds, and it is non-dumpable, so /proc and ptrace do not
-reach it. Started as ``python3 -I -S -c BOOT SOURCE --scratch DIR [--wipe DIR] [--channel SOCKET]``; with
-``--channel`` it talks to the host over that Unix socket instead of stdin/stdout (connected once, before any
-candidate exists; the host then removes the path).
+program's processes and its own work to the CPU limit; afterwards every process of the program is killed.
+In a sandbox (``--fresh``), each program gets a fresh world (sandbox.world, sandbox.worlds): its own
+namespaces, scratch dirs, uid and cgroups, so neither this process nor the zygote can be reached by it, and
+nothing it leaves is seen by the next one; this process checks before each program that its own and
+the zygote's limits and scheduling are as they were, and stops serving otherwise. It talks to the host over its
+stdin/stdout, or over a Unix socket (``--channel``, docker: connected once, before any candidate exists; the host
+then removes the path), which no child holds, and it is non-dumpable, so /proc and ptrace do not reach it.
+Started as ``python3 -I -S -c BOOT SOURCE [--fresh FIRST_UID COUNT [--cgroup CTL=DIR]... [--hide DIR]...
+[--headroom MB]] [--launch BASE COUNT] [--channel SOCKET] [--scratch DIR [--wipe DIR]...]``.
 """
 import gc
 import json
@@ -24,8 +26,11 @@ import time
 from sandbox.wire import HDR, read_exact, recv_frame, recv_frame_waiting, send_frame, wait_until, write_all  # inline
 from sandbox.candidate import prctl, zygote  # inline
 from sandbox.judge import Channel, run_test  # inline
-from sandbox.watch import JudgeTimer, Stop, Watch, classify, cpu_seconds_of, proc_stat  # inline
-from sandbox.scratch import empty_dir, is_empty, restore_mode  # inline
+from sandbox.watch import JudgeTimer, Watch, classify  # inline
+from sandbox.world import cover, prepare_sandbox  # inline
+from sandbox.accounts import Cgroups, describe_change, trusted_state  # inline
+from sandbox.worlds import FreshWorld, PlainWorld  # inline
+from sandbox.launcher import launch  # inline
 
 BOOT = "import sys;exec(compile(sys.argv[1],'<forkserver>','exec'),{'__name__':'__main__'})"
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
@@ -37,14 +42,11 @@ SERVER_COMPILE_MAX = 256 << 10   # candidate bytes compiled here (on the program
 class Server:
     """One sandbox's fork server."""
 
-    def __init__(self, source, scratch, wipe, channel=None):
-        self.source, self.scratch, self.wipe = source, scratch, wipe
+    def __init__(self, source, options, host_fd=None):
+        self.source = source
         self.pid = os.getpid()
-        self.is_init = self.pid == 1
-        if channel:   # a Unix socket the host listens on for us alone (docker: no engine in the data path)
-            host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            host.connect(channel)
-            self.host_in = self.host_out = host.detach()
+        if host_fd is not None:   # a Unix socket the host listens on for us alone (docker: no engine in the data path)
+            self.host_in = self.host_out = host_fd
         else:
             self.host_in, self.host_out = os.dup(0), os.dup(1)
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -52,22 +54,59 @@ class Server:
         os.dup2(devnull, 1)
         os.close(devnull)
         prctl(PR_SET_DUMPABLE, 0)
-        if not self.is_init:
+        if self.pid != 1:
             prctl(PR_SET_CHILD_SUBREAPER, 1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)  # as PID 1, default-action signals from inside are dropped
         self.zygote_pid, self.ctrl, self.codes, self.reaped, self.pid_now, self.job = None, None, {}, {}, None, 0
+        self.init_now = None   # PID 1 of the current program's namespace (killing it kills the program)
         self.spent = 0.0   # CPU of the current program's processes that have been reaped
         self.ctrl_buffer = bytearray()   # bytes from the zygote after its last whole frame
-        self.modes = {root: os.stat(root).st_mode & 0o7777 for root in [scratch, *wipe]}
+        self.zygote_config, self.zygote_fds = {"fresh": False, "joins": []}, []
+        if options["fresh"]:
+            cgroups = options["cgroups"]
+            prepare_sandbox(list(cgroups.values()))
+            accounts = Cgroups(cgroups) if cgroups else None
+            for path in options["hide"]:   # the cgroup files are reached through fds from now on
+                if os.path.isdir(path):
+                    cover(path)
+            first, count = options["fresh"]
+            self.world = FreshWorld(self, first, count, accounts, options["headroom"])
+            self.zygote_fds = accounts.join_fds if accounts else []
+            self.zygote_config = {"fresh": True, "joins": list(range(4, 4 + len(self.zygote_fds)))}
+        else:
+            self.world = PlainWorld(self, options["scratch"], options["wipe"])
+        self.trusted = {}   # the trusted processes' state once they are up (serve, spawn_zygote)
+
+    def trusted_now(self):
+        """The trusted processes' limits and scheduling now, and the server's open fds (a leak would poison)."""
+        now = {"server": (trusted_state(self.pid), len(os.listdir("/proc/self/fd")))}
+        if self.zygote_pid:
+            try:
+                now["zygote"] = (trusted_state(self.zygote_pid), 0)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return now
+
+    def trusted_change(self):
+        """How the trusted processes differ from when they started ('' if they do not)."""
+        changes = []
+        for who, now in self.trusted_now().items():
+            then = self.trusted.get(who, now)
+            if now != then:
+                fds = f" open fds {then[1]} -> {now[1]}" if now[1] != then[1] else ""
+                changes.append(f"{who}: {describe_change(then[0], now[0])}{fds}")
+        return "; ".join(changes)
 
     def spawn_zygote(self):
         ours, theirs = (s.detach() for s in socket.socketpair())
-        argv = [sys.executable, "-I", "-S", "-c", BOOT, self.source, "--zygote"]
+        argv = [sys.executable, "-I", "-S", "-c", BOOT, self.source, "--zygote", json.dumps(self.zygote_config)]
+        fds = [(os.POSIX_SPAWN_DUP2, fd, 4 + i) for i, fd in enumerate(self.zygote_fds)]
         self.zygote_pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
-                                         file_actions=[(os.POSIX_SPAWN_DUP2, theirs, 3)])
+                                         file_actions=[(os.POSIX_SPAWN_DUP2, theirs, 3), *fds])
         os.close(theirs)
         self.ctrl, self.ctrl_buffer = ours, bytearray()
+        self.trusted["zygote"] = (trusted_state(self.zygote_pid), 0)
 
     def drop_zygote(self):
         if self.zygote_pid:
@@ -82,6 +121,7 @@ class Server:
 
     def serve(self):
         self.spawn_zygote()
+        self.trusted["server"] = self.trusted_now()["server"]
         send_frame(self.host_out, {"ready": True, "pid": self.pid, "uid": os.getuid(),
                                    "python": sys.version.split()[0]})
         gc.freeze()
@@ -122,9 +162,9 @@ class Server:
             self.codes[(name, text)] = code
         return code
 
-    def start_candidate(self, req, candidate, work):
-        """Hand the zygote a job (one message, three fds: judge socket, output pipe, the source in a memfd);
-        returns (judge socket, output pipe) or raises OSError."""
+    def start_candidate(self, req, candidate, fields, fds):
+        """Hand the zygote a job (one message; fds: judge socket, output pipe, the source in a memfd, the world's
+        ``fds``); returns (judge socket, output pipe) or raises OSError."""
         if self.zygote_pid is None:
             self.spawn_zygote()
         out_r, out_w = os.pipe()
@@ -132,11 +172,11 @@ class Server:
         source = os.memfd_create("candidate", os.MFD_CLOEXEC)
         write_all(source, candidate_payload(candidate))
         keys = ("cpu_seconds", "memory_mb", "file_size_mb", "open_files", "processes")
-        self.job, self.pid_now, self.spent = self.job + 1, None, 0.0
-        data = json.dumps(dict({k: req[k] for k in keys}, work=work, job=self.job)).encode()
+        self.job, self.pid_now, self.init_now, self.spent = self.job + 1, None, None, 0.0
+        data = json.dumps(dict({k: req[k] for k in keys}, job=self.job, **fields)).encode()
         try:
             with socket.socket(fileno=os.dup(self.ctrl)) as ctrl:
-                sent = socket.send_fds(ctrl, [HDR.pack(len(data)) + data], [s_cand, out_w, source])
+                sent = socket.send_fds(ctrl, [HDR.pack(len(data)) + data], [s_cand, out_w, source, *fds])
             frame = HDR.pack(len(data)) + data
             if sent < len(frame):
                 write_all(self.ctrl, frame[sent:])
@@ -146,7 +186,7 @@ class Server:
             self.drop_zygote()
             raise OSError("the zygote died")
         finally:
-            for fd in (s_cand, out_w, source):
+            for fd in (s_cand, out_w, source, *fds):
                 os.close(fd)
         return s_judge, out_r
 
@@ -171,10 +211,10 @@ class Server:
                 self.drop_zygote()
                 return False
             if "pid" in msg and msg.get("job") == self.job:   # a late report of an earlier job is ignored
-                self.pid_now = msg["pid"]
+                self.pid_now, self.init_now = msg["pid"], msg.get("init")
             elif "exit" in msg:
                 self.reaped[msg["exit"]] = (msg["status"], msg["cpu_s"])
-                if msg["exit"] == self.pid_now:
+                if msg["exit"] == self.pid_now or self.world.every_exit_is_the_programs:
                     self.spent += msg["cpu_s"]
             timeout = 0.0
         return self.ctrl is not None
@@ -198,27 +238,32 @@ class Server:
         return self.reaped.pop(pid, None)
 
     def run(self, req, candidate, test, prompt):
-        """Judge one program; a zygote that died before forking it (not the program's doing) is replaced once."""
-        for attempt in range(2):
+        """Judge one program; a zygote that died before forking it (not the program's doing) is replaced once.
+        Nothing is judged from a changed state: the trusted processes as they started, no earlier program left."""
+        changed = self.trusted_change()
+        for attempt in range(2 if not changed else 0):
             result = self.judge(req, candidate, test, prompt)
             if result is not None:
                 return result
             self.drop_zygote()
-        return {"id": req["id"], "status": "sandbox error", "detail": "the zygote died before forking the candidate",
-                "duration_s": 0.0, "cpu_s": 0.0, "output": "", "damaged": True}
+        detail = f"trusted state changed before the program: {changed}" if changed else \
+            "the zygote died before forking the candidate, or an earlier program's processes remain"
+        return {"id": req["id"], "status": "sandbox error", "detail": detail[:500], "duration_s": 0.0, "cpu_s": 0.0,
+                "output": "", "damaged": True}
 
     def judge(self, req, candidate, test, prompt):
         start, judge_cpu = time.monotonic(), time.process_time()
         cpu, wall = float(req["cpu_seconds"]), float(req["wall_seconds"])
-        work = os.path.join(self.scratch, "work")
-        os.mkdir(work, 0o700)
-        try:
-            s_judge, out_r = self.start_candidate(req, candidate, work)
-        except OSError:
-            self.clean()
+        world = self.world.begin(req)
+        if world is None:
             return None
-        watch = Watch(lambda: self.program_cpu() + time.process_time() - judge_cpu, out_r, start + wall, cpu,
-                      req["output_bytes"])
+        try:
+            s_judge, out_r = self.start_candidate(req, candidate, *world)
+        except OSError:
+            self.world.abandon()
+            return None
+        watch = Watch(lambda: self.world.used() + time.process_time() - judge_cpu, out_r, start + wall, cpu,
+                      req["output_bytes"], self.world.watching())
         channel = Channel(s_judge, watch.wait)
         error = ("Stop", "CPU-time limit")
         with JudgeTimer(watch):
@@ -228,59 +273,33 @@ class Server:
         os.close(s_judge)
         pid = self.candidate_pid(5.0)
         if pid is None and self.zygote_pid is None:   # the zygote died before it forked: nothing of it ran
-            self.kill_all(None)
+            self.world.abandon()
             watch.drain(0.0)
             if watch.out_r is not None:
                 os.close(watch.out_r)
-            self.clean()
             return None
         end = None
         if pid and watch.stop is None and type(channel.fatal).__name__ == "CandidateDied":
             end = self.candidate_end(pid, 0.3)
         self.zygote_news(0.0)
-        snapshot = self.scan(pid)   # one /proc scan for the CPU account and the first round of the kill
-        used = self.program_cpu(snapshot)
-        clean_kill = self.kill_all(pid, snapshot)
-        used = max(used, end[1] if end else 0.0, self.spent) + judge_cpu
+        used, clean = self.world.finish(pid, end)   # every process of the program is killed
+        used = max(used, end[1] if end else 0.0) + judge_cpu
+        if len(self.reaped) > 256:
+            self.reaped.clear()
         if watch.stop is None and used > cpu:
             watch.stop = "CPU-time limit"   # spent between two polls, or by the judge after the last one
         if watch.stop:   # even if the test swallowed the Stop and returned
             error = ("Stop", watch.stop)
         status, detail = classify(error, watch.stop, end, end is None, cpu, channel.reported_oom)
+        if status not in ("passed", "timed out") and self.world.oom_killed():
+            status, detail = "out of memory", f"the program's memory cgroup killed a process ({detail})"
         watch.drain(0.0)
         if watch.out_r is not None:
             os.close(watch.out_r)
-        damaged = not (self.clean() and clean_kill)
         self.revive_zygote()
-        return {"id": req["id"], "status": status, "detail": detail, "duration_s": time.monotonic() - start,
-                "cpu_s": used, "calls": channel.calls,
-                "output": watch.output.decode("utf-8", "replace"), "damaged": damaged}
-
-    def scan(self, pid):
-        """(pid, stat) of the current program's processes, zombies included: inside a sandbox everything but
-        us and the zygote; without one, the candidate's process group and orphans we adopted."""
-        found = []
-        for name in os.listdir("/proc"):
-            if name.isdigit() and int(name) not in (self.pid, self.zygote_pid):
-                stat = proc_stat(name)
-                if stat and (self.is_init or (pid and stat[2] == pid) or stat[1] == self.pid):
-                    found.append((int(name), stat))
-        return found
-
-    def program_processes(self, pid):
-        return [p for p, stat in self.scan(pid) if stat[0] not in "ZX"]
-
-    def program_cpu(self, snapshot=None):
-        """CPU the current program has used so far: each process (alive or zombie) with the children it reaped,
-        plus the processes of it that the zygote or we reaped."""
-        pid = self.candidate_pid()   # reads the zygote's news: the candidate's pid, candidates that ended
-        total = self.spent
-        for p, stat in self.scan(pid) if snapshot is None else snapshot:
-            if stat[1] == self.zygote_pid and p != pid:
-                continue   # an earlier candidate, killed, that the zygote has not reaped yet: not this program's
-            own = max(stat[3], cpu_seconds_of(p)) if p == pid and stat[0] not in "ZX" else stat[3]
-            total += own + stat[4]
-        return total
+        return {"id": req["id"], "status": status, "detail": detail[:500], "duration_s": time.monotonic() - start,
+                "cpu_s": used, "calls": channel.calls, "output": watch.output.decode("utf-8", "replace"),
+                "damaged": not clean}
 
     def reap(self):
         while True:
@@ -296,54 +315,6 @@ class Server:
             else:
                 self.spent += usage.ru_utime + usage.ru_stime   # an orphan of the program
             self.reaped[pid] = (status, usage.ru_utime + usage.ru_stime)
-
-    def kill_all(self, pid, snapshot=()):
-        """SIGKILL every process of the program, rescanning until no new one appears; False if that never ends.
-
-        A process with SIGKILL pending runs no more user code and cannot fork. The lone candidate is left to
-        die and be reaped by the zygote; when there were more (forks, orphans), we wait for all to be gone."""
-        killed = set()
-        for _ in range(1000):
-            if not self.is_init and pid:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            if snapshot:
-                victims, snapshot = [p for p, stat in snapshot if stat[0] not in "ZX"], ()
-            else:
-                victims = [v for v in self.program_processes(pid) if v not in killed]
-            if not victims:
-                break
-            for victim in victims:
-                try:
-                    os.kill(victim, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                killed.add(victim)
-        else:
-            return False
-        end = time.monotonic() + 5.0
-        while len(killed - {pid}) and self.program_processes(pid) and time.monotonic() < end:
-            self.reap()
-            time.sleep(0.001)
-        self.reap()
-        if len(self.reaped) > 256:
-            self.reaped.clear()
-        return not (len(killed - {pid}) and self.program_processes(pid))
-
-    def clean(self):
-        """Empty the scratch dirs; False if something could not be removed (the sandbox is then replaced)."""
-        try:
-            os.rmdir(os.path.join(self.scratch, "work"))   # the usual case: the candidate wrote nothing
-            if is_empty(self.scratch) and all(is_empty(d) for d in self.wipe):
-                return True
-        except OSError:
-            pass
-        ok = True
-        for root, mode in self.modes.items():
-            ok = restore_mode(root, mode) and empty_dir(root) and ok
-        return ok
 
 
 def whole_frame(buffer):
@@ -361,20 +332,42 @@ def candidate_payload(candidate):
     return b"S" + candidate
 
 
-def main(argv):
-    if argv[1:2] == ["--zygote"]:
-        zygote(3)
-        return
-    scratch, wipe, channel, args = "/tmp", [], None, list(argv[1:])
+def options_from(args):
+    options = {"scratch": "/tmp", "wipe": [], "channel": None, "launch": None, "fresh": None, "cgroups": {},
+               "hide": [], "headroom": 0}
+    args = list(args)
     while args:
         flag = args.pop(0)
-        if flag == "--scratch":
-            scratch = args.pop(0)
-        elif flag == "--wipe":
-            wipe.append(args.pop(0))
-        elif flag == "--channel":
-            channel = args.pop(0)
-    Server(argv[0], scratch, wipe, channel).serve()
+        if flag in ("--scratch", "--channel"):
+            options[flag[2:]] = args.pop(0)
+        elif flag in ("--wipe", "--hide"):
+            options[flag[2:]].append(args.pop(0))
+        elif flag in ("--launch", "--fresh"):
+            options[flag[2:]] = (int(args.pop(0)), int(args.pop(0)))
+        elif flag == "--cgroup":
+            controller, _, path = args.pop(0).partition("=")
+            options["cgroups"][controller] = path
+        elif flag == "--headroom":
+            options["headroom"] = int(args.pop(0))
+        else:
+            raise SystemExit(f"fork server: unknown flag {flag!r}")
+    return options
+
+
+def main(argv):
+    if argv[1:2] == ["--zygote"]:
+        config = json.loads(argv[2])
+        zygote(3, config["fresh"], config["joins"])
+        return
+    options = options_from(argv[1:])
+    host_fd = None
+    if options["launch"]:   # docker: we are the container's PID 1; returns in the server, in its own user namespace
+        host_fd = launch(*options["launch"], options["channel"])
+    elif options["channel"]:
+        host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        host.connect(options["channel"])
+        host_fd = host.detach()
+    Server(argv[0], options, host_fd).serve()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import select
 import subprocess
 import threading
@@ -22,18 +23,11 @@ START_TIMEOUT_S = 60.0
 PIPELINE = 2          # programs queued per sandbox: the next one is waiting when the server finishes
 
 
-UID_FLOOR = 100_000
-
-
-def slot_uid(slot: int) -> int:
-    """Host uid of a worker slot's sandbox: unique to this host process, so concurrent runs share no RLIMIT_NPROC."""
-    return UID_FLOOR + (os.getpid() % 10_000) * 64 + slot % 64
-
-
-INSIDE_MODULES = ("wire.py", "seccomp.py", "candidate.py", "judge.py", "watch.py", "scratch.py",
-                  "forkserver.py")   # stdlib only, run in the sandbox
-REPORTED_FAULT = "the sandbox reported a fault"   # its own, not the candidate's: never turned into a verdict
-# Judged on a fresh sandbox after a program killed or hung ATTEMPTS sandboxes: if it passes, the program did it.
+INSIDE_MODULES = ("wire.py", "seccomp.py", "world.py", "candidate.py", "judge.py", "watch.py", "scratch.py",
+                  "accounts.py", "worlds.py", "launcher.py", "forkserver.py")   # stdlib only, run in the sandbox
+REPORTED_FAULT = "the sandbox reported a fault"   # it may still follow from the program: probed like any other
+# Judged on a fresh sandbox after ATTEMPTS sandboxes died, hung or reported a fault while judging one program: if it
+# passes, the fault follows the program and is its own (``crashed``); if not, the infrastructure is at fault.
 PROBE = Program(id="probe: known good", candidate="def add(a, b):\n    return a + b\n",
                 test="def check(candidate):\n    assert candidate(2, 3) == 5\n", entry_point="add")
 
@@ -195,6 +189,19 @@ class Sandbox:
             self.transport.close()
 
 
+def interleaved(programs: list[Program]) -> list[Program]:
+    """The programs with those of one problem (one test) spread apart: round robin over the problems in a random
+    order, so that while several problems remain, the program a sandbox judges after yours is of another problem.
+    What still crosses from one program to the next (the wall clock, host-wide counters: docs/sandbox.md) then
+    cannot carry what one sample learnt about its test's answers to the next sample of the same problem."""
+    groups: dict[str, list[Program]] = {}
+    for program in programs:
+        groups.setdefault(program.test, []).append(program)
+    order = list(groups.values())
+    random.SystemRandom().shuffle(order)
+    return [group[i] for i in range(max(map(len, order), default=0)) for group in order if i < len(group)]
+
+
 def text(value) -> str:
     """Text that any writer can encode: lone surrogates (from a candidate's exception message) become '?'."""
     return str(value).encode("utf-8", "replace").decode("utf-8")
@@ -211,7 +218,7 @@ class ForkServerPool:
     def __init__(self, name: str, start: Callable[[int], Transport], limits: Limits, workers: int,
                  processes: Callable[[int], int] | None = None):
         self.name, self._start, self.limits, self.workers = name, start, limits, max(1, min(workers, 64))
-        self.uids = [slot_uid(i) for i in range(self.workers)]  # host uids the sandboxes' processes run as
+        self.uids: set[int] = set()   # every host uid the sandboxes' processes have run as
         self._processes = processes or (lambda slot: limits.processes)
         self._sandboxes: dict[int, Sandbox] = {}
         self._threads: list[threading.Thread] = []
@@ -224,6 +231,8 @@ class ForkServerPool:
             last = ""
             for _ in range(ATTEMPTS):
                 transport = self._start(slot)
+                block = getattr(transport, "block", None)
+                self.uids |= block.host_uids if block is not None else set()
                 try:
                     box = Sandbox(transport)
                     break
@@ -327,11 +336,10 @@ class ForkServerPool:
                 inflight[0][2].append(str(exc))
 
     def _settle(self, slot: int, program: Program, faults: list[str]) -> Outcome:
-        """A verdict for a program whose sandbox died or hung ATTEMPTS times: if a fresh sandbox then judges a
-        known-good program, the program did it (``crashed``); otherwise the sandbox is at fault (``sandbox error``)."""
+        """A verdict for a program whose sandbox died, hung or reported a fault ATTEMPTS times: if a fresh sandbox
+        then judges a known-good program, the fault follows the program (``crashed``), whatever the sandbox said
+        about it; otherwise the sandbox is at fault (``sandbox error``)."""
         detail = " | ".join(faults)[-1000:]
-        if any(f.startswith(REPORTED_FAULT) for f in faults):
-            return Outcome(id=program.id, status=SANDBOX_ERROR, detail=text(detail))
         try:
             box = self._sandbox(slot)
             box.send(PROBE, self.limits, self._processes(slot))
@@ -340,12 +348,13 @@ class ForkServerPool:
             healthy, detail = False, f"{detail} | probe: {exc}"[-1000:]
         if healthy:
             return Outcome(id=program.id, status=CRASHED,
-                           detail=text(f"killed or hung {ATTEMPTS} fresh sandboxes, which then judged a known-good "
-                                       f"program: {detail}"[:1000]))
+                           detail=text(f"killed, hung or faulted {ATTEMPTS} fresh sandboxes, which then judged a "
+                                       f"known-good program: {detail}"[:1000]))
         return Outcome(id=program.id, status=SANDBOX_ERROR, detail=text(detail))
 
     def run(self, programs: Iterable[Program]) -> Iterator[Outcome]:
         """Judge programs on the worker sandboxes; yields outcomes as they finish (any order)."""
+        programs = interleaved(list(programs))
         self._ensure_workers()
         results: queue.Queue = queue.Queue()
         inflight = 0

@@ -8,11 +8,23 @@ import tempfile
 import warnings
 
 from sandbox.api import Limits
-from sandbox.bwrap import processes_of
 from sandbox.pool import ForkServerPool, PipeTransport, server_argv
 
 WARNING = ("UNSAFE: running untrusted code WITHOUT isolation (no namespaces, host filesystem, network and "
            "environment visible to the candidate). Use only on a throwaway machine.")
+
+
+def processes_of(uid: int) -> int:
+    """How many processes (tasks) this uid owns on the host now."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    count += int(open(f"/proc/{name}/status").read().split("Threads:")[1].split()[0])
+            except (OSError, IndexError, ValueError):
+                pass
+    return count
 
 
 def start(slot: int, limits: Limits, scratch_root: str) -> PipeTransport:

@@ -43,8 +43,9 @@ class Watch:
 
     ``used()`` is the program's CPU so far (all its processes and the judge)."""
 
-    def __init__(self, used, out_r, deadline, cpu, cap):
+    def __init__(self, used, out_r, deadline, cpu, cap, also=None):
         self.used, self.out_r, self.deadline, self.cpu, self.cap = used, out_r, deadline, cpu, cap
+        self.also = also   # more fds to serve while waiting: ``also.fds()``, ``also.ready(fd)``
         self.output, self.stop, self.next_cpu_check = bytearray(), None, time.monotonic() + POLL_S
 
     def drain(self, timeout=0.0):
@@ -69,10 +70,14 @@ class Watch:
                 self.next_cpu_check = now + min(POLL_S, max(MIN_POLL_S, (self.cpu - used) / 2))
             if self.stop:
                 break
-            fds = [fd] if self.out_r is None else [fd, self.out_r]
-            ready = select.select(fds, [], [], max(0.0, min(self.next_cpu_check, self.deadline) - now))[0]
+            mine = [fd] if self.out_r is None else [fd, self.out_r]
+            others = self.also.fds() if self.also is not None else []
+            ready = select.select(mine + others, [], [], max(0.0, min(self.next_cpu_check, self.deadline) - now))[0]
             if self.out_r in ready:
                 self.drain()
+            for other in others:
+                if other in ready:
+                    self.also.ready(other)
             if fd in ready:
                 return
         raise Stop(self.stop)

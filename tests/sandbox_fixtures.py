@@ -4,6 +4,7 @@ Every candidate defines ``add(a, b)`` for the test below. A "trick" candidate gi
 tries to pass anyway; an "escape" candidate answers correctly only if its escape worked, so a pass
 means the escape succeeded. ``{canary}``, ``{port}`` and ``{secret_name}`` are filled in by the tests.
 """
+import contextlib
 import os
 import time
 
@@ -349,21 +350,25 @@ AIMED = {
 
 HOSTILE = {**FALSE_PASSES, **RESOURCES, **ESCAPES, **AIMED}
 
-# Sandbox state a following program must see: a trusted test that inspects the sandbox itself.
-CLEAN_STATE_TEST = f"OUTSIDE_DIRS, LEFT_BEHIND = {OUTSIDE_DIRS!r}, {LEFT_BEHIND!r}\n" + """
-def check(candidate):
-    import os
-    assert candidate(2, 3) == 5
-    assert sorted(os.listdir('/tmp')) == ['work'], os.listdir('/tmp')
-    assert os.listdir('/tmp/work') == [], os.listdir('/tmp/work')
-    assert not os.path.exists('/dev/shm/json.py')
-    assert not os.path.exists('/etc/ld.so.preload')
-    for d in OUTSIDE_DIRS:
-        assert not os.path.exists(os.path.join(d, LEFT_BEHIND)), d
+# What a following program must find: a candidate (ours, so honest) that inspects the world it runs in and returns
+# the right answers only if nothing of an earlier program is there. It runs where the next program runs: since
+# issue 24 every program has its own namespaces, so the judge's view of the sandbox is not the candidate's.
+CLEAN_STATE = f"OUTSIDE_DIRS, LEFT_BEHIND = {OUTSIDE_DIRS!r}, {LEFT_BEHIND!r}\n" + """
+import os
+def add(a, b):
+    found = []
+    if sorted(os.listdir('/tmp')) != ['work'] or os.listdir('/tmp/work') or os.listdir('/dev/shm'):
+        found.append(('scratch', os.listdir('/tmp'), os.listdir('/tmp/work'), os.listdir('/dev/shm')))
+    found += [p for p in ['/dev/shm/json.py', '/etc/ld.so.preload'] if os.path.exists(p)]
+    found += [d for d in OUTSIDE_DIRS if os.path.exists(os.path.join(d, LEFT_BEHIND))]
     for kind in ('shm', 'msg', 'sem'):
-        assert len(open('/proc/sysvipc/' + kind).read().splitlines()) == 1, kind   # the header only
-    assert not os.path.isdir('/dev/mqueue') or os.listdir('/dev/mqueue') == []
-    assert not os.path.exists('/proc/keys') or 'capforecast' not in open('/proc/keys').read()
+        path = '/proc/sysvipc/' + kind
+        if os.path.exists(path) and len(open(path).read().splitlines()) != 1:   # the header only
+            found.append(path)
+    if os.path.isdir('/dev/mqueue') and os.listdir('/dev/mqueue'):
+        found.append('/dev/mqueue')
+    if os.path.exists('/proc/keys') and 'capforecast' in open('/proc/keys').read():
+        found.append('/proc/keys')
     live = []
     for p in [p for p in os.listdir('/proc') if p.isdigit()]:
         try:
@@ -373,12 +378,15 @@ def check(candidate):
         doomed = int(status['ShdPnd'], 16) & 0x100 or int(status['SigPnd'], 16) & 0x100   # SIGKILL pending
         if status['State'].split()[0] not in 'ZX' and not doomed:
             live.append(p)
-    assert len(live) <= 3, live   # the server, the zygote, this candidate
+    if len(live) > 2:   # its namespace's init and itself
+        found.append(('processes', live))
+    assert not found, found
+    return a + b
 """
 
 
 def live_processes(uids) -> int:
-    """Live (non-zombie) host processes running as the given uids (a sandbox's processes run as its slot's uid)."""
+    """Live (non-zombie) host processes running as the given uids (a sandbox's processes run as uids of its block)."""
     uids, count = set(uids), 0
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -399,6 +407,17 @@ def sandbox_processes(uids, expected: int | None = None, settle_s: float = 2.0) 
         time.sleep(0.01)
         count = live_processes(uids)
     return count
+
+
+@contextlib.contextmanager
+def one_sandbox(name: str, limits):
+    """A backend with one sandbox (``workers=1``), so that each program is judged right after the one before."""
+    import sandbox
+
+    if name == "docker":
+        docker_ready()
+    with sandbox.open_backend(name, limits=limits, workers=1) as backend:
+        yield backend
 
 
 def docker_ready():

@@ -7,11 +7,10 @@ import json
 
 import pytest
 
-import sandbox
 from sandbox.api import FAILED, PASSED, Limits, Program
-from sandbox_fixtures import CORRECT, HOSTILE, TEST, WRONG, docker_ready
+from sandbox_fixtures import CORRECT, HOSTILE, TEST, WRONG, one_sandbox
 
-LIMITS = Limits(cpu_seconds=1.0, wall_seconds=5.0, memory_mb=512)
+LIMITS = Limits(cpu_seconds=1.0, wall_seconds=2.0, memory_mb=512)   # a candidate may stop itself
 BACKENDS = ["bwrap", pytest.param("docker", marks=[pytest.mark.slow, pytest.mark.docker])]
 FOUND = "def add(a, b):\n    return a + b if FOUND else 0\n"
 LIBC = ("import ctypes, os, platform\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.shmat.restype = ctypes.c_void_p\n"
@@ -100,9 +99,7 @@ ORACLE = (
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request):
-    if request.param == "docker":
-        docker_ready()
-    with sandbox.open_backend(request.param, limits=LIMITS, workers=1) as b:
+    with one_sandbox(request.param, LIMITS) as b:
         yield b
 
 

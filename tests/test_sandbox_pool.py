@@ -110,3 +110,31 @@ def test_lone_surrogates_in_a_program_reach_the_sandbox_instead_of_killing_the_w
 
 def test_verdict_text_with_lone_surrogates_is_made_writable():
     assert pool.text("bad \udc80 text").encode("utf-8") == b"bad ? text"
+
+
+def test_a_fault_the_sandbox_reports_while_judging_one_program_is_that_programs():
+    """A fault the server reports about itself that follows one program onto fresh sandboxes, where a known-good
+    probe then passes, is the program's doing (``crashed``): before issue 24 a candidate that lowered the server's
+    open-file limit made its own sample a ``sandbox error`` (left out of n, retried) this way."""
+    class FaultsOnOne(ScriptedServer):
+        def recv_exact(self, n, deadline):
+            if self.greeted and not self.out and self.queue and self.queue[0] == "launder":
+                body = json.dumps({"id": self.queue.popleft(), "status": SANDBOX_ERROR, "damaged": True,
+                                   "detail": "fork server: OSError(24, 'Too many open files')", "duration_s": 0.0,
+                                   "cpu_s": 0.0, "output": ""}).encode()
+                self.out = len(body).to_bytes(4, "big") + body
+            return super().recv_exact(n, deadline)
+
+    with pool.ForkServerPool("fake", lambda slot: FaultsOnOne(), Limits(), 1) as backend:
+        outcomes = {o.id: o.status for o in backend.run(programs(["launder", "after"]))}
+    assert outcomes == {"launder": CRASHED, "after": PASSED}
+
+
+def test_programs_of_one_problem_are_spread_apart():
+    tests = [f"def check(candidate):\n    assert candidate({k}, 0) == {k}\n" for k in range(5)]
+    batch = [Program(id=f"{k}-{i}", candidate=CORRECT, test=tests[k], entry_point="add")
+             for k in range(5) for i in range(1 + 3 * k)]
+    order = pool.interleaved(batch)
+    assert sorted(p.id for p in order) == sorted(p.id for p in batch)
+    same = sum(a.test == b.test for a, b in zip(order, order[1:]))
+    assert same <= 13 - 10   # two of one problem meet only once one problem is left: the largest's last three

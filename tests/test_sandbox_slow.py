@@ -33,14 +33,17 @@ def mixed_programs(n):
 
 
 def host_traces(uids=()):
-    """Entries of /tmp and /dev/shm that a sandbox run could have left: named capforecast-* or owned by its uids.
+    """Entries of /tmp and /dev/shm that a sandbox run could have left: owned by its uids, or named capforecast-*
+    with our pid in the name (docker's channel dirs).
 
-    (Other processes on a shared machine create temp files too; only ours are attributable.)"""
+    (Other processes on a shared machine create temp files too, other runs' sandboxes among them; only ours are
+    attributable.)"""
     found = set()
     for d in ("/tmp", "/dev/shm"):
         for entry in os.scandir(d) if os.path.isdir(d) else []:
+            ours = entry.name.startswith("capforecast") and f"-{os.getpid()}-" in entry.name
             try:
-                if entry.name.startswith("capforecast") or entry.stat(follow_symlinks=False).st_uid in uids:
+                if ours or entry.stat(follow_symlinks=False).st_uid in uids:
                     found.add(entry.path)
             except OSError:
                 pass
@@ -65,7 +68,8 @@ def ten_thousand(request):
     name = request.param
     ready(name)
     before = host_traces()
-    with sandbox.open_backend(name, limits=Limits(cpu_seconds=0.25, wall_seconds=2.0), workers=2) as backend:
+    # 1 CPU-s: the canonical HumanEval/75 takes 0.1-0.25 s on a loaded VM (execute calibrates it to ~1.9 s)
+    with sandbox.open_backend(name, limits=Limits(cpu_seconds=1.0, wall_seconds=2.0), workers=2) as backend:
         uids = backend.uids
         outcomes = list(backend.run(mixed_programs(10_000)))
         restarts = backend.restarts
@@ -86,7 +90,7 @@ def test_ten_thousand_programs_all_get_a_verdict(ten_thousand):
 @pytest.mark.slow
 def test_ten_thousand_programs_canonical_ones_all_pass(ten_thousand):
     canonical = [o for o in ten_thousand["outcomes"] if "|canonical:" in o.id]
-    assert canonical and all(o.status == PASSED for o in canonical)
+    assert canonical and all(o.status == PASSED for o in canonical), [o for o in canonical if not o.passed][:3]
 
 
 @pytest.mark.slow
