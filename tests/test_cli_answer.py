@@ -55,7 +55,8 @@ def test_execute_limit_judges_only_the_first_problems(tmp_path, problems):
     samples.write_text("".join(json.dumps({"task_id": p["task_id"], "completion": p["canonical_solution"]}) + "\n"
                                for p in problems))
     out = _execute(tmp_path, samples, "--limit", "2")
-    assert [json.loads(line)["task_id"] for line in out.read_text().splitlines()] == [p["task_id"] for p in problems[:2]]
+    judged = sorted(json.loads(line)["task_id"] for line in out.read_text().splitlines())
+    assert judged == sorted(p["task_id"] for p in problems[:2])   # rows are appended as programs finish, in any order
 
 
 def test_count_turns_foreign_verdicts_into_pass_counts(tmp_path, capsys):
